@@ -1,0 +1,143 @@
+/**
+ * The IOTLB: leaf translations cached per (domain id, page, page size), bounded, with FIFO
+ * replacement so that every run evicts the same entries. A translation survives any change to
+ * the page tables until an invalidation removes it -- which is what makes a missing invalidation
+ * observable.
+ */
+
+export interface IotlbEntry {
+  readonly did: number;
+  /** first 4 KiB pfn covered by the entry (aligned to its page size) */
+  readonly basePfn: number;
+  /** 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB */
+  readonly level: number;
+  /** physical pfn of the first page */
+  readonly physBasePfn: number;
+  /** bit 0 read, bit 1 write: the permissions of the whole walk, intersected */
+  readonly perm: number;
+  readonly snp: boolean;
+  live: boolean;
+}
+
+function levelShift(level: number): number {
+  return 9 * (level - 1);
+}
+
+function alignPfn(pfn: number, level: number): number {
+  const span = 2 ** levelShift(level);
+  return pfn - (pfn % span);
+}
+
+/** Map key: the aligned base pfn (< 2^45) times 4 plus the level, exact in a double. */
+function key(basePfn: number, level: number): number {
+  return basePfn * 4 + level;
+}
+
+export class Iotlb {
+  private readonly byDid = new Map<number, Map<number, IotlbEntry>>();
+  private readonly fifo: IotlbEntry[] = [];
+  private fifoHead = 0;
+  private count = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The cached translation covering pfn in domain did, trying 4 KiB, 2 MiB then 1 GiB. */
+  lookup(did: number, pfn: number): IotlbEntry | undefined {
+    const m = this.byDid.get(did);
+    if (m === undefined) return undefined;
+    let e = m.get(pfn * 4 + 1);
+    if (e !== undefined) return e;
+    e = m.get(key(alignPfn(pfn, 2), 2));
+    if (e !== undefined) return e;
+    return m.get(key(alignPfn(pfn, 3), 3));
+  }
+
+  insert(did: number, pfn: number, level: number, physBasePfn: number, perm: number, snp: boolean): IotlbEntry {
+    const basePfn = alignPfn(pfn, level);
+    let m = this.byDid.get(did);
+    if (m === undefined) {
+      m = new Map();
+      this.byDid.set(did, m);
+    }
+    const k = key(basePfn, level);
+    const old = m.get(k);
+    if (old !== undefined) this.drop(m, k, old);
+    while (this.count >= this.capacity) this.evictOldest();
+    const e: IotlbEntry = { did, basePfn, level, physBasePfn, perm, snp, live: true };
+    m.set(k, e);
+    this.fifo.push(e);
+    this.count++;
+    return e;
+  }
+
+  private drop(m: Map<number, IotlbEntry>, k: number, e: IotlbEntry): void {
+    m.delete(k);
+    e.live = false;
+    this.count--;
+  }
+
+  private evictOldest(): void {
+    while (this.fifoHead < this.fifo.length) {
+      const e = this.fifo[this.fifoHead++]!;
+      if (e.live) {
+        this.drop(this.byDid.get(e.did)!, key(e.basePfn, e.level), e);
+        break;
+      }
+    }
+    if (this.fifoHead > 4096 && this.fifoHead * 2 > this.fifo.length) {
+      this.fifo.splice(0, this.fifoHead);
+      this.fifoHead = 0;
+    }
+  }
+
+  invalidateAll(): number {
+    const n = this.count;
+    for (const m of this.byDid.values()) for (const e of m.values()) e.live = false;
+    this.byDid.clear();
+    this.fifo.length = 0;
+    this.fifoHead = 0;
+    this.count = 0;
+    return n;
+  }
+
+  invalidateDomain(did: number): number {
+    const m = this.byDid.get(did);
+    if (m === undefined) return 0;
+    const n = m.size;
+    for (const e of m.values()) e.live = false;
+    this.count -= n;
+    this.byDid.delete(did);
+    return n;
+  }
+
+  /**
+   * Page-selective invalidation: every entry of did overlapping the naturally aligned block of
+   * 2^am pages that contains pfn. The hardware ignores the address bits below am -- an unaligned
+   * start therefore does not widen the block (kernel-semantics 7.5).
+   */
+  invalidatePages(did: number, pfn: number, am: number): number {
+    const m = this.byDid.get(did);
+    if (m === undefined) return 0;
+    const span = 2 ** am;
+    const first = pfn - (pfn % span);
+    const last = first + span - 1;
+    let n = 0;
+    for (const [k, e] of m) {
+      const eLast = e.basePfn + 2 ** levelShift(e.level) - 1;
+      if (e.basePfn <= last && eLast >= first) {
+        this.drop(m, k, e);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Every live entry, for reachable-set reports. */
+  *entries(): IterableIterator<IotlbEntry> {
+    for (const m of this.byDid.values()) yield* m.values();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Queued-invalidation descriptor encodings (128-bit descriptors, legacy mode), as the kernel's
+ * dmar.c builds them (qi_flush_context, qi_flush_iotlb, the wait descriptor of qi_submit_sync)
+ * and the hardware decodes them. Descriptors are carried as four qwords, as the kernel's
+ * struct qi_desc and its qi_submit trace event carry them; in legacy mode qw2 and qw3 are 0.
+ */
+import {
+  InvGranularity,
+  QI_CC_FM_SHIFT,
+  QI_CC_SID_SHIFT,
+  QI_CC_TYPE,
+  QI_DEIOTLB_TYPE,
+  QI_DID_SHIFT,
+  QI_DIOTLB_TYPE,
+  QI_EIOTLB_TYPE,
+  QI_GRAN_SHIFT,
+  QI_IEC_TYPE,
+  QI_IOTLB_AM_MASK,
+  QI_IOTLB_DR,
+  QI_IOTLB_DW,
+  QI_IOTLB_IH,
+  QI_IOTLB_TYPE,
+  QI_IWD_SW,
+  QI_IWD_TYPE,
+  QI_PC_TYPE,
+  QI_PGRP_RESP_TYPE,
+} from './regs.js';
+
+export interface QiDesc {
+  qw0: bigint;
+  qw1: bigint;
+  qw2: bigint;
+  qw3: bigint;
+}
+
+/** Context-cache invalidation: granularity global, domain (did) or device (sid, fm). */
+export function ccDescriptor(gran: InvGranularity, did: number, sid: number, fm: number): QiDesc {
+  const qw0 =
+    BigInt(QI_CC_TYPE) |
+    (BigInt(gran) << BigInt(QI_GRAN_SHIFT)) |
+    (BigInt(did & 0xffff) << BigInt(QI_DID_SHIFT)) |
+    (BigInt(sid & 0xffff) << BigInt(QI_CC_SID_SHIFT)) |
+    (BigInt(fm & 3) << BigInt(QI_CC_FM_SHIFT));
+  return { qw0, qw1: 0n, qw2: 0n, qw3: 0n };
+}
+
+/** IOTLB invalidation; addr is the byte address (low 12 bits ignored), am the address mask. */
+export function iotlbDescriptor(
+  gran: InvGranularity,
+  did: number,
+  drain: { dr: boolean; dw: boolean },
+  addr: bigint,
+  ih: boolean,
+  am: number,
+): QiDesc {
+  const qw0 =
+    BigInt(QI_IOTLB_TYPE) |
+    (BigInt(gran) << BigInt(QI_GRAN_SHIFT)) |
+    (drain.dw ? BigInt(QI_IOTLB_DW) : 0n) |
+    (drain.dr ? BigInt(QI_IOTLB_DR) : 0n) |
+    (BigInt(did & 0xffff) << BigInt(QI_DID_SHIFT));
+  const qw1 = (addr & ~0xfffn) | (ih ? BigInt(QI_IOTLB_IH) : 0n) | BigInt(am & QI_IOTLB_AM_MASK);
+  return { qw0, qw1, qw2: 0n, qw3: 0n };
+}
+
+/** Invalidation-wait descriptor with status write: data is written to statusAddr on completion. */
+export function waitDescriptor(statusData: number, statusAddr: number): QiDesc {
+  const qw0 = BigInt(QI_IWD_TYPE) | BigInt(QI_IWD_SW) | (BigInt(statusData >>> 0) << 32n);
+  return { qw0, qw1: BigInt(statusAddr) & ~3n, qw2: 0n, qw3: 0n };
+}
+
+/** The type names the intel_iommu:qi_submit event prints for (qw0 & 0xf). */
+export function qiTypeName(qw0: bigint): string {
+  const t = Number(qw0 & 0xfn);
+  switch (t) {
+    case QI_CC_TYPE:
+      return 'cc_inv';
+    case QI_IOTLB_TYPE:
+      return 'iotlb_inv';
+    case QI_DIOTLB_TYPE:
+      return 'dev_tlb_inv';
+    case QI_IEC_TYPE:
+      return 'iec_inv';
+    case QI_IWD_TYPE:
+      return 'inv_wait';
+    case QI_EIOTLB_TYPE:
+      return 'p_iotlb_inv';
+    case QI_PC_TYPE:
+      return 'pc_inv';
+    case QI_DEIOTLB_TYPE:
+      return 'p_dev_tlb_inv';
+    case QI_PGRP_RESP_TYPE:
+      return 'page_grp_resp';
+    default:
+      return `0x${t.toString(16)}`;
+  }
+}
+
+/** Decoded fields of an IOTLB descriptor (for tests and reports). */
+export function decodeIotlbDescriptor(d: QiDesc): {
+  gran: number;
+  did: number;
+  dr: boolean;
+  dw: boolean;
+  pfn: number;
+  ih: boolean;
+  am: number;
+} {
+  const lo0 = Number(d.qw0 & 0xffffffffn);
+  return {
+    gran: (lo0 >>> QI_GRAN_SHIFT) & 3,
+    did: (lo0 >>> QI_DID_SHIFT) & 0xffff,
+    dr: (lo0 & QI_IOTLB_DR) !== 0,
+    dw: (lo0 & QI_IOTLB_DW) !== 0,
+    pfn: Number(d.qw1 >> 12n),
+    ih: (Number(d.qw1 & 0xffn) & QI_IOTLB_IH) !== 0,
+    am: Number(d.qw1 & BigInt(QI_IOTLB_AM_MASK)),
+  };
+}

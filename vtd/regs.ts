@@ -1,0 +1,143 @@
+/**
+ * VT-d hardware constants, in one place, named as the VT-d specification, QEMU's
+ * hw/i386/intel_iommu_internal.h and the kernel's include/linux/intel-iommu.h
+ * (drivers/iommu/intel/iommu.h in 6.1) name them.
+ */
+
+export const VTD_PAGE_SHIFT = 12;
+export const VTD_PAGE_SIZE = 1 << VTD_PAGE_SHIFT;
+export const VTD_PAGE_MASK_LOW = VTD_PAGE_SIZE - 1;
+/** Each page-table level indexes 9 bits of the pfn (LEVEL_STRIDE in the kernel). */
+export const LEVEL_STRIDE = 9;
+export const LEVEL_MASK = (1 << LEVEL_STRIDE) - 1;
+/** 512 eight-byte entries per table page. */
+export const PTES_PER_TABLE = 1 << LEVEL_STRIDE;
+
+// ---- second-level PTE bits (DMA_PTE_* in the kernel, VTD_SL_* in QEMU) ----
+export const DMA_PTE_READ = 1 << 0;
+export const DMA_PTE_WRITE = 1 << 1;
+/** PS: a leaf at level 2 (2 MiB) or 3 (1 GiB). */
+export const DMA_PTE_LARGE_PAGE = 1 << 7;
+export const DMA_PTE_SNP = 1 << 11;
+/** TM (transient mapping) sits at bit 62, i.e. bit 30 of the high dword. */
+export const DMA_PTE_TM_HI = 1 << 30;
+
+// ---- root / context entries, legacy (non-scalable) mode ----
+export const ROOT_ENTRY_PRESENT = 1;
+export const CONTEXT_PRESENT = 1;
+export const CONTEXT_FPD = 1 << 1;
+/** Translation types (bits 3:2 of the context entry's low qword). */
+export const CONTEXT_TT_MULTI_LEVEL = 0;
+export const CONTEXT_TT_DEV_IOTLB = 1;
+export const CONTEXT_TT_PASS_THROUGH = 2;
+
+// ---- capability register bit positions (cap_* macros) ----
+export const CAP_ND_SHIFT = 0; // bits 2:0, number of domains = 2^(4 + 2*ND)
+export const CAP_AFL_BIT = 3;
+export const CAP_RWBF_BIT = 4;
+export const CAP_PLMR_BIT = 5;
+export const CAP_PHMR_BIT = 6;
+export const CAP_CM_BIT = 7;
+export const CAP_SAGAW_SHIFT = 8; // bits 12:8
+export const CAP_MGAW_SHIFT = 16; // bits 21:16, width - 1
+export const CAP_ZLR_BIT = 22;
+export const CAP_FRO_SHIFT = 24; // bits 33:24, fault-record offset / 16
+export const CAP_SLLPS_SHIFT = 34; // bits 37:34: bit 34 = 2 MiB, bit 35 = 1 GiB
+export const CAP_PSI_BIT = 39;
+export const CAP_NFR_SHIFT = 40; // bits 47:40, number of fault records - 1
+export const CAP_MAMV_SHIFT = 48; // bits 53:48
+export const CAP_DWD_BIT = 54;
+export const CAP_DRD_BIT = 55;
+
+// ---- extended capability register ----
+export const ECAP_C_BIT = 0;
+export const ECAP_QI_BIT = 1;
+export const ECAP_DT_BIT = 2;
+export const ECAP_IR_BIT = 3;
+export const ECAP_PT_BIT = 6;
+export const ECAP_SC_BIT = 7;
+export const ECAP_IRO_SHIFT = 8; // bits 17:8, IOTLB register offset / 16
+export const ECAP_MHMV_SHIFT = 20;
+
+// ---- fault status register (DMAR_FSTS_REG) ----
+export const DMA_FSTS_PFO = 1 << 0;
+export const DMA_FSTS_PPF = 1 << 1;
+export const DMA_FSTS_IQE = 1 << 4;
+export const DMA_FSTS_ICE = 1 << 5;
+export const DMA_FSTS_ITE = 1 << 6;
+
+// ---- register-based invalidation (DMA_TLB_*, DMA_CCMD_*) ----
+export const DMA_TLB_IVT = 1n << 63n;
+export const DMA_TLB_IIRG_SHIFT = 60n; // bits 61:60
+export const DMA_TLB_IAIG_SHIFT = 57n; // bits 58:57
+export const DMA_TLB_READ_DRAIN = 1n << 49n;
+export const DMA_TLB_WRITE_DRAIN = 1n << 48n;
+export const DMA_TLB_DID_SHIFT = 32n;
+export const DMA_CCMD_ICC = 1n << 63n;
+export const DMA_CCMD_CIRG_SHIFT = 61n; // bits 62:61
+export const DMA_CCMD_CAIG_SHIFT = 59n; // bits 60:59
+export const DMA_CCMD_FM_SHIFT = 32n;
+export const DMA_CCMD_SID_SHIFT = 16n;
+
+/** Invalidation granularities, shared by the register and queued interfaces. */
+export const enum InvGranularity {
+  Global = 1,
+  Domain = 2,
+  /** page-selective for the IOTLB, device-selective for the context cache */
+  Page = 3,
+}
+
+// ---- queued-invalidation descriptors (QI_* in the kernel, VTD_INV_DESC_* in QEMU) ----
+export const QI_CC_TYPE = 0x1;
+export const QI_IOTLB_TYPE = 0x2;
+export const QI_DIOTLB_TYPE = 0x3;
+export const QI_IEC_TYPE = 0x4;
+export const QI_IWD_TYPE = 0x5;
+export const QI_EIOTLB_TYPE = 0x6;
+export const QI_PC_TYPE = 0x7;
+export const QI_DEIOTLB_TYPE = 0x8;
+export const QI_PGRP_RESP_TYPE = 0x9;
+/** Granularity field (bits 5:4) of context-cache and IOTLB descriptors. */
+export const QI_GRAN_SHIFT = 4;
+export const QI_IOTLB_DW = 1 << 6;
+export const QI_IOTLB_DR = 1 << 7;
+export const QI_DID_SHIFT = 16; // bits 31:16
+export const QI_CC_SID_SHIFT = 32; // bits 47:32 (use BigInt or split halves)
+export const QI_CC_FM_SHIFT = 48; // bits 49:48
+/** IOTLB descriptor qw1: AM in bits 5:0, IH in bit 6, address in 63:12. */
+export const QI_IOTLB_IH = 1 << 6;
+export const QI_IOTLB_AM_MASK = 0x3f;
+/** Wait descriptor: IF bit 4, SW bit 5, FN bit 6, status data in 63:32. */
+export const QI_IWD_IF = 1 << 4;
+export const QI_IWD_SW = 1 << 5;
+export const QI_IWD_FN = 1 << 6;
+/** Queue length in descriptors (the kernel allocates one 4 KiB page of 16-byte descriptors). */
+export const QI_LENGTH = 256;
+export const QI_DESC_SIZE = 16;
+
+// ---- fault reasons (VTD_FR_* in QEMU; dmar.c's dma_remap_fault_reasons[] text) ----
+export const VTD_FR_RESERVED = 0x0;
+export const VTD_FR_ROOT_ENTRY_P = 0x1;
+export const VTD_FR_CONTEXT_ENTRY_P = 0x2;
+export const VTD_FR_CONTEXT_ENTRY_INV = 0x3;
+export const VTD_FR_ADDR_BEYOND_MGAW = 0x4;
+export const VTD_FR_WRITE = 0x5;
+export const VTD_FR_READ = 0x6;
+export const VTD_FR_PAGING_ENTRY_INV = 0x7;
+export const VTD_FR_ROOT_TABLE_INV = 0x8;
+export const VTD_FR_CONTEXT_TABLE_INV = 0x9;
+export const VTD_FR_ROOT_ENTRY_RSVD = 0xa;
+export const VTD_FR_CONTEXT_ENTRY_RSVD = 0xb;
+export const VTD_FR_PAGING_ENTRY_RSVD = 0xc;
+export const VTD_FR_CONTEXT_ENTRY_TT = 0xd;
+
+/** agaw → address width: 30 + 9 * agaw (agaw_to_width); levels = agaw + 2 (agaw_to_level). */
+export function agawToWidth(agaw: number): number {
+  return Math.min(30 + agaw * LEVEL_STRIDE, 64);
+}
+export function agawToLevel(agaw: number): number {
+  return agaw + 2;
+}
+export function widthToAgaw(width: number): number {
+  return Math.ceil((width - 30) / LEVEL_STRIDE);
+}
