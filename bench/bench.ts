@@ -2,9 +2,10 @@
  * `npm run bench`: every figure of the project, one line each, then all of them as one JSON
  * object on the last line.
  */
+import { benchIova } from './kernel.js';
 import { benchVtd } from './vtd.js';
 
 const figures: Record<string, number> = {};
-for (const suite of [benchVtd]) Object.assign(figures, suite());
+for (const suite of [benchVtd, benchIova]) Object.assign(figures, suite());
 for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(48)} ${v}`);
 console.log(JSON.stringify(figures));

@@ -115,7 +115,7 @@ export class VtdHardware {
   readonly caps: CapFields;
   readonly iotlb: Iotlb;
   readonly contextCache: ContextCache;
-  readonly counters: VtdCounters = {
+  private ctr: VtdCounters = {
     iotlbHits: 0,
     iotlbMisses: 0,
     pageWalks: 0,
@@ -130,6 +130,13 @@ export class VtdHardware {
     contextInvalidations: 0,
     writeBufferFlushes: 0,
   };
+  /** While peeking, counters go to a scratch copy and nothing is cached. */
+  private peeking = false;
+
+  get counters(): VtdCounters {
+    return this.ctr;
+  }
+
   /** Every queued-invalidation descriptor processed, in order (the 6.1 model traces them). */
   readonly qiLog: QiDesc[] = [];
 
@@ -191,7 +198,7 @@ export class VtdHardware {
 
   /** GCMD.WBF: the memory model is coherent, so only counted. */
   flushWriteBuffer(): void {
-    this.counters.writeBufferFlushes++;
+    this.ctr.writeBufferFlushes++;
   }
 
   // ---------------------------------------------------------------- queued invalidation
@@ -235,7 +242,7 @@ export class VtdHardware {
         return;
       }
       this.qiLog.push(d);
-      this.counters.qiDescriptors++;
+      this.ctr.qiDescriptors++;
       this.iqh = (this.iqh + 1) % QI_LENGTH;
     }
   }
@@ -306,19 +313,19 @@ export class VtdHardware {
       case InvGranularity.Global:
         this.iotlb.invalidateAll();
         this.iotlbCoverage.recordGlobal(seq);
-        this.counters.iotlbGlobal++;
+        this.ctr.iotlbGlobal++;
         return true;
       case InvGranularity.Domain:
         this.iotlb.invalidateDomain(did);
         this.iotlbCoverage.recordDomain(did, seq);
-        this.counters.iotlbDomain++;
+        this.ctr.iotlbDomain++;
         return true;
       case InvGranularity.Page:
         // the kernel falls back to domain-selective when PSI is absent or AM > MAMV
         if (!this.caps.psi || am > this.caps.mamv) return false;
         this.iotlb.invalidatePages(did, pfn, am);
         this.iotlbCoverage.recordPages(did, pfn, am, seq);
-        this.counters.iotlbPage++;
+        this.ctr.iotlbPage++;
         return true;
       default:
         return false;
@@ -327,7 +334,7 @@ export class VtdHardware {
 
   private invalidateContext(gran: number, did: number, sid: number, fm: number): boolean {
     const seq = this.memory.writeSeq;
-    this.counters.contextInvalidations++;
+    this.ctr.contextInvalidations++;
     switch (gran) {
       case InvGranularity.Global:
         this.contextCache.invalidateAll();
@@ -400,7 +407,7 @@ export class VtdHardware {
   private lookupContext(sid: number): ContextLookup | number {
     const cached = this.contextCache.lookup(sid);
     if (cached !== undefined) {
-      this.counters.contextCacheHits++;
+      this.ctr.contextCacheHits++;
       this.lastFaultSuppressed = cached.fpd;
       return {
         did: cached.did,
@@ -411,7 +418,7 @@ export class VtdHardware {
         fpd: cached.fpd,
       };
     }
-    this.counters.contextCacheMisses++;
+    this.ctr.contextCacheMisses++;
     this.lastFaultSuppressed = false;
     if (this.rootTablePfn < 0) return -VTD_FR_ROOT_ENTRY_P;
     const bus = sid >>> 8;
@@ -442,7 +449,7 @@ export class VtdHardware {
     if (ce.tt === 3 || ce.tt === CONTEXT_TT_DEV_IOTLB) return -VTD_FR_CONTEXT_ENTRY_INV;
     if (ce.tt !== CONTEXT_TT_PASS_THROUGH && ((this.sagawMask >>> ce.aw) & 1) === 0) return -VTD_FR_CONTEXT_ENTRY_INV;
     if (ce.did >= this.caps.ndoms) return -VTD_FR_CONTEXT_ENTRY_INV;
-    this.contextCache.insert({ sid, did: ce.did, tt: ce.tt, slptPfn: ce.slptPfn, aw: ce.aw, fpd: ce.fpd });
+    if (!this.peeking) this.contextCache.insert({ sid, did: ce.did, tt: ce.tt, slptPfn: ce.slptPfn, aw: ce.aw, fpd: ce.fpd });
     return {
       did: ce.did,
       tt: ce.tt,
@@ -468,16 +475,16 @@ export class VtdHardware {
     const deny = isWrite ? -VTD_FR_WRITE : -VTD_FR_READ;
     const hit = this.iotlb.lookup(ctx.did, pfn);
     if (hit !== undefined) {
-      this.counters.iotlbHits++;
+      this.ctr.iotlbHits++;
       if ((hit.perm & need) === 0) return deny;
       return hit.physBasePfn + (pfn - hit.basePfn);
     }
-    this.counters.iotlbMisses++;
+    this.ctr.iotlbMisses++;
     return this.walk(ctx, pfn, need, deny);
   }
 
   private walk(ctx: ContextLookup, pfn: number, need: number, deny: number): number {
-    this.counters.pageWalks++;
+    this.ctr.pageWalks++;
     const s = this.scratch;
     const mem = this.memory;
     let tablePfn = ctx.slptPfn;
@@ -506,12 +513,30 @@ export class VtdHardware {
         }
         // caching mode: a translation written after the last invalidation covering it is unseen
         if (this.cm && maxSeq > this.iotlbCoverage.lastCovering(ctx.did, pfn)) return deny;
-        const e = this.iotlb.insert(ctx.did, pfn, level, nextPfn, perm & 3, (lo & DMA_PTE_SNP) !== 0);
-        return e.physBasePfn + (pfn - e.basePfn);
+        const basePfn = pfn - (pfn % spanPfns);
+        if (!this.peeking) this.iotlb.insert(ctx.did, pfn, level, nextPfn, perm & 3, (lo & DMA_PTE_SNP) !== 0);
+        return nextPfn + (pfn - basePfn);
       }
       tablePfn = nextPfn;
     }
     return deny; // unreachable: level 1 always returns
+  }
+
+  /**
+   * What translate() would answer now, without touching the caches, the counters or the fault
+   * registers: for reports of what the device can reach.
+   */
+  peek(sid: number, pfn: number, isWrite: boolean): number {
+    const saved = { ctr: this.ctr, fs: this.lastFaultSuppressed };
+    this.ctr = { ...this.ctr };
+    this.peeking = true;
+    try {
+      return this.translate(sid, pfn, isWrite);
+    } finally {
+      this.peeking = false;
+      this.ctr = saved.ctr;
+      this.lastFaultSuppressed = saved.fs;
+    }
   }
 
   // ---------------------------------------------------------------- device DMA engine
@@ -523,8 +548,8 @@ export class VtdHardware {
     if (!this.lastFaultSuppressed) {
       recorded = this.recordFault({ sid, addr, isRead, reason });
     }
-    if (recorded) this.counters.faultsRecorded++;
-    else this.counters.faultsDropped++;
+    if (recorded) this.ctr.faultsRecorded++;
+    else this.ctr.faultsDropped++;
     return { sid, reason, isRead, addr, recorded };
   }
 

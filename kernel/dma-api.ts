@@ -1,0 +1,91 @@
+/**
+ * The DMA API as a driver calls it (include/linux/dma-mapping.h), implemented by each model for
+ * its release: dma_map_page/dma_unmap_page, dma_map_sg/dma_unmap_sg (with the original nents),
+ * dma_alloc_coherent/dma_free_coherent, the sync calls, and the mask setters. The harness drives
+ * a model only through this and the machine it runs on.
+ */
+import type { DmaDirection, Device } from './device.js';
+import type { FlushQueue } from './flush-queue.js';
+import type { IovaDomain } from './iova.js';
+import type { Machine } from './machine.js';
+import type { Release } from './release.js';
+import type { SgTable } from './scatterlist.js';
+
+/** A coherent allocation as the driver holds it: the handle and the CPU's view (pages). */
+export interface CoherentAlloc {
+  handle: bigint;
+  size: number;
+  /** physical page frames backing the buffer, in CPU order */
+  pfns: number[];
+  /** model-private bookkeeping to free it */
+  readonly token: unknown;
+}
+
+export interface LeakReport {
+  /** IOVA ranges still allocated (not counting reservations and ranges parked in rcaches) */
+  liveIovas: Array<{ pfnLo: number; pfnHi: number }>;
+  /** present leaf PTEs: [iova pfn, phys pfn, pages] */
+  presentPtes: Array<{ iovaPfn: number; physPfn: number; pages: number }>;
+  busySwiotlbSlots: number;
+  /** flush-queue entries not yet freed */
+  queued: number;
+}
+
+/** What a path did that a coverage report counts. */
+export interface PathStats {
+  rcacheHits: number;
+  /** failed tree searches (a 32-bit-first attempt that found no room counts) */
+  iovaSearchFailures: number;
+  fqFullFlushes: number;
+  fqTimerFlushes: number;
+  swiotlbMaps: number;
+  superpageLeaves: number;
+  cmMapFlushes: number;
+}
+
+export interface DmaApi {
+  readonly release: Release;
+  readonly machine: Machine;
+  device(id: string): Device;
+  readonly devices: readonly Device[];
+  mapPage(dev: Device, phys: number, size: number, dir: DmaDirection, cpu: number): bigint;
+  unmapPage(dev: Device, addr: bigint, size: number, dir: DmaDirection, cpu: number): void;
+  /** returns the mapped count (0 on failure, as dma_map_sg does) */
+  mapSg(dev: Device, sgt: SgTable, dir: DmaDirection, cpu: number): number;
+  unmapSg(dev: Device, sgt: SgTable, dir: DmaDirection, cpu: number): void;
+  syncSingle(dev: Device, addr: bigint, size: number, dir: DmaDirection, forCpu: boolean): void;
+  syncSg(dev: Device, sgt: SgTable, dir: DmaDirection, forCpu: boolean): void;
+  allocCoherent(dev: Device, size: number, cpu: number): CoherentAlloc | null;
+  freeCoherent(dev: Device, buf: CoherentAlloc, cpu: number): void;
+  /** dma_set_mask / dma_set_coherent_mask: false is -EIO */
+  setDmaMask(dev: Device, mask: bigint): boolean;
+  setCoherentMask(dev: Device, mask: bigint): boolean;
+  /** the physical address a handle translates to in the device's domain (0 if none) */
+  iovaToPhys(dev: Device, addr: bigint): bigint;
+  /** every present leaf of the device's domain */
+  presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }>;
+  leaks(): LeakReport;
+  stats(): PathStats;
+}
+
+/** Sum the counters of a path's IOVA domains and flush queues into its stats. */
+export function collectStats(machine: Machine, domains: Iterable<{ iovad: IovaDomain; fq: FlushQueue | null }>): PathStats {
+  const s: PathStats = {
+    rcacheHits: 0,
+    iovaSearchFailures: 0,
+    fqFullFlushes: 0,
+    fqTimerFlushes: 0,
+    swiotlbMaps: machine.swiotlb.counters.maps,
+    superpageLeaves: machine.stats.superpageLeaves,
+    cmMapFlushes: machine.dmar.counters.mapFlushes,
+  };
+  for (const d of domains) {
+    s.rcacheHits += d.iovad.counters.rcacheHits;
+    s.iovaSearchFailures += d.iovad.counters.slowPathFailures;
+    if (d.fq !== null) {
+      s.fqFullFlushes += d.fq.counters.fullFlushes;
+      s.fqTimerFlushes += d.fq.counters.timerFlushes;
+    }
+  }
+  return s;
+}

@@ -1,0 +1,256 @@
+/**
+ * The VT-d unit as the driver sees it (struct intel_iommu, drivers/iommu/intel/dmar.c and the
+ * unit-level parts of intel/iommu.c), shared by both models: both releases drive the hardware the
+ * same way here, and where they differ the release parameter decides.
+ *
+ *  - root table and queued invalidation set-up; domain ids (0 and 1 reserved in both releases:
+ *    kernel-semantics 10.0 #7, 9.5.1);
+ *  - domain_context_mapping_one: context entry, then under caching mode a device-selective
+ *    context-cache flush (DID 0) and a domain-selective IOTLB flush, else a write-buffer flush;
+ *  - qi_submit_sync with qi_flush_context / qi_flush_iotlb (IH never reaches the descriptor:
+ *    QI_IOTLB_ADDR masks the low 12 bits), and the register path when QI is absent;
+ *    6.1 traces every caller descriptor as intel_iommu:qi_submit, 5.10 has no such event;
+ *  - iommu_flush_iotlb_psi with the non-aligned mask fix (59bf3557cf2f, present in both);
+ *  - dmar_fault: the status line and one line per record, in each release's format, under one
+ *    ratelimit state that every loop iteration consults.
+ */
+import type { VtdHardware } from '../vtd/hardware.js';
+import { encodeContext, entryPfn, makeRootEntry } from '../vtd/entries.js';
+import { decodeFaultRecord, dmarFaultLine } from '../vtd/fault.js';
+import { ccDescriptor, iotlbDescriptor, qiTypeName, waitDescriptor, type QiDesc } from '../vtd/qi.js';
+import {
+  CONTEXT_TT_MULTI_LEVEL,
+  DMA_CCMD_CIRG_SHIFT,
+  DMA_CCMD_FM_SHIFT,
+  DMA_CCMD_ICC,
+  DMA_CCMD_SID_SHIFT,
+  DMA_FSTS_PFO,
+  DMA_FSTS_PPF,
+  DMA_TLB_DID_SHIFT,
+  DMA_TLB_IIRG_SHIFT,
+  DMA_TLB_IVT,
+  DMA_TLB_WRITE_DRAIN,
+  InvGranularity,
+  QI_DESC_SIZE,
+  QI_LENGTH,
+  VTD_PAGE_SIZE,
+} from '../vtd/regs.js';
+import type { PageSource } from './intel-pgtable.js';
+import { RateLimit, type KernelLog } from './log.js';
+import { roundupPowOfTwo, type Release } from './release.js';
+import { fmtQiSubmit, type TraceRing } from './trace.js';
+
+/** QI_DONE in the kernel's desc_status[] */
+const QI_DONE = 2;
+
+export interface DmarCounters {
+  /** page-selective flushes of new mappings under caching mode (__mapping_notify_one) */
+  mapFlushes: number;
+  psi: number;
+  dsi: number;
+  global: number;
+  contextFlushes: number;
+  writeBufferFlushes: number;
+}
+
+export class DmarUnit {
+  readonly name = 'dmar0';
+  readonly rootPfn: number;
+  private readonly qiStatusPfn: number = -1;
+  private freeHead = 0;
+  private readonly domainIds = new Set<number>([0, 1]);
+  private readonly faultLimit = new RateLimit('dmar_fault');
+  readonly counters: DmarCounters = { mapFlushes: 0, psi: 0, dsi: 0, global: 0, contextFlushes: 0, writeBufferFlushes: 0 };
+  private readonly scratch = new Uint32Array(2);
+
+  /** init_dmars for one unit: root table, queued invalidation, global flushes, translation on. */
+  constructor(
+    readonly release: Release,
+    readonly hw: VtdHardware,
+    private readonly pages: PageSource,
+    private readonly trace: TraceRing,
+    private readonly log: KernelLog,
+  ) {
+    if (hw.caps.qi) {
+      hw.enableQueuedInvalidation(pages.alloc() * VTD_PAGE_SIZE);
+      this.qiStatusPfn = pages.alloc();
+    }
+    this.rootPfn = pages.alloc();
+    // iommu_set_root_entry: SRTP, then a global context-cache and a global IOTLB flush
+    hw.setRootTable(this.rootPfn * VTD_PAGE_SIZE);
+    this.flushContext(0, 0, 0, InvGranularity.Global);
+    this.flushIotlb(0, 0n, 0, InvGranularity.Global);
+    hw.enableTranslation(true);
+  }
+
+  get cachingMode(): boolean {
+    return this.hw.caps.cm;
+  }
+
+  /** domain_attach_iommu: the lowest free domain id */
+  allocDomainId(): number {
+    for (let id = 0; id < this.hw.caps.ndoms; id++) {
+      if (!this.domainIds.has(id)) {
+        this.domainIds.add(id);
+        return id;
+      }
+    }
+    throw new Error(`${this.name}: no free domain id`);
+  }
+
+  // ------------------------------------------------------------------ invalidation
+
+  /** qi_submit_sync: descriptors, then a wait descriptor whose status write says "done". */
+  private qiSubmitSync(descs: readonly QiDesc[]): void {
+    const hw = this.hw;
+    if (this.release === '6.1') {
+      for (const d of descs) this.trace.emit('intel_iommu', 'qi_submit', fmtQiSubmit(qiTypeName(d.qw0), this.name, [d.qw0, d.qw1, d.qw2, d.qw3]));
+    }
+    const index = this.freeHead;
+    const waitIndex = (index + descs.length) % QI_LENGTH;
+    const statusAddr = this.qiStatusPfn * VTD_PAGE_SIZE + waitIndex * 4;
+    const all = [...descs, waitDescriptor(QI_DONE, statusAddr)];
+    for (let i = 0; i < all.length; i++) {
+      const at = hw.queueBase + ((index + i) % QI_LENGTH) * QI_DESC_SIZE;
+      hw.memory.writeU64(at, all[i]!.qw0);
+      hw.memory.writeU64(at + 8, all[i]!.qw1);
+    }
+    this.freeHead = (index + all.length) % QI_LENGTH;
+    hw.writeQueueTail(this.freeHead);
+    this.hw.memory.readQword(statusAddr, this.scratch);
+    if (this.scratch[0] !== QI_DONE) throw new Error(`${this.name}: invalidation queue error`);
+  }
+
+  /** iommu->flush.flush_context: qi_flush_context or __iommu_flush_context */
+  flushContext(did: number, sid: number, fm: number, gran: InvGranularity): void {
+    this.counters.contextFlushes++;
+    if (this.hw.queuedInvalidationEnabled) {
+      this.qiSubmitSync([ccDescriptor(gran, did, sid, fm)]);
+      return;
+    }
+    this.hw.writeContextCommand(
+      DMA_CCMD_ICC |
+        (BigInt(gran) << DMA_CCMD_CIRG_SHIFT) |
+        (BigInt(fm & 3) << DMA_CCMD_FM_SHIFT) |
+        (BigInt(sid) << DMA_CCMD_SID_SHIFT) |
+        BigInt(did),
+    );
+  }
+
+  /**
+   * iommu->flush.flush_iotlb(did, addr, size_order, type): qi_flush_iotlb (drain bits from cap,
+   * IH dropped) or __iommu_flush_iotlb (the register path keeps IH; only DW is set).
+   */
+  flushIotlb(did: number, addr: bigint, sizeOrder: number, gran: InvGranularity): void {
+    if (gran === InvGranularity.Page) this.counters.psi++;
+    else if (gran === InvGranularity.Domain) this.counters.dsi++;
+    else this.counters.global++;
+    const caps = this.hw.caps;
+    if (this.hw.queuedInvalidationEnabled) {
+      this.qiSubmitSync([iotlbDescriptor(gran, gran === InvGranularity.Global ? 0 : did, { dr: caps.drd, dw: caps.dwd }, addr, false, sizeOrder)]);
+      return;
+    }
+    let cmd = DMA_TLB_IVT | (BigInt(gran) << DMA_TLB_IIRG_SHIFT);
+    if (gran !== InvGranularity.Global) cmd |= BigInt(did) << DMA_TLB_DID_SHIFT;
+    if (caps.dwd) cmd |= DMA_TLB_WRITE_DRAIN; // the register path never sets read drain
+    const iva = gran === InvGranularity.Page ? addr | BigInt(sizeOrder) : 0n;
+    const back = this.hw.writeIotlbRegister(iva, cmd);
+    if (((back >> 57n) & 3n) === 0n) this.log.print(`DMAR: Flush IOTLB failed`);
+  }
+
+  /**
+   * iommu_flush_iotlb_psi(did, pfn, pages, ih, map): one page-selective flush whose naturally
+   * aligned 2^mask block covers [pfn, pfn + pages), falling back to domain-selective without PSI
+   * or beyond MAMV. (Device-TLB flushes are not modelled: no device here has ATS.)
+   */
+  flushIotlbPsi(did: number, pfn: number, pages: number, ih: boolean): void {
+    const aligned = roundupPowOfTwo(pages);
+    let mask = Math.log2(aligned);
+    if (pfn % aligned !== 0) {
+      // shared bits of pfn and end_pfn above the aligned block: the first one sets the mask
+      const end = pfn + pages - 1;
+      mask = 64;
+      for (let b = Math.log2(aligned); b < 64; b++) {
+        if (Math.floor(pfn / 2 ** b) % 2 === Math.floor(end / 2 ** b) % 2) {
+          mask = b;
+          break;
+        }
+      }
+    }
+    const caps = this.hw.caps;
+    if (!caps.psi || mask > caps.mamv) this.flushIotlb(did, 0n, 0, InvGranularity.Domain);
+    else this.flushIotlb(did, (BigInt(pfn) << 12n) | (ih ? 0x40n : 0n), mask, InvGranularity.Page);
+  }
+
+  /** iommu_flush_write_buffer: only with cap RWBF */
+  flushWriteBuffer(): void {
+    if (!this.hw.caps.rwbf) return;
+    this.counters.writeBufferFlushes++;
+    this.hw.flushWriteBuffer();
+  }
+
+  /** __mapping_notify_one: under caching mode a PSI for the new range, else a write-buffer flush */
+  mappingNotify(did: number, pfn: number, pages: number): void {
+    if (this.cachingMode) {
+      this.counters.mapFlushes++;
+      this.flushIotlbPsi(did, pfn, pages, false);
+    } else {
+      this.flushWriteBuffer();
+    }
+  }
+
+  /** the domain-selective flush of intel_flush_iotlb_all / iommu_flush_iova */
+  flushDomain(did: number): void {
+    this.flushIotlb(did, 0n, 0, InvGranularity.Domain);
+  }
+
+  // ------------------------------------------------------------------ context entries
+
+  /** domain_context_mapping_one (legacy mode, second-level translation). */
+  contextMapping(sid: number, did: number, pgdPfn: number, aw: number): void {
+    const mem = this.hw.memory;
+    const rootAddr = this.rootPfn * VTD_PAGE_SIZE + (sid >>> 8) * 16;
+    mem.readQword(rootAddr, this.scratch);
+    let ctxPfn: number;
+    if ((this.scratch[0]! & 1) === 0) {
+      ctxPfn = this.pages.alloc();
+      const re = makeRootEntry(ctxPfn);
+      mem.writeQword(rootAddr, re.lo, re.hi);
+    } else {
+      ctxPfn = entryPfn(this.scratch[0]!, this.scratch[1]!);
+    }
+    const { low, high } = encodeContext({ present: true, fpd: false, tt: CONTEXT_TT_MULTI_LEVEL, slptPfn: pgdPfn, aw, did });
+    const at = ctxPfn * VTD_PAGE_SIZE + (sid & 0xff) * 16;
+    mem.writeQword(at + 8, high.lo, high.hi);
+    mem.writeQword(at, low.lo, low.hi);
+    if (this.cachingMode) {
+      this.flushContext(0, sid, 0, InvGranularity.Page);
+      this.flushIotlb(did, 0n, 0, InvGranularity.Domain);
+    } else {
+      this.flushWriteBuffer();
+    }
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  /** dmar_fault: the interrupt handler, run after a device access faulted. */
+  handleFaults(): void {
+    const hw = this.hw;
+    const status = hw.readFaultStatus();
+    if (status !== 0 && this.faultLimit.allow(this.log.clock.nowNs, this.log)) {
+      this.log.print(`DMAR: DRHD: handling fault status reg ${status.toString(16)}`);
+    }
+    if ((status & DMA_FSTS_PPF) === 0) return;
+    let index = (status >>> 8) & 0xff;
+    for (;;) {
+      const ratelimited = !this.faultLimit.allow(this.log.clock.nowNs, this.log);
+      const raw = hw.readFaultRecord(index);
+      const rec = decodeFaultRecord(raw.low, raw.high);
+      if (!rec.f) break;
+      hw.clearFaultRecord(index);
+      if (!ratelimited) this.log.print(`DMAR: ${dmarFaultLine(rec, this.release)}`);
+      index = (index + 1) % hw.faultRecordCount;
+    }
+    hw.writeFaultStatus(DMA_FSTS_PFO | DMA_FSTS_PPF);
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * drivers/iommu/iova.c: the IOVA allocator both DMA paths sit on, with each release's rules.
+ *
+ * A red-black tree of allocated and reserved pfn ranges (anchored by a node above all usable
+ * space), a top-down search from the limit that starts at a cached node, and per-CPU range
+ * caches ("rcaches": loaded/prev magazines per size class plus a global depot).
+ *
+ * Where 5.10.262 and 6.1.192 differ (kernel-semantics 10.2 and 9.1):
+ *  - the search: 6.1 stops the walk at the low bound and retries once from the top with the
+ *    fixed retry (4e89dce72521 + dcdb3ba7e2a8); 5.10 has neither;
+ *  - alloc_iova_fast: 6.1 rounds sizes below 32 pages up to a power of two itself (5.10 callers
+ *    round), and on failure also empties the global depot (6fa3525b455a) before retrying;
+ *  - IOVA_MAG_SIZE: 128 in 5.10, 127 in 6.1.
+ * Both releases carry 5b61343b5059 (max32_alloc_size reset on any free below 4 GiB): checked in
+ * the 6.1 source, and stated for 5.10.262 by kernel-semantics 10.0 #3.
+ */
+import { RbTree, newNode, type IovaNode } from './rbtree.js';
+import { fls, orderBase2, roundupPowOfTwo, type Release } from './release.js';
+
+/** log2 of the largest cached range plus one: classes for 1, 2, 4, 8, 16, 32 pages */
+export const IOVA_RANGE_CACHE_MAX_SIZE = 6;
+/** full magazines per size class in the depot */
+export const MAX_GLOBAL_MAGS = 32;
+/** the anchor's pfn_lo/pfn_hi: ~0UL, above every usable pfn */
+export const IOVA_ANCHOR = 2 ** 64;
+
+export function iovaMagSize(release: Release): number {
+  return release === '5.10' ? 128 : 127;
+}
+
+interface CpuRcache {
+  loaded: number[];
+  prev: number[];
+}
+
+interface Rcache {
+  cpu: CpuRcache[];
+  depot: number[][];
+}
+
+export interface IovaCounters {
+  rcacheHits: number;
+  rcacheMisses: number;
+  /** magazines moved into the depot / taken from it / freed because it was full */
+  depotPushes: number;
+  depotPops: number;
+  depotOverflows: number;
+  /** alloc_iova calls (the rbtree search) and how many failed */
+  slowPathSearches: number;
+  slowPathFailures: number;
+  /** alloc_iova_fast retries after emptying the caches */
+  rcacheFlushRetries: number;
+}
+
+export class IovaDomain {
+  readonly tree = new RbTree();
+  readonly anchor: IovaNode;
+  cachedNode: IovaNode;
+  cached32Node: IovaNode;
+  /** 1 << (32 - shift): the first pfn above 4 GiB */
+  readonly dma32bitPfn: number;
+  max32AllocSize: number;
+  readonly rcaches: Rcache[] = [];
+  readonly magSize: number;
+  readonly counters: IovaCounters = {
+    rcacheHits: 0,
+    rcacheMisses: 0,
+    depotPushes: 0,
+    depotOverflows: 0,
+    depotPops: 0,
+    slowPathSearches: 0,
+    slowPathFailures: 0,
+    rcacheFlushRetries: 0,
+  };
+
+  /** init_iova_domain + iova_domain_init_rcaches */
+  constructor(
+    readonly release: Release,
+    readonly granule: number,
+    readonly startPfn: number,
+    readonly ncpus: number,
+  ) {
+    if (granule > 4096 || (granule & (granule - 1)) !== 0) throw new Error('bad IOVA granule');
+    const shift = Math.log2(granule);
+    this.dma32bitPfn = 2 ** (32 - shift);
+    this.max32AllocSize = this.dma32bitPfn;
+    this.anchor = newNode(IOVA_ANCHOR, IOVA_ANCHOR, true);
+    this.tree.insert(this.anchor);
+    this.cachedNode = this.anchor;
+    this.cached32Node = this.anchor;
+    this.magSize = iovaMagSize(release);
+    for (let i = 0; i < IOVA_RANGE_CACHE_MAX_SIZE; i++) {
+      const cpu: CpuRcache[] = [];
+      for (let c = 0; c < ncpus; c++) cpu.push({ loaded: [], prev: [] });
+      this.rcaches.push({ cpu, depot: [] });
+    }
+  }
+
+  // ------------------------------------------------------------------ cached nodes
+
+  /** __get_cached_rbnode */
+  private cachedFor(limitPfn: number): IovaNode {
+    return limitPfn <= this.dma32bitPfn ? this.cached32Node : this.cachedNode;
+  }
+
+  /** __cached_rbnode_insert_update */
+  private cachedInsertUpdate(n: IovaNode): void {
+    if (n.pfnHi < this.dma32bitPfn) this.cached32Node = n;
+    else this.cachedNode = n;
+  }
+
+  /** __cached_rbnode_delete_update (with 5b61343b5059 in both releases) */
+  private cachedDeleteUpdate(free: IovaNode): void {
+    const c32 = this.cached32Node;
+    if (free === c32 || (free.pfnHi < this.dma32bitPfn && free.pfnLo >= c32.pfnLo)) {
+      this.cached32Node = this.tree.next(free)!;
+    }
+    if (free.pfnLo < this.dma32bitPfn) this.max32AllocSize = this.dma32bitPfn;
+    if (free.pfnLo >= this.cachedNode.pfnLo) this.cachedNode = this.tree.next(free)!;
+  }
+
+  /** iova_find_limit (6.1): where the retry starts its walk. */
+  private findLimit(limitPfn: number): IovaNode {
+    if (limitPfn > this.dma32bitPfn) return this.anchor;
+    return this.tree.lowestWithHiAtLeast(limitPfn) ?? this.anchor;
+  }
+
+  // ------------------------------------------------------------------ the tree allocator
+
+  /**
+   * __alloc_and_insert_iova_range(size, L = limit + 1, aligned): top-down from the cached node.
+   * Returns the new node or null (and then sets max32_alloc_size = size, whatever the limit).
+   */
+  private allocAndInsert(size: number, L: number, sizeAligned: boolean): IovaNode | null {
+    const align = sizeAligned ? 2 ** fls(size - 1) : 1;
+    if (L <= this.dma32bitPfn && size >= this.max32AllocSize) return null;
+    let curr: IovaNode | null = this.cachedFor(L);
+    let high = L;
+    let low = this.startPfn;
+    // 6.1: retry_pfn is the start node's pfn_hi; from the anchor it is never below L
+    const retryPfn = curr.pfnHi;
+    let candidate = 0;
+    for (;;) {
+      do {
+        high = Math.min(high, curr!.pfnLo);
+        // unsigned in the kernel: a size above high wraps to a huge value, which fails below
+        candidate = high >= size ? Math.floor((high - size) / align) * align : IOVA_ANCHOR;
+        curr = this.tree.prev(curr!);
+      } while (
+        curr !== null &&
+        candidate <= curr.pfnHi &&
+        // the low-bound stop came with the retry in v5.11
+        (this.release === '5.10' || candidate >= low)
+      );
+      if (high < size || candidate < low) {
+        if (this.release === '6.1' && low === this.startPfn && retryPfn < L) {
+          high = L;
+          low = retryPfn + 1;
+          curr = this.findLimit(L);
+          continue;
+        }
+        this.max32AllocSize = size;
+        return null;
+      }
+      break;
+    }
+    const n = newNode(candidate, candidate + size - 1);
+    this.tree.insert(n);
+    this.cachedInsertUpdate(n);
+    return n;
+  }
+
+  /** alloc_iova(size, limit_pfn (inclusive), size_aligned) */
+  allocIova(size: number, limitPfn: number, sizeAligned: boolean): IovaNode | null {
+    this.counters.slowPathSearches++;
+    const n = this.allocAndInsert(size, limitPfn + 1, sizeAligned);
+    if (n === null) this.counters.slowPathFailures++;
+    return n;
+  }
+
+  /** find_iova */
+  findIova(pfn: number): IovaNode | null {
+    return this.tree.findContaining(pfn);
+  }
+
+  /** remove_iova / __free_iova */
+  removeIova(n: IovaNode): void {
+    this.cachedDeleteUpdate(n);
+    this.tree.remove(n);
+  }
+
+  /** free_iova: nothing happens if no range contains pfn */
+  freeIova(pfn: number): void {
+    const n = this.tree.findContaining(pfn);
+    if (n !== null) this.removeIova(n);
+  }
+
+  /**
+   * reserve_iova: widen the first overlapping node downwards, skip past each overlap, insert
+   * what remains. Cached nodes are not touched.
+   */
+  reserveIova(pfnLo: number, pfnHi: number): IovaNode | null {
+    if (pfnLo > 2 ** 52 - 1 || pfnHi > 2 ** 52 - 1) return null; // WARN_ON in the kernel
+    let overlap = false;
+    for (let n = this.tree.first(); n !== null; n = this.tree.next(n)) {
+      if (pfnLo <= n.pfnHi && pfnHi >= n.pfnLo) {
+        // __adjust_overlap_range
+        if (pfnLo < n.pfnLo) n.pfnLo = pfnLo;
+        if (pfnHi > n.pfnHi) pfnLo = n.pfnHi + 1;
+        if (pfnLo >= n.pfnLo && pfnHi <= n.pfnHi) return n;
+        overlap = true;
+      } else if (overlap) {
+        break;
+      }
+    }
+    const n = newNode(pfnLo, pfnHi, true);
+    this.tree.insert(n);
+    return n;
+  }
+
+  // ------------------------------------------------------------------ fast path and rcache
+
+  /**
+   * alloc_iova_fast(size, limit_pfn, flush_rcache) on a given CPU. Returns the pfn, 0 on failure.
+   * 5.10 callers have already rounded size to a power of two; 6.1 rounds sizes below 32 here.
+   */
+  allocIovaFast(cpu: number, size: number, limitPfn: number, flushRcache: boolean): number {
+    if (this.release === '6.1' && size < 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1)) size = roundupPowOfTwo(size);
+    const cached = this.rcacheGet(cpu, size, limitPfn + 1);
+    if (cached !== 0) return cached;
+    for (;;) {
+      const n = this.allocIova(size, limitPfn, true);
+      if (n !== null) return n.pfnLo;
+      if (!flushRcache) return 0;
+      flushRcache = false;
+      this.counters.rcacheFlushRetries++;
+      for (let c = 0; c < this.ncpus; c++) this.freeCpuCachedIovas(c);
+      if (this.release === '6.1') this.freeGlobalCachedIovas();
+    }
+  }
+
+  /** free_iova_fast(pfn, size): into the rcache of order_base_2(size), else back to the tree. */
+  freeIovaFast(cpu: number, pfn: number, size: number): void {
+    if (this.rcacheInsert(cpu, pfn, size)) return;
+    this.freeIova(pfn);
+  }
+
+  /** iova_rcache_get: pop a pfn p with p + size - 1 <= limit from the CPU's loaded magazine. */
+  private rcacheGet(cpu: number, size: number, limitPfnExclusive: number): number {
+    const log = orderBase2(size);
+    if (log >= IOVA_RANGE_CACHE_MAX_SIZE) return 0;
+    const rc = this.rcaches[log]!;
+    const cr = rc.cpu[cpu]!;
+    let has = false;
+    if (cr.loaded.length > 0) {
+      has = true;
+    } else if (cr.prev.length > 0) {
+      [cr.loaded, cr.prev] = [cr.prev, cr.loaded];
+      has = true;
+    } else if (rc.depot.length > 0) {
+      cr.loaded = rc.depot.pop()!;
+      this.counters.depotPops++;
+      has = true;
+    }
+    let pfn = 0;
+    if (has) pfn = magazinePop(cr.loaded, limitPfnExclusive - size);
+    if (pfn !== 0) this.counters.rcacheHits++;
+    else this.counters.rcacheMisses++;
+    return pfn;
+  }
+
+  /** iova_rcache_insert / __iova_rcache_insert */
+  private rcacheInsert(cpu: number, pfn: number, size: number): boolean {
+    const log = orderBase2(size);
+    if (log >= IOVA_RANGE_CACHE_MAX_SIZE) return false;
+    const rc = this.rcaches[log]!;
+    const cr = rc.cpu[cpu]!;
+    let toFree: number[] | null = null;
+    if (cr.loaded.length < this.magSize) {
+      // room in the loaded magazine
+    } else if (cr.prev.length < this.magSize) {
+      [cr.loaded, cr.prev] = [cr.prev, cr.loaded];
+    } else {
+      if (rc.depot.length < MAX_GLOBAL_MAGS) {
+        rc.depot.push(cr.loaded);
+        this.counters.depotPushes++;
+      } else {
+        toFree = cr.loaded;
+        this.counters.depotOverflows++;
+      }
+      cr.loaded = [];
+    }
+    cr.loaded.push(pfn);
+    if (toFree !== null) this.magazineFreePfns(toFree);
+    return true;
+  }
+
+  /** iova_magazine_free_pfns: each cached range back to the tree, in index order */
+  private magazineFreePfns(mag: number[]): void {
+    for (const pfn of mag) {
+      const n = this.tree.findContaining(pfn);
+      if (n !== null) this.removeIova(n);
+    }
+    mag.length = 0;
+  }
+
+  /** free_cpu_cached_iovas: loaded then prev, for every size class */
+  freeCpuCachedIovas(cpu: number): void {
+    for (const rc of this.rcaches) {
+      this.magazineFreePfns(rc.cpu[cpu]!.loaded);
+      this.magazineFreePfns(rc.cpu[cpu]!.prev);
+    }
+  }
+
+  /** free_global_cached_iovas (6.1): every depot magazine, in depot order */
+  freeGlobalCachedIovas(): void {
+    for (const rc of this.rcaches) {
+      for (const mag of rc.depot) this.magazineFreePfns(mag);
+      rc.depot.length = 0;
+    }
+  }
+
+  // ------------------------------------------------------------------ reports
+
+  /** Allocated (not reserved) ranges still in the tree, including those parked in rcaches. */
+  liveRanges(): Array<{ pfnLo: number; pfnHi: number }> {
+    const out: Array<{ pfnLo: number; pfnHi: number }> = [];
+    for (const n of this.tree.inOrder()) if (!n.reserved) out.push({ pfnLo: n.pfnLo, pfnHi: n.pfnHi });
+    return out;
+  }
+
+  /** Every pfn parked in a magazine or the depot (allocated in the tree, free for reuse). */
+  cachedPfns(): Set<number> {
+    const s = new Set<number>();
+    for (const rc of this.rcaches) {
+      for (const c of rc.cpu) for (const p of [...c.loaded, ...c.prev]) s.add(p);
+      for (const m of rc.depot) for (const p of m) s.add(p);
+    }
+    return s;
+  }
+
+  /** Ranges handed out and not yet freed: live in the tree and not parked in a cache. */
+  inUseRanges(): Array<{ pfnLo: number; pfnHi: number }> {
+    const cached = this.cachedPfns();
+    return this.liveRanges().filter((r) => !cached.has(r.pfnLo));
+  }
+}
+
+/** iova_magazine_pop: from the top down, the first pfn <= limit; swap the last into its slot. */
+function magazinePop(mag: number[], limitPfn: number): number {
+  let i = mag.length - 1;
+  while (mag[i]! > limitPfn) {
+    if (i === 0) return 0;
+    i--;
+  }
+  const pfn = mag[i]!;
+  const last = mag.pop()!;
+  if (i < mag.length) mag[i] = last;
+  return pfn;
+}

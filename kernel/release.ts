@@ -1,0 +1,33 @@
+/**
+ * The two kernel releases modelled. Where kernel/ infrastructure changed between them, the rule
+ * of each is selected by this parameter -- one piece of code, never two copies.
+ */
+export type Release = '5.10' | '6.1';
+
+export const RELEASES: readonly Release[] = ['5.10', '6.1'];
+
+/** 4 KiB pages: PAGE_SIZE, VTD_PAGE_SIZE and the IOVA granule are all 4096 on x86-64. */
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 4096;
+
+/** order_base_2: ceil(log2(n)), 0 for n <= 1 */
+export function orderBase2(n: number): number {
+  let o = 0;
+  while (2 ** o < n) o++;
+  return o;
+}
+
+/** fls(x): index of the highest set bit, 1-based; 0 for 0 */
+export function fls(x: number): number {
+  let o = 0;
+  while (x >= 1) {
+    x = Math.floor(x / 2);
+    o++;
+  }
+  return o;
+}
+
+/** roundup_pow_of_two, exact for any safe integer >= 1 */
+export function roundupPowOfTwo(n: number): number {
+  return 2 ** orderBase2(n);
+}
