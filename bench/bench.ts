@@ -3,9 +3,10 @@
  * object on the last line.
  */
 import { benchIova } from './kernel.js';
+import { benchPaths } from './paths.js';
 import { benchVtd } from './vtd.js';
 
 const figures: Record<string, number> = {};
-for (const suite of [benchVtd, benchIova]) Object.assign(figures, suite());
+for (const suite of [benchVtd, benchIova, benchPaths]) Object.assign(figures, suite());
 for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(48)} ${v}`);
 console.log(JSON.stringify(figures));

@@ -1,0 +1,168 @@
+/**
+ * The generic path: Linux 6.1.192's iommu_dma_ops over the converted VT-d driver.
+ *
+ * At probe every group gets a default domain: IOMMU_DOMAIN_DMA (strict) for an untrusted PCI
+ * device or when DMA is strict, IOMMU_DOMAIN_DMA_FQ otherwise; caching mode forces strict
+ * (iommu_set_dma_strict from intel_iommu_init). Domain ids go in probe order; each DMA domain
+ * gets its cookie (iommu_dma_init_domain: granule 4 KiB, start pfn 1, the reserved regions) and,
+ * for DMA_FQ, its flush queue (iommu_dma_init_fq). Kernel-semantics 9.1.1, 9.2.1, 9.5.1.
+ */
+import type { DmaDirection, Device } from '../kernel/device.js';
+import { collectStats, type CoherentAlloc, type DmaApi, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { FlushQueue } from '../kernel/flush-queue.js';
+import { IntelPageTable } from '../kernel/intel-pgtable.js';
+import { IovaDomain } from '../kernel/iova.js';
+import { Machine, Q35_BUILTIN_GROUPS, type PlatformConfig } from '../kernel/machine.js';
+import type { SgTable } from '../kernel/scatterlist.js';
+import { parseBdf } from '../vtd/entries.js';
+import {
+  iommuDmaAlloc,
+  iommuDmaFree,
+  iommuDmaMapPage,
+  iommuDmaMapSg,
+  iommuDmaSyncSg,
+  iommuDmaSyncSingle,
+  iommuDmaUnmapPage,
+  iommuDmaUnmapSg,
+  type DmaDomain,
+  type DmaIommuContext,
+  type DmaIommuFaults,
+  type RemapBuffer,
+} from './dma-iommu.js';
+import { IntelIommuOps, type IntelIommuFaults } from './intel-iommu.js';
+import { IommuCore } from './iommu.js';
+
+export type GenericFaults = DmaIommuFaults & IntelIommuFaults;
+
+export class DmaIommu implements DmaApi {
+  readonly release = '6.1' as const;
+  readonly machine: Machine;
+  private readonly pt: IntelPageTable;
+  private readonly domains = new Map<Device, DmaDomain>();
+  private readonly ctx: DmaIommuContext;
+  private readonly byId = new Map<string, Device>();
+
+  constructor(
+    platform: PlatformConfig,
+    readonly devices: readonly Device[],
+    ids: readonly string[],
+    reserved: ReadonlyArray<{ lo: number; hi: number }>,
+    faults: GenericFaults = {},
+  ) {
+    const m = new Machine('6.1', platform);
+    this.machine = m;
+    this.pt = new IntelPageTable(m.memory, m.ptPages);
+    const ops = new IntelIommuOps(m, this.pt, faults);
+    const core = new IommuCore(ops, m.trace);
+    this.ctx = { m, core, ops, domainOf: (d) => this.domain(d), forcedac: platform.forcedac, faults };
+    let strict = platform.strict;
+    if (m.hw.caps.cm) {
+      m.log.print('DMAR: IOMMU batching disallowed due to virtualization');
+      strict = true;
+    }
+    devices.forEach((d, i) => this.byId.set(ids[i]!, d));
+    const builtins = Q35_BUILTIN_GROUPS.map((b) => parseBdf(b)!).filter((sid) => !devices.some((d) => d.sid === sid));
+    const order: Array<Device | number> = [...devices, ...builtins].sort((a, b) => (typeof a === 'number' ? a : a.sid) - (typeof b === 'number' ? b : b.sid));
+    for (const g of order) {
+      const did = m.dmar.allocDomainId();
+      if (typeof g === 'number') continue;
+      const dmar = ops.attach(g.sid, did);
+      const iovad = new IovaDomain('6.1', 4096, 1, platform.cpus);
+      for (const r of reserved) iovad.reserveIova(r.lo, r.hi);
+      // iommu_get_def_domain_type: untrusted PCI devices always get a strict DMA domain
+      const fqDomain = !strict && (!(g.pci && g.untrusted) || faults.lazyUntrusted === true);
+      const dd: DmaDomain = { dmar, iovad, fq: null };
+      if (fqDomain) {
+        dd.fq = new FlushQueue(platform.cpus, m.clock, {
+          flushAll: () => ops.flushIotlbAll(dmar),
+          freeEntry: (cpu, e) => {
+            iovad.freeIovaFast(cpu, e.pfn, e.pages);
+            this.pt.freeList(e.freelist);
+          },
+        });
+      }
+      this.domains.set(g, dd);
+    }
+  }
+
+  device(id: string): Device {
+    const d = this.byId.get(id);
+    if (d === undefined) throw new Error(`unknown device ${id}`);
+    return d;
+  }
+
+  private domain(dev: Device): DmaDomain {
+    const d = this.domains.get(dev);
+    if (d === undefined) throw new Error(`${dev.name} has no DMA domain`);
+    return d;
+  }
+
+  mapPage(dev: Device, phys: number, size: number, dir: DmaDirection, cpu: number): bigint {
+    return iommuDmaMapPage(this.ctx, dev, phys, size, dir, 0, cpu);
+  }
+
+  unmapPage(dev: Device, addr: bigint, size: number, dir: DmaDirection, cpu: number): void {
+    iommuDmaUnmapPage(this.ctx, dev, addr, size, dir, 0, cpu);
+  }
+
+  /** dma_map_sg: a negative result from the ops becomes 0 */
+  mapSg(dev: Device, sgt: SgTable, dir: DmaDirection, cpu: number): number {
+    const r = iommuDmaMapSg(this.ctx, dev, sgt.sgl, sgt.origNents, dir, 0, cpu);
+    sgt.nents = Math.max(r, 0);
+    return sgt.nents;
+  }
+
+  unmapSg(dev: Device, sgt: SgTable, dir: DmaDirection, cpu: number): void {
+    iommuDmaUnmapSg(this.ctx, dev, sgt.sgl, sgt.origNents, dir, 0, cpu);
+  }
+
+  syncSingle(dev: Device, addr: bigint, size: number, dir: DmaDirection, forCpu: boolean): void {
+    iommuDmaSyncSingle(this.ctx, dev, addr, size, dir, forCpu);
+  }
+
+  syncSg(dev: Device, sgt: SgTable, dir: DmaDirection, forCpu: boolean): void {
+    iommuDmaSyncSg(this.ctx, dev, sgt.sgl, sgt.origNents, dir, forCpu);
+  }
+
+  allocCoherent(dev: Device, size: number, cpu: number): CoherentAlloc | null {
+    const b = iommuDmaAlloc(this.ctx, dev, size, cpu);
+    return b === null ? null : { handle: b.handle, size, pfns: b.pfns, token: b };
+  }
+
+  freeCoherent(dev: Device, buf: CoherentAlloc, cpu: number): void {
+    iommuDmaFree(this.ctx, dev, buf.size, buf.token as RemapBuffer, cpu);
+  }
+
+  /** iommu_dma_ops has no .dma_supported: dma_supported() says yes to every mask */
+  setDmaMask(dev: Device, mask: bigint): boolean {
+    dev.dmaMask = mask;
+    return true;
+  }
+
+  setCoherentMask(dev: Device, mask: bigint): boolean {
+    dev.coherentDmaMask = mask;
+    return true;
+  }
+
+  iovaToPhys(dev: Device, addr: bigint): bigint {
+    return this.pt.iovaToPhys(this.domain(dev).dmar, addr);
+  }
+
+  presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
+    return [...this.pt.leaves(this.domain(dev).dmar)];
+  }
+
+  stats(): PathStats {
+    return collectStats(this.machine, this.domains.values());
+  }
+
+  leaks(): LeakReport {
+    const r: LeakReport = { liveIovas: [], presentPtes: [], busySwiotlbSlots: this.machine.swiotlb.usedSlots, queued: 0 };
+    for (const d of this.domains.values()) {
+      r.liveIovas.push(...d.iovad.inUseRanges());
+      for (const l of this.pt.leaves(d.dmar)) r.presentPtes.push({ iovaPfn: l.iovaPfn, physPfn: l.physPfn, pages: l.pages });
+      if (d.fq !== null) r.queued += d.fq.pending;
+    }
+    return r;
+  }
+}

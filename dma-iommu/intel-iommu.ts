@@ -1,0 +1,228 @@
+/**
+ * The converted VT-d driver as Linux 6.1.192 has it (drivers/iommu/intel/iommu.c): iommu_ops for
+ * a paging domain and nothing else -- no IOVA allocation, no DMA-API entry point, no bounce
+ * buffers; those moved to the generic layer. Kernel-semantics 9.5.
+ *
+ * map_pages (→ intel_iommu_map → __domain_mapping), unmap_pages (→ intel_iommu_unmap, widening
+ * the gather), iotlb_sync (one PSI over the gathered range), iotlb_sync_map (a PSI under caching
+ * mode), flush_iotlb_all (domain-selective), iova_to_phys, and attach via a context entry.
+ */
+import { hardwareLargepageCaps, lvlToNrPages, alignedNrpages, type DomainPgtable, type IntelPageTable } from '../kernel/intel-pgtable.js';
+import type { Machine } from '../kernel/machine.js';
+import { makePte } from '../vtd/entries.js';
+import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
+
+/** IOMMU_* protection flags of the core API */
+export const IOMMU_READ = 1 << 0;
+export const IOMMU_WRITE = 1 << 1;
+export const IOMMU_CACHE = 1 << 2;
+export const IOMMU_MMIO = 1 << 4;
+
+/** DEFAULT_DOMAIN_ADDRESS_WIDTH */
+const DEFAULT_DOMAIN_ADDRESS_WIDTH = 57;
+/** DMA_FL_PTE_PRESENT, ORed into every leaf by __domain_mapping (kernel-semantics 9.5.2) */
+const DMA_FL_PTE_PRESENT = 1;
+
+/** struct iommu_iotlb_gather */
+export interface IotlbGather {
+  start: bigint;
+  end: bigint;
+  pgsize: number;
+  freelist: number[];
+  queued: boolean;
+}
+
+export const ULONG_MAX = (1n << 64n) - 1n;
+
+/** iommu_iotlb_gather_init */
+export function gatherInit(queued = false): IotlbGather {
+  return { start: ULONG_MAX, end: 0n, pgsize: 0, freelist: [], queued };
+}
+
+/** The VT-d part of struct dmar_domain for a DMA domain. */
+export interface DmarDomain extends DomainPgtable {
+  did: number;
+  gaw: number;
+  /** domain->iommu_superpage */
+  superpage: number;
+  /** set_pte_snp: only enforce_cache_coherency sets it, never the DMA API */
+  setPteSnp: boolean;
+  pgsizeBitmap: number;
+  apertureEnd: bigint;
+}
+
+/** Seeded bugs for proving the harness can fail; all off by default. */
+export interface IntelIommuFaults {
+  /** iotlb_sync_map does nothing (the caching-mode flush of new mappings is lost) */
+  noIotlbSyncMap?: boolean;
+  /** iotlb_sync does nothing (strict unmaps leave the IOTLB stale) */
+  noIotlbSync?: boolean;
+}
+
+export class IntelIommuOps {
+  constructor(
+    private readonly m: Machine,
+    private readonly pt: IntelPageTable,
+    readonly faults: IntelIommuFaults = {},
+  ) {}
+
+  /**
+   * intel_iommu_domain_alloc(DMA) → md_domain_init(57), then prepare_domain_attach_device and
+   * domain_attach_iommu for the unit: gaw = min(unit width, MGAW), extra levels knocked out
+   * (the fresh pgd has none present, so the same page stays the root), the next domain id,
+   * domain_update_iommu_cap (superpage level, pgsize_bitmap, aperture), the context entry.
+   */
+  attach(sid: number, did: number): DmarDomain {
+    const caps = this.m.hw.caps;
+    let agaw = widthToAgaw(DEFAULT_DOMAIN_ADDRESS_WIDTH);
+    const pgdPfn = this.m.ptPages.alloc();
+    let unitAgaw = agaw;
+    while (unitAgaw >= 0 && ((caps.sagaw >>> unitAgaw) & 1) === 0) unitAgaw--;
+    const gaw = Math.min(agawToWidth(unitAgaw), caps.mgaw);
+    while (unitAgaw < agaw) agaw--;
+    let fls = 0;
+    for (let v = caps.superPageVal; v > 0; v >>>= 1) fls++;
+    const superpage = fls;
+    const pgsizeBitmap = 0x1000 | (superpage >= 1 ? 0x200000 : 0) | (superpage >= 2 ? 0x40000000 : 0);
+    const d: DmarDomain = { did, gaw, agaw, pgdPfn, superpage, setPteSnp: false, pgsizeBitmap, apertureEnd: (1n << BigInt(gaw)) - 1n };
+    this.m.dmar.contextMapping(sid, did, pgdPfn, agaw);
+    return d;
+  }
+
+  /** intel_iommu_map_pages → intel_iommu_map: returns 0 or a negative errno, and bytes mapped. */
+  mapPages(d: DmarDomain, iova: bigint, paddr: bigint, pgsize: number, pgcount: number, iommuProt: number): { ret: number; mapped: number } {
+    if (pgsize !== 0x1000 && pgsize !== 0x200000 && pgsize !== 0x40000000) return { ret: -22, mapped: 0 };
+    if (((iova | paddr) & BigInt(pgsize - 1)) !== 0n) return { ret: -22, mapped: 0 };
+    const size = pgsize * pgcount;
+    let prot = 0;
+    if (iommuProt & IOMMU_READ) prot |= DMA_PTE_READ;
+    if (iommuProt & IOMMU_WRITE) prot |= DMA_PTE_WRITE;
+    if (d.setPteSnp) prot |= DMA_PTE_SNP;
+    const maxAddr = iova + BigInt(size);
+    if (maxAddr > 1n << BigInt(d.gaw)) {
+      this.m.log.print(`DMAR: intel_iommu_map: iommu width (${d.gaw}) is not sufficient for the mapped address (${maxAddr.toString(16)})`);
+      return { ret: -14, mapped: 0 };
+    }
+    const ret = this.domainMapping(d, Number(iova >> 12n), Number(paddr >> 12n), alignedNrpages(paddr, size), prot);
+    return { ret, mapped: ret === 0 ? size : 0 };
+  }
+
+  /**
+   * __domain_mapping as 6.1 has it: one physical range; the superpage level is chosen whenever
+   * there is no current PTE; before a superpage run, switch_to_super_page frees the smaller
+   * tables under min(round_down(nr_pages, level), entries left in this table) and flushes each.
+   */
+  private domainMapping(d: DmarDomain, iovPfn: number, physPfn: number, nrPages: number, prot: number): number {
+    if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -22;
+    const attr = (prot & (DMA_PTE_READ | DMA_PTE_WRITE | DMA_PTE_SNP)) | DMA_FL_PTE_PRESENT;
+    let pte = -1;
+    let largepageLvl = 0;
+    let lvlPages = 0;
+    while (nrPages > 0) {
+      if (pte < 0) {
+        largepageLvl = hardwareLargepageCaps(d.superpage, iovPfn, physPfn, nrPages);
+        const slot = this.pt.pfnToDmaPte(d, iovPfn, largepageLvl);
+        if (slot === null) return -12;
+        pte = slot.addr;
+        lvlPages = lvlToNrPages(largepageLvl);
+        if (largepageLvl > 1) {
+          this.m.stats.superpageLeaves++;
+          const toNextPage = pte % VTD_PAGE_SIZE === 0 ? 512 : (VTD_PAGE_SIZE - (pte % VTD_PAGE_SIZE)) / 8;
+          const pagesToRemove = Math.min(Math.floor(nrPages / lvlPages) * lvlPages, toNextPage * lvlPages);
+          this.switchToSuperPage(d, iovPfn, iovPfn + pagesToRemove - 1, largepageLvl);
+        }
+      }
+      const want = makePte(physPfn, attr | (largepageLvl > 1 ? DMA_PTE_LARGE_PAGE : 0));
+      const cur = this.pt.read(pte);
+      if (cur[0] !== 0 || cur[1] !== 0) {
+        const old = this.pt.value(pte);
+        const neu = (BigInt(want.hi) << 32n) | BigInt(want.lo);
+        this.m.log.print(`DMAR: ERROR: DMA PTE for vPFN 0x${iovPfn.toString(16)} already set (to ${old.toString(16)} not ${neu.toString(16)})`);
+      } else {
+        this.m.memory.writeQword(pte, want.lo, want.hi);
+      }
+      nrPages -= lvlPages;
+      iovPfn += lvlPages;
+      physPfn += lvlPages;
+      pte += 8;
+      if (nrPages === 0 || pte % VTD_PAGE_SIZE === 0 || (largepageLvl > 1 && nrPages < lvlPages)) pte = -1;
+    }
+    return 0;
+  }
+
+  /** switch_to_super_page: free the small tables under [start, end] with one PSI per entry. */
+  private switchToSuperPage(d: DmarDomain, startPfn: number, endPfn: number, level: number): void {
+    const lvlPages = lvlToNrPages(level);
+    let pte = -1;
+    while (startPfn <= endPfn) {
+      if (pte < 0) pte = this.pt.pfnToDmaPte(d, startPfn, level)!.addr;
+      if (this.pt.present(pte)) {
+        this.pt.freePagetable(d, startPfn, startPfn + lvlPages - 1, level + 1);
+        this.m.dmar.flushIotlbPsi(d.did, startPfn, lvlPages, false);
+      }
+      pte += 8;
+      startPfn += lvlPages;
+      if (pte % VTD_PAGE_SIZE === 0) pte = -1;
+    }
+  }
+
+  /**
+   * intel_iommu_unmap_pages → intel_iommu_unmap: at least the page size found at iova is unmapped
+   * (the walk stops at a superpage or a non-present entry); cleared tables go on the gather's
+   * list; the range joins the gather unless the unmap is queued. Returns the size unmapped.
+   */
+  unmapPages(d: DmarDomain, iova: bigint, pgsize: number, pgcount: number, gather: IotlbGather, sync: (g: IotlbGather) => void): number {
+    let size = pgsize * pgcount;
+    const slot = this.pt.pfnToDmaPte(d, Number(iova >> 12n), 0);
+    if (slot === null) throw new Error(`BUG: intel_iommu_unmap beyond the domain at 0x${iova.toString(16)}`);
+    const levelSize = VTD_PAGE_SIZE * lvlToNrPages(slot.level);
+    if (size < levelSize) size = levelSize;
+    const startPfn = Number(iova >> 12n);
+    const lastPfn = Number((iova + BigInt(size) - 1n) >> 12n);
+    this.pt.domainUnmap(d, startPfn, lastPfn, gather.freelist);
+    if (!gather.queued) gatherAddPage(gather, iova, size, sync);
+    return size;
+  }
+
+  /** intel_iommu_tlb_sync: one PSI over [start, end] (end inclusive), then free the tables. */
+  iotlbSync(d: DmarDomain, gather: IotlbGather): void {
+    if (this.faults.noIotlbSync) {
+      this.pt.freeList(gather.freelist);
+      return;
+    }
+    const size = BigInt.asUintN(64, gather.end - gather.start);
+    const nrpages = alignedNrpages(gather.start, Number(size));
+    const startPfn = Number(gather.start >> 12n);
+    this.m.dmar.flushIotlbPsi(d.did, startPfn, nrpages, gather.freelist.length === 0);
+    this.pt.freeList(gather.freelist);
+  }
+
+  /** intel_iommu_iotlb_sync_map → __mapping_notify_one */
+  iotlbSyncMap(d: DmarDomain, iova: bigint, size: number): void {
+    if (this.faults.noIotlbSyncMap) return;
+    this.m.dmar.mappingNotify(d.did, Number(iova >> 12n), alignedNrpages(iova, size));
+  }
+
+  /** intel_flush_iotlb_all: domain-selective (the flush queue's callback) */
+  flushIotlbAll(d: DmarDomain): void {
+    this.m.dmar.flushDomain(d.did);
+  }
+
+  /** intel_iommu_iova_to_phys */
+  iovaToPhys(d: DmarDomain, iova: bigint): bigint {
+    return this.pt.iovaToPhys(d, iova);
+  }
+}
+
+/**
+ * iommu_iotlb_gather_add_page: a range of another page size, or one disjoint from the gathered
+ * range, syncs first; then [start, end] widens (end inclusive).
+ */
+export function gatherAddPage(g: IotlbGather, iova: bigint, size: number, sync: (g: IotlbGather) => void): void {
+  const end = iova + BigInt(size) - 1n;
+  const disjoint = g.end !== 0n && (end + 1n < g.start || iova > g.end + 1n);
+  if ((g.pgsize !== 0 && g.pgsize !== size) || disjoint) sync(g);
+  g.pgsize = size;
+  if (g.start > iova) g.start = iova;
+  if (g.end < end) g.end = end;
+}

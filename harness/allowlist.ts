@@ -1,0 +1,94 @@
+/**
+ * Known, intended divergences between the two paths. Each entry has an id, a predicate that
+ * recognises exactly that divergence, the kernel reference and why it is acceptable. Anything
+ * the checker reports that no entry recognises fails the migration gate.
+ */
+import type { Divergence } from './checker.js';
+import type { Mapping } from './path-runner.js';
+
+/** What a predicate may look at besides the divergence: each path's mappings by name. */
+export interface AllowContext {
+  legacy: ReadonlyMap<string, Mapping>;
+  generic: ReadonlyMap<string, Mapping>;
+}
+
+export interface AllowEntry {
+  id: string;
+  title: string;
+  reference: string;
+  reason: string;
+  matches(d: Divergence, ctx: AllowContext): boolean;
+}
+
+/**
+ * The physical pages iommu_dma_map_sg's boundary pads expose for a mapped list: a pad extends
+ * the previous entry's (granule-aligned) physical range up to the next segment boundary, so the
+ * pages after that entry become reachable (kernel-semantics 3.5 step 2, 7.15b). Computed here
+ * from the caller's entries and the limits in force at map time, independently of the model.
+ */
+export function padPages(m: Mapping): Set<number> {
+  const out = new Set<number>();
+  if (m.kind !== 'sg' || m.entries === undefined || m.segBoundaryMask === undefined) return out;
+  const mask = m.segBoundaryMask;
+  let iovaLen = 0n;
+  let prevEnd = 0;
+  m.entries.forEach((e, i) => {
+    const off = e.phys % 4096;
+    const sLen = BigInt(Math.ceil((e.length + off) / 4096) * 4096);
+    const pad = BigInt.asUintN(64, mask - iovaLen + 1n) & mask;
+    if (i > 0 && pad !== 0n && pad < sLen - 1n) {
+      for (let p = 0; p < Number(pad) / 4096; p++) out.add(prevEnd / 4096 + p);
+      iovaLen += pad;
+    }
+    iovaLen += sLen;
+    prevEnd = e.phys - off + Number(sLen);
+  });
+  return out;
+}
+
+export const ALLOWLIST: readonly AllowEntry[] = [
+  {
+    id: 'D1',
+    title: 'map_sg merges segments on the generic path',
+    reference: 'dma-iommu.c __finalise_sg (809eac54cdd6); kernel-semantics 3.5, 9.4.5',
+    reason:
+      'dma-iommu returns fewer, merged segments with trailing entries at DMA_MAPPING_ERROR/0; the DMA API allows any count <= nents and a correct driver uses only the first count (the legacy driver returned nelems).',
+    matches: (d) => {
+      if (d.kind !== 'sg-count') return false;
+      const l = d.legacy as { count?: number };
+      const g = d.generic as { count?: number };
+      return l.count !== undefined && g.count !== undefined && g.count > 0 && g.count < l.count;
+    },
+  },
+  {
+    id: 'D2',
+    title: '__finalise_sg merges past max_seg_size once a first entry exceeds it',
+    reference: 'dma-iommu.c __finalise_sg (unsigned int max_len - cur_len); kernel-semantics 9.0 #5, 9.4.5',
+    reason:
+      'the kernel computes max_len - cur_len in unsigned 32-bit arithmetic; an output segment whose first entry is already longer than max_seg_size keeps absorbing entries. It is what 6.1 does (the real run merged 0x2000 + 0x3000 under a 4 KiB limit), and a driver that sets max_seg_size never passes such an entry.',
+    matches: (d) => d.kind === 'sg-limits' && d.path === 'dma-iommu' && d.rule === 'max-seg' && d.firstEntryExceeds === true,
+  },
+  {
+    id: 'D3',
+    title: 'segment-boundary pad maps the page after the previous entry (trusted devices)',
+    reference: 'dma-iommu.c iommu_dma_map_sg pad_len / iommu.c __iommu_map_sg; kernel-semantics 7.15b',
+    reason:
+      'to keep segments off the device boundary dma-iommu pads the IOVA range and maps the pad to the physical memory after the previous entry. Only trusted devices get pads (untrusted lists are bounced entry by entry), so a device the kernel already trusts with DMA can reach those pages.',
+    matches: (d, ctx) => {
+      if (d.kind !== 'reachable' || d.extraGenericPfns === undefined || (d.onlyLegacy?.length ?? 0) > 0) return false;
+      // nothing but pages the generic path reaches in addition: no permission changes
+      if ((d.onlyGeneric?.length ?? 0) !== d.extraGenericPfns.length) return false;
+      const pads = new Set<number>();
+      for (const m of ctx.generic.values()) {
+        if (!m.live || m.kind !== 'sg' || m.dev.untrusted || m.dev.name !== d.device) continue;
+        for (const p of padPages(m)) pads.add(p);
+      }
+      return d.extraGenericPfns.length > 0 && d.extraGenericPfns.every((p) => pads.has(p));
+    },
+  },
+];
+
+/** The id of the first entry that recognises d, if any. */
+export function allowlisted(d: Divergence, ctx: AllowContext): string | undefined {
+  return ALLOWLIST.find((e) => e.matches(d, ctx))?.id;
+}

@@ -1,0 +1,255 @@
+/**
+ * The equivalence checker (DESIGN.md "What is observable"): after each step, could a driver or
+ * a device tell the two paths apart? Each difference becomes a divergence with a kind, the step,
+ * both observations and a one-line explanation.
+ */
+import type { DmaApi } from '../kernel/dma-api.js';
+import type { TraceEvent } from '../kernel/trace.js';
+import { diffReachable, reachable, traceAccount, type Reachable } from './observe.js';
+import type { Mapping, PathRunner, StepResult } from './path-runner.js';
+import type { Step } from './scenario.js';
+
+export type DivergenceKind =
+  | 'outcome'
+  | 'device-read'
+  | 'device-write'
+  | 'cpu-memory'
+  | 'exposure'
+  | 'reachable'
+  | 'sg-count'
+  | 'sg-stream'
+  | 'sg-limits'
+  | 'consumer'
+  | 'iova'
+  | 'trace'
+  | 'leak';
+
+export interface Divergence {
+  step: number;
+  kind: DivergenceKind;
+  detail: string;
+  legacy: unknown;
+  generic: unknown;
+  allowlisted?: string;
+  /** reachable: the device, the pages only one path reaches */
+  device?: string;
+  onlyLegacy?: string[];
+  onlyGeneric?: string[];
+  extraGenericPfns?: number[];
+  /** sg-limits: which path broke which rule */
+  path?: 'legacy-intel' | 'dma-iommu';
+  rule?: 'max-seg' | 'boundary' | 'dma-mask';
+  firstEntryExceeds?: boolean;
+}
+
+export interface CheckOptions {
+  strictIova: boolean;
+}
+
+/**
+ * The fault a device sees, normalised: an address beyond the width (reason 0x04) and an
+ * unmapped one (0x06 read, 0x05 write) both mean nothing is there. Which one a probe past a
+ * buffer hits depends on where each path placed the IOVA (near the top of the width or not),
+ * and IOVA placement is not compared.
+ */
+function faultClass(r: StepResult): string | undefined {
+  const f = r.fault;
+  if (f === undefined) return undefined;
+  const reason = f.reason === '0x04' ? (f.type === 'read' ? '0x06' : '0x05') : f.reason;
+  return `${reason}/${f.type}`;
+}
+
+function sameFault(a: StepResult, b: StepResult): boolean {
+  return faultClass(a) === faultClass(b);
+}
+
+/** device and CPU observations are equal: same bytes, or the same fault reason and type */
+function sameAccess(a: StepResult, b: StepResult): boolean {
+  if (a.ok !== b.ok) return false;
+  if (a.ok) return a.data === b.data && a.error === b.error;
+  return sameFault(a, b) && a.error === b.error;
+}
+
+function brief(r: StepResult): string {
+  if (r.error !== undefined) return `error ${r.error}`;
+  if (!r.ok) return r.fault !== undefined ? `fault ${r.fault.reason} (${r.fault.type})` : 'failed';
+  if (r.data !== undefined) return `${r.data.length / 2} bytes`;
+  if (r.count !== undefined) return `${r.count} segment(s)`;
+  return r.dma !== undefined ? `ok ${r.dma}` : 'ok';
+}
+
+function firstDiff(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return Math.floor(i / 2);
+}
+
+/** Whether an access of a mapping touches bytes outside the buffer or a dead mapping. */
+function isExposureProbe(m: Mapping, offset: number, len: number): boolean {
+  return !m.live || offset < 0 || offset + len > m.size;
+}
+
+/** Compare the step results of one step. */
+export function compareResults(i: number, step: Step, l: StepResult, g: StepResult, lr: PathRunner, opts: CheckOptions): Divergence[] {
+  const out: Divergence[] = [];
+  const add = (kind: DivergenceKind, detail: string): void => {
+    out.push({ step: i, kind, detail, legacy: l, generic: g });
+  };
+  switch (step.op) {
+    case 'dma_read':
+    case 'dma_write': {
+      if (sameAccess(l, g)) break;
+      const m = lr.mappings.get(step.map)!;
+      const what = step.op === 'dma_read' ? 'device read' : 'device write';
+      const where = `${step.map}[${step.offset}, +${step.len})`;
+      const kind: DivergenceKind = isExposureProbe(m, step.offset, step.len) ? 'exposure' : step.op === 'dma_read' ? 'device-read' : 'device-write';
+      if (l.ok && g.ok && l.data !== undefined && g.data !== undefined) {
+        add(kind, `${what} of ${where} returns different bytes from byte ${firstDiff(l.data, g.data)}`);
+      } else {
+        add(kind, `${what} of ${where}: legacy ${brief(l)}, generic ${brief(g)}`);
+      }
+      break;
+    }
+    case 'cpu_read':
+      if (!sameAccess(l, g)) add('cpu-memory', `CPU memory at 0x${step.phys.toString(16)} differs from byte ${firstDiff(l.data ?? '', g.data ?? '')}`);
+      break;
+    case 'consumer_walk':
+      if (!sameAccess(l, g)) add('consumer', `the ${step.consumer} consumer programming the device from ${step.map}: legacy ${brief(l)}, generic ${brief(g)}`);
+      break;
+    case 'map_sg':
+      if (l.ok !== g.ok) add('outcome', `dma_map_sg of ${step.sg.length} entries: legacy ${brief(l)}, generic ${brief(g)}`);
+      else if (l.ok && l.count !== g.count) add('sg-count', `dma_map_sg returned ${l.count} segment(s) on legacy, ${g.count} on generic`);
+      else if (l.ok && opts.strictIova && JSON.stringify(l.segments) !== JSON.stringify(g.segments)) add('iova', 'map_sg segment addresses differ');
+      break;
+    case 'map_page':
+    case 'alloc_coherent':
+      if (l.ok !== g.ok) add('outcome', `${step.op} of ${step.size} bytes: legacy ${brief(l)}, generic ${brief(g)}`);
+      else if (l.ok && opts.strictIova && l.dma !== g.dma) add('iova', `${step.op} returned ${l.dma} on legacy, ${g.dma} on generic`);
+      break;
+    default:
+      if (l.ok !== g.ok || l.error !== g.error) add('outcome', `${step.op}: legacy ${brief(l)}, generic ${brief(g)}`);
+  }
+  return out;
+}
+
+/**
+ * The stream and limits of one path's map_sg result: the first `count` segments must address
+ * exactly the entries' bytes in order (bounce slots stand for their originals); a segment made
+ * of several entries must respect max_seg_size and the segment boundary; every segment must lie
+ * under the DMA mask.
+ */
+export function checkSgResult(
+  path: 'legacy-intel' | 'dma-iommu',
+  model: DmaApi,
+  m: Mapping,
+  i: number,
+): Divergence[] {
+  const out: Divergence[] = [];
+  if (!m.ok || m.sgt === undefined || m.entries === undefined) return out;
+  const segs = m.sgt.sgl.slice(0, m.count);
+  // the physical runs the segments reach, with bounce slots mapped back to their originals
+  const sw = model.machine.swiotlb;
+  const segRuns: Array<[number, number]> = [];
+  for (const s of segs) {
+    let left = s.dmaLength;
+    let a = s.dmaAddress;
+    while (left > 0) {
+      const n = Math.min(left, 4096 - Number(a & 0xfffn));
+      let p = Number(model.iovaToPhys(m.dev, a));
+      if (sw.isSwiotlbBuffer(p)) p = sw.origOf(p);
+      const last = segRuns[segRuns.length - 1];
+      if (last !== undefined && last[0] + last[1] === p) last[1] += n;
+      else segRuns.push([p, n]);
+      left -= n;
+      a += BigInt(n);
+    }
+  }
+  const entRuns: Array<[number, number]> = [];
+  for (const e of m.entries) {
+    const last = entRuns[entRuns.length - 1];
+    if (last !== undefined && last[0] + last[1] === e.phys) last[1] += e.length;
+    else entRuns.push([e.phys, e.length]);
+  }
+  if (JSON.stringify(segRuns) !== JSON.stringify(entRuns)) {
+    out.push({
+      step: i,
+      kind: 'sg-stream',
+      path,
+      detail: `on ${path} the ${m.count} returned segment(s) do not address the list's bytes in order`,
+      legacy: path === 'legacy-intel' ? segRuns : 'as the list',
+      generic: path === 'dma-iommu' ? segRuns : 'as the list',
+    });
+    return out;
+  }
+  // which entries make up each segment
+  let e = 0;
+  for (const s of segs) {
+    const first = e;
+    let sum = 0;
+    while (e < m.entries.length && sum < s.dmaLength) sum += m.entries[e++]!.length;
+    const merged = e - first > 1;
+    const maxSeg = m.maxSegSize!;
+    const mask = m.segBoundaryMask!;
+    const end = s.dmaAddress + BigInt(s.dmaLength) - 1n;
+    const add = (rule: 'max-seg' | 'boundary' | 'dma-mask', detail: string, firstEntryExceeds = false): void => {
+      out.push({
+        step: i,
+        kind: 'sg-limits',
+        path,
+        rule,
+        firstEntryExceeds,
+        detail,
+        legacy: path === 'legacy-intel' ? { dma: `0x${s.dmaAddress.toString(16)}`, len: s.dmaLength } : 'within limits',
+        generic: path === 'dma-iommu' ? { dma: `0x${s.dmaAddress.toString(16)}`, len: s.dmaLength } : 'within limits',
+      });
+    };
+    if (merged && s.dmaLength > maxSeg) {
+      add('max-seg', `on ${path} a merged segment of ${s.dmaLength} bytes exceeds max_seg_size ${maxSeg}`, m.entries[first]!.length > maxSeg);
+    }
+    if (merged && (s.dmaAddress & ~mask) !== (end & ~mask)) add('boundary', `on ${path} a merged segment crosses the ${mask.toString(16)} segment boundary`);
+    if (end > m.dev.dmaMask) add('dma-mask', `on ${path} a segment ends above the DMA mask`);
+  }
+  return out;
+}
+
+/** The reachable-set comparison for every device, reported when the difference changes. */
+export class ReachableWatch {
+  private readonly last = new Map<string, string>();
+
+  check(i: number, legacy: DmaApi, generic: DmaApi): Divergence[] {
+    const out: Divergence[] = [];
+    legacy.devices.forEach((ld, k) => {
+      const gd = generic.devices[k]!;
+      const a: Reachable = reachable(legacy, ld);
+      const b: Reachable = reachable(generic, gd);
+      const diff = diffReachable(a, b);
+      const sig = diff === null ? '' : JSON.stringify([diff.onlyA, diff.onlyB]);
+      if (sig === (this.last.get(ld.name) ?? '')) return;
+      this.last.set(ld.name, sig);
+      if (diff === null) return;
+      out.push({
+        step: i,
+        kind: 'reachable',
+        device: ld.name,
+        onlyLegacy: diff.onlyA,
+        onlyGeneric: diff.onlyB,
+        extraGenericPfns: diff.extraBPfns,
+        detail: `device ${ld.name} can reach different physical pages: legacy only [${diff.onlyA.slice(0, 4).join(', ')}${diff.onlyA.length > 4 ? ', ...' : ''}], generic only [${diff.onlyB.slice(0, 4).join(', ')}${diff.onlyB.length > 4 ? ', ...' : ''}]`,
+        legacy: diff.onlyA,
+        generic: diff.onlyB,
+      });
+    });
+    return out;
+  }
+}
+
+/** Trace parity: the same physical pages mapped and as many IOVA pages unmapped, per step. */
+export function checkTrace(i: number, l: readonly TraceEvent[], g: readonly TraceEvent[]): Divergence[] {
+  const a = traceAccount(l);
+  const b = traceAccount(g);
+  if (JSON.stringify(a) === JSON.stringify(b)) return [];
+  const parts: string[] = [];
+  if (JSON.stringify(a.mapped) !== JSON.stringify(b.mapped)) parts.push(`mapped [${a.mapped.slice(0, 3).join(' ')}] vs [${b.mapped.slice(0, 3).join(' ')}]`);
+  if (a.unmappedPages !== b.unmappedPages) parts.push(`unmapped ${a.unmappedPages} vs ${b.unmappedPages} IOVA page(s)`);
+  return [{ step: i, kind: 'trace', detail: `the trace events account differently: ${parts.join('; ')}`, legacy: a, generic: b }];
+}

@@ -1,0 +1,23 @@
+/** Kernel struct device instances for a scenario's devices (each path gets its own). */
+import { dmaBitMask, type Device } from '../kernel/device.js';
+import { parseBdf } from '../vtd/entries.js';
+import type { ScenarioDevice } from './scenario.js';
+
+/** The driver name the scenario's devices are bound to, as dev_printk prints it. */
+export const SCENARIO_DRIVER = 'dmadiff';
+
+export function makeDevice(d: ScenarioDevice): Device {
+  return {
+    name: `0000:${d.bdf}`,
+    driver: SCENARIO_DRIVER,
+    sid: parseBdf(d.bdf)!,
+    pci: d.pci,
+    untrusted: d.untrusted,
+    dmaMask: dmaBitMask(d.dmaMask),
+    coherentDmaMask: dmaBitMask(d.coherentMask),
+    maxSegSize: d.maxSegSize,
+    segBoundaryMask: d.segBoundaryMask,
+    minAlignMask: 0,
+    busDmaLimit: 0n,
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * What a device can reach, and what a path's trace says it mapped: the observations the
+ * equivalence checker compares beyond step results.
+ *
+ * Reachable set: for each device, every physical page it can reach now with read and/or write
+ * permission -- through a present PTE the hardware would see, or a translation still cached in
+ * the IOTLB -- found by probing the hardware without side effects. Buffer pages compare by
+ * address; swiotlb slots and coherent pages compare by count and permission, since each release
+ * places them its own way.
+ */
+import type { Device } from '../kernel/device.js';
+import type { DmaApi } from '../kernel/dma-api.js';
+import type { TraceEvent } from '../kernel/trace.js';
+import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
+import { VTD_PAGE_SIZE } from '../vtd/regs.js';
+
+/** per device: buffer page → perm bits (1 read, 2 write); pooled pages as "region:perm" → count */
+export interface Reachable {
+  pages: Map<number, number>;
+  pooled: Map<string, number>;
+}
+
+/** Probe ranges above this many pages only every 512 pages (a 1 GiB leaf is uniform). */
+const DENSE_PROBE_LIMIT = 4096;
+
+function regionOf(physPfn: number): string | null {
+  const a = physPfn * VTD_PAGE_SIZE;
+  if (inRegion(SWIOTLB_REGION, a)) return 'swiotlb';
+  if (inRegion(COHERENT_REGION, a)) return 'coherent';
+  return null;
+}
+
+/** The reachable set of one device on one path. */
+export function reachable(model: DmaApi, dev: Device): Reachable {
+  const hw = model.machine.hw;
+  const candidates: Array<{ iovaPfn: number; pages: number }> = [];
+  for (const l of model.presentLeaves(dev)) candidates.push({ iovaPfn: l.iovaPfn, pages: l.pages });
+  const ctx = hw.contextCache.lookup(dev.sid);
+  if (ctx !== undefined) {
+    for (const e of hw.iotlb.entries()) if (e.did === ctx.did) candidates.push({ iovaPfn: e.basePfn, pages: 2 ** (9 * (e.level - 1)) });
+  }
+  const seen = new Set<number>();
+  const phys = new Map<number, number>();
+  for (const c of candidates) {
+    const step = c.pages > DENSE_PROBE_LIMIT ? 512 : 1;
+    for (let i = 0; i < c.pages; i += step) {
+      const pfn = c.iovaPfn + i;
+      if (seen.has(pfn)) continue;
+      seen.add(pfn);
+      const r = hw.peek(dev.sid, pfn, false);
+      const w = hw.peek(dev.sid, pfn, true);
+      const perm = (r >= 0 ? 1 : 0) | (w >= 0 ? 2 : 0);
+      if (perm === 0) continue;
+      const target = r >= 0 ? r : w;
+      phys.set(target, (phys.get(target) ?? 0) | perm);
+    }
+  }
+  const out: Reachable = { pages: new Map(), pooled: new Map() };
+  for (const [pfn, perm] of phys) {
+    const region = regionOf(pfn);
+    if (region === null) out.pages.set(pfn, perm);
+    else {
+      const k = `${region}:${perm}`;
+      out.pooled.set(k, (out.pooled.get(k) ?? 0) + 1);
+    }
+  }
+  return out;
+}
+
+function permName(p: number): string {
+  return p === 3 ? 'rw' : p === 1 ? 'r' : 'w';
+}
+
+/** The difference between two reachable sets, or null when equal. */
+export function diffReachable(a: Reachable, b: Reachable): { onlyA: string[]; onlyB: string[]; extraBPfns: number[] } | null {
+  const onlyA: string[] = [];
+  const onlyB: string[] = [];
+  const extraBPfns: number[] = [];
+  for (const [pfn, p] of a.pages) {
+    const q = b.pages.get(pfn);
+    if (q !== p) onlyA.push(`0x${(pfn * VTD_PAGE_SIZE).toString(16)}:${permName(p)}`);
+  }
+  for (const [pfn, p] of b.pages) {
+    const q = a.pages.get(pfn);
+    if (q !== p) {
+      onlyB.push(`0x${(pfn * VTD_PAGE_SIZE).toString(16)}:${permName(p)}`);
+      if (q === undefined) extraBPfns.push(pfn);
+    }
+  }
+  const keys = new Set([...a.pooled.keys(), ...b.pooled.keys()]);
+  for (const k of keys) {
+    const x = a.pooled.get(k) ?? 0;
+    const y = b.pooled.get(k) ?? 0;
+    if (x > y) onlyA.push(`${x - y} ${k} page(s)`);
+    if (y > x) onlyB.push(`${y - x} ${k} page(s)`);
+  }
+  return onlyA.length === 0 && onlyB.length === 0 ? null : { onlyA, onlyB, extraBPfns };
+}
+
+/**
+ * What a step's trace events say was mapped and unmapped, in terms both vocabularies share:
+ * the physical pages mapped (buffer pages by address, pooled pages by count) and the number of
+ * IOVA pages unmapped. 5.10's unmap_sg and bounce_unmap_single repeat what the unmap_single
+ * before them said, so they are not counted again.
+ */
+export interface TraceAccount {
+  mapped: string[];
+  unmappedPages: number;
+}
+
+function pagesOf(start: bigint, size: bigint): Array<number> {
+  if (size <= 0n) return [];
+  const first = Number(start >> 12n);
+  const last = Number((start + size - 1n) >> 12n);
+  const out: number[] = [];
+  for (let p = first; p <= last && out.length < 1 << 18; p++) out.push(p);
+  return out;
+}
+
+const FIELD = /(\w+)=(0x[0-9a-f]+|\d+)/g;
+
+function fields(text: string): Record<string, bigint> {
+  const o: Record<string, bigint> = {};
+  for (const m of text.matchAll(FIELD)) o[m[1]!] = BigInt(m[2]!);
+  return o;
+}
+
+export function traceAccount(events: readonly TraceEvent[]): TraceAccount {
+  const phys: number[] = [];
+  let unmappedPages = 0;
+  for (const e of events) {
+    const f = fields(e.text);
+    switch (e.event) {
+      case 'map_single':
+        // size counts whole pages from the page of phys_addr (npages << 12)
+        phys.push(...pagesOf(f['phys_addr']! & ~0xfffn, f['size']!));
+        break;
+      case 'bounce_map_single':
+      case 'map_sg':
+      case 'bounce_map_sg':
+        // the caller's bytes: the pages [phys, phys + size) touches
+        phys.push(...pagesOf(f['phys_addr']!, f['size']!));
+        break;
+      case 'map':
+        phys.push(...pagesOf(f['paddr']!, f['size']!));
+        break;
+      case 'unmap_single':
+        unmappedPages += pagesOf(f['dev_addr']!, f['size']!).length;
+        break;
+      case 'unmap':
+        unmappedPages += Number(f['unmapped_size']! >> 12n);
+        break;
+      default:
+        break; // unmap_sg, bounce_unmap_single, qi_submit: nothing new to account
+    }
+  }
+  const pooled = new Map<string, number>();
+  const mapped: string[] = [];
+  for (const p of phys) {
+    const r = regionOf(p);
+    if (r === null) mapped.push(`0x${(p * VTD_PAGE_SIZE).toString(16)}`);
+    else pooled.set(r, (pooled.get(r) ?? 0) + 1);
+  }
+  mapped.sort();
+  for (const [r, n] of [...pooled].sort()) mapped.push(`${n} ${r} page(s)`);
+  return { mapped, unmappedPages };
+}

@@ -1,0 +1,29 @@
+/**
+ * The two DMA paths the harness compares, built from a scenario: each on its own machine with
+ * the same platform, its own device structures, and the scenario's reserved IOVA ranges.
+ */
+import type { DmaApi } from '../kernel/dma-api.js';
+import { DmaIommu, type GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import { LegacyIntel } from '../legacy-intel/intel-iommu.js';
+import { makeDevice } from './devices.js';
+import type { Scenario } from './scenario.js';
+
+export type PathName = 'legacy-intel' | 'dma-iommu';
+export const PATH_NAMES: readonly PathName[] = ['legacy-intel', 'dma-iommu'];
+
+/** The reserved ranges as inclusive pfn ranges (reserve_iova's arguments). */
+export function reservedPfns(s: Scenario): Array<{ lo: number; hi: number }> {
+  return s.reserved.map((r) => ({ lo: Number(r.start >> 12n), hi: Number(r.end >> 12n) }));
+}
+
+/** Build a path; `faults` switches on seeded bugs in the generic path (tests of the checker). */
+export function createPath(name: PathName, s: Scenario, faults: GenericFaults = {}): DmaApi {
+  const devices = s.devices.map(makeDevice);
+  const ids = s.devices.map((d) => d.id);
+  switch (name) {
+    case 'legacy-intel':
+      return new LegacyIntel({ ...s.platform, superpages: [...s.platform.superpages] }, devices, ids, reservedPfns(s));
+    case 'dma-iommu':
+      return new DmaIommu({ ...s.platform, superpages: [...s.platform.superpages] }, devices, ids, reservedPfns(s), faults);
+  }
+}

@@ -1,0 +1,67 @@
+/** The readable text rendering of a dmadiff-result/1 document. */
+import type { Divergence } from './checker.js';
+import type { StepResult } from './path-runner.js';
+import type { ResultDoc } from './runner.js';
+import type { Scenario, Step } from './scenario.js';
+
+function describeStep(s: Step): string {
+  switch (s.op) {
+    case 'map_page':
+      return `map_page ${s.as} = ${s.dev} 0x${s.phys.toString(16)}+${s.size} ${s.dir}`;
+    case 'map_sg':
+      return `map_sg ${s.as} = ${s.dev} ${s.sg.length} entr${s.sg.length === 1 ? 'y' : 'ies'} ${s.dir}`;
+    case 'alloc_coherent':
+      return `alloc_coherent ${s.as} = ${s.dev} ${s.size}`;
+    case 'unmap':
+    case 'free_coherent':
+    case 'sync_for_cpu':
+    case 'sync_for_device':
+      return `${s.op} ${s.map}`;
+    case 'dma_read':
+    case 'dma_write':
+      return `${s.op} ${s.map}[${s.offset}, +${s.len})`;
+    case 'cpu_read':
+    case 'cpu_write':
+      return `${s.op} 0x${s.phys.toString(16)}+${s.len}`;
+    case 'consumer_walk':
+      return `consumer_walk ${s.map} by ${s.consumer}`;
+    case 'flush_queue_timeout':
+      return 'flush_queue_timeout';
+    case 'set_dma_mask':
+      return `set_dma_mask ${s.dev} ${s.bits} bits (${s.which})`;
+    case 'set_max_seg_size':
+      return `set_max_seg_size ${s.dev} ${s.size}`;
+    case 'set_seg_boundary':
+      return `set_seg_boundary ${s.dev} 0x${s.mask.toString(16)}`;
+  }
+}
+
+function describeResult(r: StepResult): string {
+  if (r.error !== undefined) return `error: ${r.error}`;
+  if (!r.ok) return r.fault !== undefined ? `FAULT ${r.fault.reason} ${r.fault.type} at ${r.fault.addr}` : 'failed';
+  if (r.segments !== undefined) return `${r.count} seg: ${r.segments.map((x) => `${x.dma}+${x.len}`).join(' ')}`;
+  if (r.data !== undefined) return `${r.data.length / 2} bytes ${r.data.slice(0, 32)}${r.data.length > 32 ? '...' : ''}`;
+  return r.dma !== undefined ? `ok ${r.dma}` : 'ok';
+}
+
+export function renderDivergence(d: Divergence): string {
+  const tag = d.allowlisted !== undefined ? `allowlisted ${d.allowlisted}` : 'DIVERGENCE';
+  return `step ${d.step}: ${tag} [${d.kind}] ${d.detail}`;
+}
+
+export function renderText(s: Scenario, doc: ResultDoc): string {
+  const lines: string[] = [];
+  const l = doc.paths['legacy-intel'].steps;
+  const g = doc.paths['dma-iommu'].steps;
+  s.steps.forEach((st, i) => {
+    lines.push(`#${i} ${describeStep(st)}`);
+    lines.push(`    legacy-intel (5.10): ${describeResult(l[i]!)}`);
+    lines.push(`    dma-iommu    (6.1):  ${describeResult(g[i]!)}`);
+    for (const d of doc.divergences) if (d.step === i) lines.push(`    ${renderDivergence(d)}`);
+  });
+  for (const d of doc.divergences) if (d.step >= s.steps.length) lines.push(renderDivergence(d));
+  const n = doc.divergences.length;
+  const allowed = doc.divergences.filter((d) => d.allowlisted !== undefined).length;
+  lines.push(`${s.steps.length} steps, ${n} divergence(s), ${allowed} allowlisted`);
+  return lines.join('\n');
+}

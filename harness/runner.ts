@@ -1,0 +1,121 @@
+/**
+ * Runs a scenario on both paths side by side and produces the dmadiff-result/1 document: one
+ * result per step per path, each path's trace and kernel log, and the divergences the checker
+ * found (with the allowlist entry that recognises each, if any).
+ */
+import { formatTimestamp } from '../kernel/clock.js';
+import type { PathStats } from '../kernel/dma-api.js';
+import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import { allowlisted } from './allowlist.js';
+import { ReachableWatch, checkSgResult, checkTrace, compareResults, type Divergence } from './checker.js';
+import { PathRunner, type StepResult } from './path-runner.js';
+import { createPath, type PathName } from './paths.js';
+import type { Scenario } from './scenario.js';
+
+export const RESULT_FORMAT = 'dmadiff-result/1';
+
+export interface TraceJson {
+  step: number;
+  cpu: number;
+  ts: string;
+  event: string;
+  text: string;
+}
+
+export interface PathResult {
+  steps: StepResult[];
+  trace: TraceJson[];
+  log: string[];
+}
+
+export interface ResultDoc {
+  format: typeof RESULT_FORMAT;
+  paths: Record<PathName, PathResult>;
+  divergences: Divergence[];
+  /** what each path counted (rcache hits, bounces, flushes...), for coverage reports */
+  stats: Record<PathName, PathStats>;
+}
+
+export interface RunOptions {
+  strictIova?: boolean;
+  /** seeded bugs in the generic path (tests of the checker only) */
+  faults?: GenericFaults;
+}
+
+export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
+  const legacy = new PathRunner(createPath('legacy-intel', s), s);
+  const generic = new PathRunner(createPath('dma-iommu', s, opts.faults ?? {}), s);
+  const divergences: Divergence[] = [];
+  const reach = new ReachableWatch();
+  const lSteps: StepResult[] = [];
+  const gSteps: StepResult[] = [];
+  const lt = legacy.model.machine.trace;
+  const gt = generic.model.machine.trace;
+  // allowlist predicates look at the mappings as they are when the divergence appears
+  const ctx = { legacy: legacy.mappings, generic: generic.mappings };
+  const report = (ds: Divergence[]): void => {
+    for (const d of ds) {
+      const id = allowlisted(d, ctx);
+      if (id !== undefined) d.allowlisted = id;
+      divergences.push(d);
+    }
+  };
+  s.steps.forEach((step, i) => {
+    const lFrom = lt.events.length;
+    const gFrom = gt.events.length;
+    const l = legacy.run(i, step);
+    const g = generic.run(i, step);
+    lSteps.push(l);
+    gSteps.push(g);
+    report(compareResults(i, step, l, g, legacy, { strictIova: opts.strictIova === true }));
+    if (step.op === 'map_sg') {
+      report(checkSgResult('legacy-intel', legacy.model, legacy.mappings.get(step.as)!, i));
+      report(checkSgResult('dma-iommu', generic.model, generic.mappings.get(step.as)!, i));
+    }
+    report(reach.check(i, legacy.model, generic.model));
+    report(checkTrace(i, lt.events.slice(lFrom), gt.events.slice(gFrom)));
+  });
+  report(endState(s, legacy, generic));
+  return {
+    format: RESULT_FORMAT,
+    paths: { 'legacy-intel': pathResult(legacy, lSteps), 'dma-iommu': pathResult(generic, gSteps) },
+    divergences,
+    stats: { 'legacy-intel': legacy.model.stats(), 'dma-iommu': generic.model.stats() },
+  };
+}
+
+/**
+ * The end state: once every mapping is gone, let the flush-queue timer run and require that
+ * nothing is left -- no live IOVA, no present PTE, no busy swiotlb slot, nothing queued.
+ */
+function endState(s: Scenario, legacy: PathRunner, generic: PathRunner): Divergence[] {
+  const anyLive = [...legacy.mappings.values(), ...generic.mappings.values()].some((m) => m.live);
+  if (anyLive || s.steps.length === 0) return [];
+  const summary = (r: PathRunner): { liveIovas: number; presentPtes: number; busySwiotlbSlots: number; queued: number } => {
+    r.model.machine.passFlushQueueTimeout();
+    const k = r.model.leaks();
+    return { liveIovas: k.liveIovas.length, presentPtes: k.presentPtes.length, busySwiotlbSlots: k.busySwiotlbSlots, queued: k.queued };
+  };
+  const l = summary(legacy);
+  const g = summary(generic);
+  const clean = (x: typeof l): boolean => x.liveIovas + x.presentPtes + x.busySwiotlbSlots + x.queued === 0;
+  if (clean(l) && clean(g)) return [];
+  const who = [clean(l) ? '' : 'legacy', clean(g) ? '' : 'generic'].filter((x) => x !== '').join(' and ');
+  return [{ step: s.steps.length, kind: 'leak', detail: `after every mapping is gone and the queues drained, ${who} still holds IOVAs, PTEs, slots or queue entries`, legacy: l, generic: g }];
+}
+
+function pathResult(r: PathRunner, steps: StepResult[]): PathResult {
+  const m = r.model.machine;
+  return {
+    steps,
+    trace: m.trace.events
+      .filter((e) => e.step >= 0)
+      .map((e) => ({ step: e.step, cpu: e.cpu, ts: formatTimestamp(e.tsNs), event: e.event, text: e.text })),
+    log: m.log.lines.map((l) => l.text),
+  };
+}
+
+/** Divergences that fail a gate: not allowlisted, and trace ones only with --trace-parity. */
+export function failing(doc: ResultDoc, traceParity: boolean): Divergence[] {
+  return doc.divergences.filter((d) => d.allowlisted === undefined && (traceParity || d.kind !== 'trace'));
+}

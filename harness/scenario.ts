@@ -1,0 +1,86 @@
+/**
+ * The scenario format, dmadiff-scenario/1 (DESIGN.md "Scenario format"): platform, devices,
+ * reserved IOVA ranges and steps, JSON, 64-bit quantities as hex strings. This module holds the
+ * types of a parsed scenario; validation.ts turns JSON into one (or one line of error).
+ */
+import type { Agaw, Superpage } from '../vtd/caps.js';
+
+export const SCENARIO_FORMAT = 'dmadiff-scenario/1';
+
+export type Dir = 'to_device' | 'from_device' | 'bidirectional';
+export type Consumer = 'correct' | 'i915' | 'i915-fixed';
+export type MaskWhich = 'both' | 'streaming' | 'coherent';
+
+export interface Platform {
+  agaw: Agaw;
+  cachingMode: boolean;
+  zlr: boolean;
+  superpages: Superpage[];
+  strict: boolean;
+  forcedac: boolean;
+  cpus: number;
+}
+
+export interface ScenarioDevice {
+  id: string;
+  bdf: string;
+  pci: boolean;
+  untrusted: boolean;
+  dmaMask: number;
+  coherentMask: number;
+  maxSegSize: number;
+  segBoundaryMask: bigint;
+}
+
+export interface Reserved {
+  start: bigint;
+  end: bigint;
+}
+
+export type Step =
+  | { op: 'map_page'; dev: string; phys: number; size: number; dir: Dir; cpu: number; as: string }
+  | { op: 'map_sg'; dev: string; dir: Dir; sg: Array<{ phys: number; length: number }>; cpu: number; as: string }
+  | { op: 'unmap'; map: string; cpu: number }
+  | { op: 'alloc_coherent'; dev: string; size: number; cpu: number; as: string }
+  | { op: 'free_coherent'; map: string; cpu: number }
+  | { op: 'sync_for_cpu' | 'sync_for_device'; map: string }
+  | { op: 'dma_read'; map: string; offset: number; len: number }
+  | { op: 'dma_write'; map: string; offset: number; len: number; fill: number }
+  | { op: 'cpu_read'; phys: number; len: number }
+  | { op: 'cpu_write'; phys: number; len: number; fill: number }
+  | { op: 'consumer_walk'; map: string; consumer: Consumer }
+  | { op: 'flush_queue_timeout' }
+  | { op: 'set_dma_mask'; dev: string; bits: number; which: MaskWhich }
+  | { op: 'set_max_seg_size'; dev: string; size: number }
+  | { op: 'set_seg_boundary'; dev: string; mask: bigint };
+
+export type Op = Step['op'];
+
+export interface Scenario {
+  format: typeof SCENARIO_FORMAT;
+  platform: Platform;
+  devices: ScenarioDevice[];
+  reserved: Reserved[];
+  steps: Step[];
+}
+
+export function hex(v: bigint | number): string {
+  return `0x${v.toString(16)}`;
+}
+
+/** The JSON form of a scenario (the inverse of parsing), with stable key order. */
+export function scenarioToJson(s: Scenario): unknown {
+  return {
+    format: s.format,
+    platform: { ...s.platform, superpages: [...s.platform.superpages] },
+    devices: s.devices.map((d) => ({ ...d, segBoundaryMask: hex(d.segBoundaryMask) })),
+    reserved: s.reserved.map((r) => ({ start: hex(r.start), end: hex(r.end) })),
+    steps: s.steps.map((st) => {
+      const o: Record<string, unknown> = { ...st };
+      if ('phys' in st) o['phys'] = hex(st.phys);
+      if (st.op === 'map_sg') o['sg'] = st.sg.map((e) => ({ phys: hex(e.phys), length: e.length }));
+      if (st.op === 'set_seg_boundary') o['mask'] = hex(st.mask);
+      return o;
+    }),
+  };
+}

@@ -1,0 +1,307 @@
+/**
+ * Parsing and validation of dmadiff-scenario/1. Everything is checked before anything runs;
+ * the first problem becomes one line naming where it is (`steps[3].size: ...`).
+ */
+import { parseBdf } from '../vtd/entries.js';
+import { PHYS_LIMIT, overlappingRegion } from '../vtd/regions.js';
+import { DEFAULT_PLATFORM } from '../kernel/machine.js';
+import { SCENARIO_FORMAT, type Consumer, type Dir, type MaskWhich, type Platform, type Reserved, type Scenario, type ScenarioDevice, type Step } from './scenario.js';
+
+export class ScenarioError extends Error {}
+
+type Obj = Record<string, unknown>;
+
+const U64_MAX = (1n << 64n) - 1n;
+/** the largest single buffer a scenario may map: 1 GiB */
+const MAX_BUFFER = 1 << 30;
+/** the largest device or CPU access: 16 MiB */
+const MAX_ACCESS = 1 << 24;
+const MAX_SG_ENTRIES = 1024;
+
+function fail(where: string, msg: string): never {
+  throw new ScenarioError(`${where}: ${msg}`);
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function onlyKeys(o: Obj, where: string, allowed: readonly string[]): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) fail(`${where}.${k}`, 'unknown field');
+}
+
+function bool(o: Obj, k: string, where: string, dflt?: boolean): boolean {
+  const v = o[k];
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'boolean') fail(`${where}.${k}`, `expected true or false, got ${show(v)}`);
+  return v;
+}
+
+function int(o: Obj, k: string, where: string, min: number, max: number, dflt?: number): number {
+  const v = o[k];
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(`${where}.${k}`, `expected an integer, got ${show(v)}`);
+  if (v < min || v > max) fail(`${where}.${k}`, `${v} is outside ${min}..${max}`);
+  return v;
+}
+
+/** A 64-bit quantity: a "0x..." string (the format's way) or a plain non-negative integer. */
+function u64(o: Obj, k: string, where: string, dflt?: bigint): bigint {
+  const v = o[k];
+  if (v === undefined && dflt !== undefined) return dflt;
+  let r: bigint;
+  if (typeof v === 'string' && /^0x[0-9a-fA-F]{1,16}$/.test(v)) r = BigInt(v);
+  else if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) r = BigInt(v);
+  else fail(`${where}.${k}`, `expected a hex string like "0x1000", got ${show(v)}`);
+  if (r > U64_MAX) fail(`${where}.${k}`, 'does not fit in 64 bits');
+  return r;
+}
+
+function str(o: Obj, k: string, where: string): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length === 0) fail(`${where}.${k}`, `expected a non-empty string, got ${show(v)}`);
+  return v;
+}
+
+function oneOf<T extends string>(o: Obj, k: string, where: string, values: readonly T[], dflt?: T): T {
+  const v = o[k];
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) fail(`${where}.${k}`, `expected one of ${values.join(', ')}, got ${show(v)}`);
+  return v as T;
+}
+
+/** A boundary mask must be 2^n - 1 with n >= 12 (iommu_is_span_boundary wants a power of two). */
+function boundaryMask(o: Obj, k: string, where: string, dflt?: bigint): bigint {
+  const m = u64(o, k, where, dflt);
+  if (m < 0xfffn || ((m + 1n) & m) !== 0n) fail(`${where}.${k}`, `${show(o[k])} is not 2^n-1 with n >= 12`);
+  return m;
+}
+
+/** A buffer's physical range must lie in the machine and clear of the fixed regions. */
+function physRange(o: Obj, k: string, where: string, len: number): number {
+  const p = u64(o, k, where);
+  if (p + BigInt(len) > BigInt(PHYS_LIMIT)) fail(`${where}.${k}`, `${show(o[k])}+${len} is beyond physical memory (2^39)`);
+  const n = Number(p);
+  const r = overlappingRegion(n, len);
+  if (r !== undefined) fail(`${where}.${k}`, `${show(o[k])}+${len} overlaps the ${r.name} region`);
+  return n;
+}
+
+function parsePlatform(v: unknown): Platform {
+  const w = 'platform';
+  if (v === undefined) return { ...DEFAULT_PLATFORM, superpages: [...DEFAULT_PLATFORM.superpages] };
+  if (!isObj(v)) fail(w, 'expected an object');
+  onlyKeys(v, w, ['agaw', 'cachingMode', 'zlr', 'superpages', 'strict', 'forcedac', 'cpus']);
+  const agaw = int(v, 'agaw', w, 39, 57, DEFAULT_PLATFORM.agaw);
+  if (agaw !== 39 && agaw !== 48 && agaw !== 57) fail(`${w}.agaw`, `expected 39, 48 or 57, got ${agaw}`);
+  let superpages: Platform['superpages'] = [...DEFAULT_PLATFORM.superpages];
+  if (v['superpages'] !== undefined) {
+    const sp = v['superpages'];
+    if (!Array.isArray(sp)) fail(`${w}.superpages`, 'expected an array of "2M" / "1G"');
+    superpages = [];
+    sp.forEach((s, i) => {
+      if (s !== '2M' && s !== '1G') fail(`${w}.superpages[${i}]`, `expected "2M" or "1G", got ${show(s)}`);
+      if (superpages.includes(s)) fail(`${w}.superpages[${i}]`, `${s} given twice`);
+      superpages.push(s);
+    });
+  }
+  return {
+    agaw,
+    cachingMode: bool(v, 'cachingMode', w, DEFAULT_PLATFORM.cachingMode),
+    zlr: bool(v, 'zlr', w, DEFAULT_PLATFORM.zlr),
+    superpages,
+    strict: bool(v, 'strict', w, DEFAULT_PLATFORM.strict),
+    forcedac: bool(v, 'forcedac', w, DEFAULT_PLATFORM.forcedac),
+    cpus: int(v, 'cpus', w, 1, 64, DEFAULT_PLATFORM.cpus),
+  };
+}
+
+function parseDevices(v: unknown): ScenarioDevice[] {
+  if (!Array.isArray(v) || v.length === 0) fail('devices', 'expected a non-empty array');
+  const ids = new Set<string>();
+  const bdfs = new Set<number>();
+  return v.map((d, i) => {
+    const w = `devices[${i}]`;
+    if (!isObj(d)) fail(w, 'expected an object');
+    onlyKeys(d, w, ['id', 'bdf', 'pci', 'untrusted', 'dmaMask', 'coherentMask', 'maxSegSize', 'segBoundaryMask']);
+    const id = str(d, 'id', w);
+    if (ids.has(id)) fail(`${w}.id`, `duplicate device id "${id}"`);
+    ids.add(id);
+    const bdf = str(d, 'bdf', w);
+    const sid = parseBdf(bdf);
+    if (sid === undefined) fail(`${w}.bdf`, `expected "bb:dd.f" (hex bus, device up to 1f, function 0-7), got ${show(bdf)}`);
+    if (bdfs.has(sid)) fail(`${w}.bdf`, `duplicate bdf ${bdf}`);
+    bdfs.add(sid);
+    const pci = bool(d, 'pci', w, true);
+    const untrusted = bool(d, 'untrusted', w, false);
+    if (untrusted && !pci) fail(`${w}.untrusted`, 'only a PCI device can be untrusted (pdev->untrusted)');
+    const dmaMask = int(d, 'dmaMask', w, 1, 64);
+    return {
+      id,
+      bdf,
+      pci,
+      untrusted,
+      dmaMask,
+      coherentMask: int(d, 'coherentMask', w, 1, 64, dmaMask),
+      maxSegSize: int(d, 'maxSegSize', w, 1, 0xffff_ffff, 65536),
+      // pci_device_add gives PCI devices a 4 GiB boundary; others keep ULONG_MAX
+      segBoundaryMask: boundaryMask(d, 'segBoundaryMask', w, pci ? 0xffff_ffffn : U64_MAX),
+    };
+  });
+}
+
+function parseReserved(v: unknown): Reserved[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) fail('reserved', 'expected an array');
+  return v.map((r, i) => {
+    const w = `reserved[${i}]`;
+    if (!isObj(r)) fail(w, 'expected an object');
+    onlyKeys(r, w, ['start', 'end']);
+    const start = u64(r, 'start', w);
+    const end = u64(r, 'end', w);
+    if (end < start) fail(`${w}.end`, 'is below start');
+    if (end >= 1n << 57n) fail(`${w}.end`, 'is beyond any IOVA (2^57)');
+    return { start, end };
+  });
+}
+
+type MapKind = 'single' | 'sg' | 'coherent';
+
+const STEP_FIELDS: Record<Step['op'], readonly string[]> = {
+  map_page: ['dev', 'phys', 'size', 'dir', 'cpu', 'as'],
+  map_sg: ['dev', 'dir', 'sg', 'cpu', 'as'],
+  unmap: ['map', 'cpu'],
+  alloc_coherent: ['dev', 'size', 'cpu', 'as'],
+  free_coherent: ['map', 'cpu'],
+  sync_for_cpu: ['map'],
+  sync_for_device: ['map'],
+  dma_read: ['map', 'offset', 'len'],
+  dma_write: ['map', 'offset', 'len', 'fill'],
+  cpu_read: ['phys', 'len'],
+  cpu_write: ['phys', 'len', 'fill'],
+  consumer_walk: ['map', 'consumer'],
+  flush_queue_timeout: [],
+  set_dma_mask: ['dev', 'bits', 'which'],
+  set_max_seg_size: ['dev', 'size'],
+  set_seg_boundary: ['dev', 'mask'],
+};
+
+const DIRS: readonly Dir[] = ['to_device', 'from_device', 'bidirectional'];
+const CONSUMERS: readonly Consumer[] = ['correct', 'i915', 'i915-fixed'];
+const WHICH: readonly MaskWhich[] = ['both', 'streaming', 'coherent'];
+
+function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[] {
+  if (!Array.isArray(v)) fail('steps', 'expected an array');
+  const mappings = new Map<string, MapKind>();
+  const devIds = new Set(devices.map((d) => d.id));
+  return v.map((s, i): Step => {
+    const w = `steps[${i}]`;
+    if (!isObj(s)) fail(w, 'expected an object');
+    const op = s['op'];
+    if (typeof op !== 'string' || !(op in STEP_FIELDS)) fail(`${w}.op`, `unknown op ${show(op)}`);
+    const o = op as Step['op'];
+    onlyKeys(s, w, ['op', ...STEP_FIELDS[o]]);
+    const dev = (): string => {
+      const d = str(s, 'dev', w);
+      if (!devIds.has(d)) fail(`${w}.dev`, `no device "${d}"`);
+      return d;
+    };
+    const cpu = (): number => int(s, 'cpu', w, 0, cpus - 1, 0);
+    const as = (kind: MapKind): string => {
+      const a = str(s, 'as', w);
+      if (mappings.has(a)) fail(`${w}.as`, `"${a}" is already a mapping name`);
+      mappings.set(a, kind);
+      return a;
+    };
+    const map = (kinds: readonly MapKind[]): string => {
+      const m = str(s, 'map', w);
+      const k = mappings.get(m);
+      if (k === undefined) fail(`${w}.map`, `no earlier mapping "${m}"`);
+      if (!kinds.includes(k)) fail(`${w}.map`, `"${m}" is a ${k} mapping; ${o} needs ${kinds.join(' or ')}`);
+      return m;
+    };
+    switch (o) {
+      case 'map_page': {
+        const size = int(s, 'size', w, 1, MAX_BUFFER);
+        return { op: o, dev: dev(), phys: physRange(s, 'phys', w, size), size, dir: oneOf(s, 'dir', w, DIRS), cpu: cpu(), as: as('single') };
+      }
+      case 'map_sg': {
+        const sg = s['sg'];
+        if (!Array.isArray(sg) || sg.length === 0 || sg.length > MAX_SG_ENTRIES) fail(`${w}.sg`, `expected 1..${MAX_SG_ENTRIES} entries`);
+        const entries = sg.map((e, j) => {
+          const we = `${w}.sg[${j}]`;
+          if (!isObj(e)) fail(we, 'expected an object');
+          onlyKeys(e, we, ['phys', 'length']);
+          const length = int(e, 'length', we, 1, MAX_BUFFER);
+          return { phys: physRange(e, 'phys', we, length), length };
+        });
+        return { op: o, dev: dev(), dir: oneOf(s, 'dir', w, DIRS), sg: entries, cpu: cpu(), as: as('sg') };
+      }
+      case 'unmap':
+        return { op: o, map: map(['single', 'sg']), cpu: cpu() };
+      case 'alloc_coherent':
+        return { op: o, dev: dev(), size: int(s, 'size', w, 1, MAX_BUFFER), cpu: cpu(), as: as('coherent') };
+      case 'free_coherent':
+        return { op: o, map: map(['coherent']), cpu: cpu() };
+      case 'sync_for_cpu':
+      case 'sync_for_device':
+        return { op: o, map: map(['single', 'sg']) };
+      case 'dma_read':
+        return { op: o, map: map(['single', 'sg', 'coherent']), offset: int(s, 'offset', w, -MAX_ACCESS, MAX_BUFFER), len: int(s, 'len', w, 1, MAX_ACCESS) };
+      case 'dma_write':
+        return {
+          op: o,
+          map: map(['single', 'sg', 'coherent']),
+          offset: int(s, 'offset', w, -MAX_ACCESS, MAX_BUFFER),
+          len: int(s, 'len', w, 1, MAX_ACCESS),
+          fill: int(s, 'fill', w, 0, 255),
+        };
+      case 'cpu_read': {
+        const len = int(s, 'len', w, 1, MAX_ACCESS);
+        const p = u64(s, 'phys', w);
+        if (p + BigInt(len) > BigInt(PHYS_LIMIT)) fail(`${w}.phys`, 'is beyond physical memory (2^39)');
+        return { op: o, phys: Number(p), len };
+      }
+      case 'cpu_write': {
+        const len = int(s, 'len', w, 1, MAX_ACCESS);
+        return { op: o, phys: physRange(s, 'phys', w, len), len, fill: int(s, 'fill', w, 0, 255) };
+      }
+      case 'consumer_walk':
+        return { op: o, map: map(['sg']), consumer: oneOf(s, 'consumer', w, CONSUMERS) };
+      case 'flush_queue_timeout':
+        return { op: o };
+      case 'set_dma_mask':
+        return { op: o, dev: dev(), bits: int(s, 'bits', w, 1, 64), which: oneOf(s, 'which', w, WHICH, 'both') };
+      case 'set_max_seg_size':
+        return { op: o, dev: dev(), size: int(s, 'size', w, 1, 0xffff_ffff) };
+      case 'set_seg_boundary':
+        return { op: o, dev: dev(), mask: boundaryMask(s, 'mask', w) };
+    }
+  });
+}
+
+/** Parse a scenario from its JSON value; throws ScenarioError with one line. */
+export function parseScenario(v: unknown): Scenario {
+  if (!isObj(v)) fail('scenario', 'expected a JSON object');
+  onlyKeys(v, 'scenario', ['format', 'platform', 'devices', 'reserved', 'steps']);
+  if (v['format'] !== SCENARIO_FORMAT) fail('format', `expected "${SCENARIO_FORMAT}", got ${show(v['format'])}`);
+  const platform = parsePlatform(v['platform']);
+  const devices = parseDevices(v['devices']);
+  return { format: SCENARIO_FORMAT, platform, devices, reserved: parseReserved(v['reserved']), steps: parseSteps(v['steps'], devices, platform.cpus) };
+}
+
+/** Parse scenario text (JSON); errors name the place. */
+export function parseScenarioText(text: string): Scenario {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    fail('scenario', `not JSON (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
+  }
+  return parseScenario(v);
+}

@@ -1,0 +1,169 @@
+/**
+ * The legacy path: the VT-d driver of Linux 5.10.262 with its own DMA ops.
+ *
+ * At probe each device gets a DMA domain of its own (domain id in probe order, 0 and 1
+ * reserved), attached through a context entry, and intel_iommu_probe_finalize picks its ops:
+ * bounce_dma_ops for an untrusted PCI device, intel_dma_ops otherwise. intel_iommu_strict comes
+ * from the `strict` option and is forced by caching mode (init_dmars, kernel-semantics 10.1).
+ */
+import { DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
+import { collectStats, type CoherentAlloc, type DmaApi, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { IntelPageTable } from '../kernel/intel-pgtable.js';
+import { Machine, Q35_BUILTIN_GROUPS, type PlatformConfig } from '../kernel/machine.js';
+import type { SgTable } from '../kernel/scatterlist.js';
+import { parseBdf } from '../vtd/entries.js';
+import { VTD_PAGE_SIZE } from '../vtd/regs.js';
+import { bounceMapSg, bounceMapSingle, bounceSyncSg, bounceSyncSingle, bounceUnmapSg, bounceUnmapSingle } from './bounce.js';
+import { createDomain, type LegacyDomain } from './domain.js';
+import {
+  intelAllocCoherent,
+  intelFreeCoherent,
+  intelMapPage,
+  intelMapSg,
+  intelUnmap,
+  intelUnmapSg,
+  type CoherentBuffer,
+  type LegacyContext,
+} from './dma-ops.js';
+
+export class LegacyIntel implements DmaApi {
+  readonly release = '5.10' as const;
+  readonly machine: Machine;
+  private readonly pt: IntelPageTable;
+  private readonly domains = new Map<Device, LegacyDomain>();
+  private readonly bounce = new Set<Device>();
+  private readonly ctx: LegacyContext;
+  private readonly byId = new Map<string, Device>();
+
+  constructor(
+    platform: PlatformConfig,
+    readonly devices: readonly Device[],
+    ids: readonly string[],
+    reserved: ReadonlyArray<{ lo: number; hi: number }>,
+  ) {
+    const m = new Machine('5.10', platform);
+    this.machine = m;
+    this.pt = new IntelPageTable(m.memory, m.ptPages);
+    let strict = platform.strict;
+    if (m.hw.caps.cm && !strict) {
+      m.log.print('DMAR: Disable batched IOTLB flush due to virtualization');
+      strict = true;
+    }
+    this.ctx = { m, pt: this.pt, domainOf: (d) => this.domain(d), strict, forcedac: platform.forcedac };
+    devices.forEach((d, i) => this.byId.set(ids[i]!, d));
+    // probe in bus order with q35's own functions; each group's default domain takes a DID
+    const builtins = Q35_BUILTIN_GROUPS.map((b) => parseBdf(b)!).filter((sid) => !devices.some((d) => d.sid === sid));
+    const order: Array<Device | number> = [...devices, ...builtins].sort((a, b) => (typeof a === 'number' ? a : a.sid) - (typeof b === 'number' ? b : b.sid));
+    for (const g of order) {
+      const did = m.dmar.allocDomainId();
+      if (typeof g === 'number') continue;
+      this.domains.set(g, createDomain(m, this.pt, g, did, reserved, strict));
+      if (g.pci && g.untrusted) this.bounce.add(g);
+    }
+  }
+
+  device(id: string): Device {
+    const d = this.byId.get(id);
+    if (d === undefined) throw new Error(`unknown device ${id}`);
+    return d;
+  }
+
+  private domain(dev: Device): LegacyDomain {
+    const d = this.domains.get(dev);
+    if (d === undefined) throw new Error(`${dev.name} has no domain`);
+    return d;
+  }
+
+  /** intel_iommu_probe_finalize's choice, made once at probe */
+  usesBounceOps(dev: Device): boolean {
+    return this.bounce.has(dev);
+  }
+
+  mapPage(dev: Device, phys: number, size: number, dir: DmaDirection, cpu: number): bigint {
+    if (this.bounce.has(dev)) return bounceMapSingle(this.ctx, dev, phys, size, dir, 0, dev.dmaMask, cpu);
+    return intelMapPage(this.ctx, dev, phys, size, dir, cpu);
+  }
+
+  unmapPage(dev: Device, addr: bigint, size: number, dir: DmaDirection, cpu: number): void {
+    if (this.bounce.has(dev)) bounceUnmapSingle(this.ctx, dev, addr, size, dir, 0, cpu);
+    else intelUnmap(this.ctx, dev, addr, size, cpu);
+  }
+
+  mapSg(dev: Device, sgt: SgTable, dir: DmaDirection, cpu: number): number {
+    const n = this.bounce.has(dev)
+      ? bounceMapSg(this.ctx, dev, sgt.sgl, sgt.origNents, dir, 0, cpu)
+      : intelMapSg(this.ctx, dev, sgt.sgl, sgt.origNents, dir, cpu);
+    sgt.nents = n;
+    return n;
+  }
+
+  unmapSg(dev: Device, sgt: SgTable, dir: DmaDirection, cpu: number): void {
+    if (this.bounce.has(dev)) bounceUnmapSg(this.ctx, dev, sgt.sgl, sgt.origNents, dir, 0, cpu);
+    else intelUnmapSg(this.ctx, dev, sgt.sgl, sgt.origNents, cpu);
+  }
+
+  /** intel_dma_ops has no sync callbacks: only bounce_dma_ops copies anything. */
+  syncSingle(dev: Device, addr: bigint, size: number, dir: DmaDirection, forCpu: boolean): void {
+    if (this.bounce.has(dev)) bounceSyncSingle(this.ctx, dev, addr, size, dir, forCpu);
+  }
+
+  syncSg(dev: Device, sgt: SgTable, dir: DmaDirection, forCpu: boolean): void {
+    if (this.bounce.has(dev)) bounceSyncSg(this.ctx, dev, sgt.sgl, sgt.origNents, dir, forCpu);
+  }
+
+  /** Both ops tables use intel_alloc_coherent: coherent buffers are never bounced. */
+  allocCoherent(dev: Device, size: number, cpu: number): CoherentAlloc | null {
+    const b = intelAllocCoherent(this.ctx, dev, size, cpu);
+    if (b === null) return null;
+    const pfns: number[] = [];
+    for (let i = 0; i < Math.ceil(size / VTD_PAGE_SIZE); i++) pfns.push(b.phys / VTD_PAGE_SIZE + i);
+    return { handle: b.handle, size, pfns, token: b };
+  }
+
+  freeCoherent(dev: Device, buf: CoherentAlloc, cpu: number): void {
+    intelFreeCoherent(this.ctx, dev, buf.size, buf.token as CoherentBuffer, cpu);
+  }
+
+  /**
+   * dma_set_mask with .dma_supported = dma_direct_supported: any mask of 32 bits or more, or one
+   * that covers ZONE_DMA (24 bits) -- narrower masks get -EIO.
+   */
+  setDmaMask(dev: Device, mask: bigint): boolean {
+    if (!directSupported(mask)) return false;
+    dev.dmaMask = mask;
+    return true;
+  }
+
+  setCoherentMask(dev: Device, mask: bigint): boolean {
+    if (!directSupported(mask)) return false;
+    dev.coherentDmaMask = mask;
+    return true;
+  }
+
+  iovaToPhys(dev: Device, addr: bigint): bigint {
+    return this.pt.iovaToPhys(this.domain(dev), addr);
+  }
+
+  presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
+    return [...this.pt.leaves(this.domain(dev))];
+  }
+
+  stats(): PathStats {
+    return collectStats(this.machine, this.domains.values());
+  }
+
+  leaks(): LeakReport {
+    const r: LeakReport = { liveIovas: [], presentPtes: [], busySwiotlbSlots: this.machine.swiotlb.usedSlots, queued: 0 };
+    for (const d of this.domains.values()) {
+      r.liveIovas.push(...d.iovad.inUseRanges());
+      for (const l of this.pt.leaves(d)) r.presentPtes.push({ iovaPfn: l.iovaPfn, physPfn: l.physPfn, pages: l.pages });
+      if (d.fq !== null) r.queued += d.fq.pending;
+    }
+    return r;
+  }
+}
+
+/** dma_direct_supported on x86: 32-bit masks and wider always; else it must cover ZONE_DMA */
+function directSupported(mask: bigint): boolean {
+  return mask >= dmaBitMask(24);
+}

@@ -1,0 +1,28 @@
+/**
+ * The 5.10 driver's own trace events (include/trace/events/intel_iommu.h, system intel_iommu):
+ * dma_map (map_single, bounce_map_single), dma_unmap (unmap_single, unmap_sg,
+ * bounce_unmap_single) and dma_map_sg (map_sg, bounce_map_sg).
+ */
+import type { Device } from '../kernel/device.js';
+import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
+import { fmtDmaMap, fmtDmaMapSg, fmtDmaUnmap, type TraceRing } from '../kernel/trace.js';
+
+export type MapEvent = 'map_single' | 'bounce_map_single';
+export type UnmapEvent = 'unmap_single' | 'unmap_sg' | 'bounce_unmap_single';
+export type MapSgEvent = 'map_sg' | 'bounce_map_sg';
+
+export function traceDmaMap(t: TraceRing, ev: MapEvent, dev: Device, devAddr: bigint, physAddr: number, size: number): void {
+  t.emit('intel_iommu', ev, fmtDmaMap(dev.name, devAddr, BigInt(physAddr), size));
+}
+
+export function traceDmaUnmap(t: TraceRing, ev: UnmapEvent, dev: Device, devAddr: bigint, size: number): void {
+  t.emit('intel_iommu', ev, fmtDmaUnmap(dev.name, devAddr, size));
+}
+
+/** one event per entry: [index/total], the entry's DMA address, sg_phys and DMA length */
+export function traceDmaMapSg(t: TraceRing, ev: MapSgEvent, dev: Device, sgl: readonly Scatterlist[], nelems: number): void {
+  for (let i = 0; i < nelems; i++) {
+    const sg = sgl[i]!;
+    t.emit('intel_iommu', ev, fmtDmaMapSg(dev.name, i + 1, nelems, sg.dmaAddress, BigInt(sgPhys(sg)), sg.dmaLength));
+  }
+}
