@@ -81,6 +81,7 @@ export function iommuDmaAllocIova(c: DmaIommuContext, dev: Device, dd: DmaDomain
   let pfn = 0;
   if (limit > dmaBitMask(32) && !c.forcedac && dev.pci) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, Number(dmaBitMask(32) >> 12n), false);
   if (pfn === 0) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, Number(limit >> 12n), true);
+  if (pfn === 0) c.m.stats.iovaAllocFailures++;
   return BigInt(pfn) << 12n;
 }
 

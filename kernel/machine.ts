@@ -84,7 +84,7 @@ export class Machine {
   readonly swiotlb: Swiotlb;
   readonly dmar: DmarUnit;
   /** events the drivers count for coverage reports */
-  readonly stats = { superpageLeaves: 0 };
+  readonly stats = { superpageLeaves: 0, iovaAllocFailures: 0 };
 
   constructor(
     readonly release: Release,

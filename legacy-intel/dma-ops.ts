@@ -43,6 +43,7 @@ export function intelAllocIova(c: LegacyContext, dev: Device, d: LegacyDomain, n
   }
   const pfn = d.iovad.allocIovaFast(cpu, pages, Number(mask >> 12n), true);
   if (pfn === 0) {
+    c.m.stats.iovaAllocFailures++;
     c.m.log.once('intel_alloc_iova', `${devPrefix(dev)}DMAR: Allocating ${pages}-page iova failed`);
   }
   return pfn;
