@@ -4,9 +4,10 @@
  */
 import { benchIova } from './kernel.js';
 import { benchPaths } from './paths.js';
+import { benchSearch } from './search.js';
 import { benchVtd } from './vtd.js';
 
 const figures: Record<string, number> = {};
-for (const suite of [benchVtd, benchIova, benchPaths]) Object.assign(figures, suite());
+for (const suite of [benchVtd, benchIova, benchPaths, benchSearch]) Object.assign(figures, suite());
 for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(48)} ${v}`);
 console.log(JSON.stringify(figures));

@@ -12,9 +12,8 @@ import { collectStats, type CoherentAlloc, type DmaApi, type LeakReport, type Pa
 import { FlushQueue } from '../kernel/flush-queue.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
 import { IovaDomain } from '../kernel/iova.js';
-import { Machine, Q35_BUILTIN_GROUPS, type PlatformConfig } from '../kernel/machine.js';
+import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
-import { parseBdf } from '../vtd/entries.js';
 import {
   iommuDmaAlloc,
   iommuDmaFree,
@@ -61,9 +60,7 @@ export class DmaIommu implements DmaApi {
       strict = true;
     }
     devices.forEach((d, i) => this.byId.set(ids[i]!, d));
-    const builtins = Q35_BUILTIN_GROUPS.map((b) => parseBdf(b)!).filter((sid) => !devices.some((d) => d.sid === sid));
-    const order: Array<Device | number> = [...devices, ...builtins].sort((a, b) => (typeof a === 'number' ? a : a.sid) - (typeof b === 'number' ? b : b.sid));
-    for (const g of order) {
+    for (const g of probeOrder(devices)) {
       const did = m.dmar.allocDomainId();
       if (typeof g === 'number') continue;
       const dmar = ops.attach(g.sid, did);

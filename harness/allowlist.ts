@@ -86,7 +86,43 @@ export const ALLOWLIST: readonly AllowEntry[] = [
       return d.extraGenericPfns.length > 0 && d.extraGenericPfns.every((p) => pads.has(p));
     },
   },
+  {
+    id: 'D4',
+    title: 'the legacy path runs out of IOVA space where the generic path does not',
+    reference:
+      'intel/iommu.c intel_alloc_iova rounds every request up to a power of two, dma-iommu only below 32 granules (alloc_iova_fast); iova.c retry from the last node (4e89dce72521, v5.11); kernel-semantics 1.2, 2.2, 7.13',
+    reason:
+      'a map that fails on 5.10 (DMA_MAPPING_ERROR, "Allocating N-page iova failed") succeeds on 6.1, which wastes less IOVA space and retries above the cached node; the migration turns a failure a driver must already handle into a success. Everything that follows from that one mapping existing only on the generic path (its unmap, its accesses, its pages being reachable) is the same difference.',
+    matches: (d, ctx) => {
+      const extra = (name: string | undefined): boolean => {
+        if (name === undefined) return false;
+        const l = ctx.legacy.get(name);
+        const g = ctx.generic.get(name);
+        return l !== undefined && g !== undefined && l.iovaFailed === true && g.ok;
+      };
+      if (d.kind === 'reachable') {
+        if ((d.onlyLegacy?.length ?? 0) > 0 || d.extraGenericPfns === undefined || d.extraGenericPfns.length === 0) return false;
+        if ((d.onlyGeneric?.length ?? 0) !== d.extraGenericPfns.length) return false;
+        const pages = new Set<number>();
+        for (const [name, g] of ctx.generic) if (g.live && extra(name)) for (const p of mappingPages(g)) pages.add(p);
+        return d.extraGenericPfns.every((p) => pages.has(p));
+      }
+      return d.kind !== 'trace' && d.kind !== 'leak' && extra(d.map);
+    },
+  },
 ];
+
+/** The buffer pages a mapping covers (CPU side). */
+function mappingPages(m: Mapping): number[] {
+  const out: number[] = [];
+  const add = (phys: number, len: number): void => {
+    for (let p = Math.floor(phys / 4096); p <= Math.floor((phys + len - 1) / 4096); p++) out.push(p);
+  };
+  if (m.kind === 'single') add(m.phys, m.size);
+  else if (m.kind === 'sg') for (const e of m.entries ?? []) add(e.phys, e.length);
+  else for (const p of m.coherent?.pfns ?? []) out.push(p);
+  return out;
+}
 
 /** The id of the first entry that recognises d, if any. */
 export function allowlisted(d: Divergence, ctx: AllowContext): string | undefined {

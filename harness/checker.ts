@@ -31,6 +31,8 @@ export interface Divergence {
   legacy: unknown;
   generic: unknown;
   allowlisted?: string;
+  /** the mapping the step names (made or used), if any */
+  map?: string;
   /** reachable: the device, the pages only one path reaches */
   device?: string;
   onlyLegacy?: string[];
@@ -92,8 +94,9 @@ function isExposureProbe(m: Mapping, offset: number, len: number): boolean {
 /** Compare the step results of one step. */
 export function compareResults(i: number, step: Step, l: StepResult, g: StepResult, lr: PathRunner, opts: CheckOptions): Divergence[] {
   const out: Divergence[] = [];
+  const map = 'as' in step ? step.as : 'map' in step ? step.map : undefined;
   const add = (kind: DivergenceKind, detail: string): void => {
-    out.push({ step: i, kind, detail, legacy: l, generic: g });
+    out.push({ step: i, kind, detail, legacy: l, generic: g, ...(map !== undefined ? { map } : {}) });
   };
   switch (step.op) {
     case 'dma_read':
@@ -114,7 +117,9 @@ export function compareResults(i: number, step: Step, l: StepResult, g: StepResu
       if (!sameAccess(l, g)) add('cpu-memory', `CPU memory at 0x${step.phys.toString(16)} differs from byte ${firstDiff(l.data ?? '', g.data ?? '')}`);
       break;
     case 'consumer_walk':
-      if (!sameAccess(l, g)) add('consumer', `the ${step.consumer} consumer programming the device from ${step.map}: legacy ${brief(l)}, generic ${brief(g)}`);
+      if (sameAccess(l, g)) break;
+      if (l.ok && g.ok) add('consumer', `the ${step.consumer} consumer programming the device from ${step.map} reads different bytes from byte ${firstDiff(l.data ?? '', g.data ?? '')}`);
+      else add('consumer', `the ${step.consumer} consumer programming the device from ${step.map}: legacy ${brief(l)}, generic ${brief(g)}`);
       break;
     case 'map_sg':
       if (l.ok !== g.ok) add('outcome', `dma_map_sg of ${step.sg.length} entries: legacy ${brief(l)}, generic ${brief(g)}`);

@@ -2,7 +2,12 @@
  * The dmadiff command line. Every error is one line on stderr and exit code 2.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import { CommandError, gate, merge, nightly, replay, type Io, type SearchFlags } from './commands.js';
+import { PLATFORM_MATRIX } from './property.js';
+import type { Consumer } from './scenario.js';
+import { SEEDED_BUGS } from './token.js';
 import { runDemo } from './demo.js';
 import { renderText } from './render.js';
 import { failing, runScenario } from './runner.js';
@@ -11,7 +16,15 @@ import { stableJson } from './json.js';
 
 export class UsageError extends Error {}
 
-function program(out: (s: string) => void): Command {
+/** One command-line invocation: its output functions and the exit code its action sets. */
+interface Invocation {
+  io: Io;
+  code: number;
+}
+
+function program(run: Invocation): Command {
+  const { io } = run;
+  const out = io.out;
   const p = new Command('dmadiff')
     .description('Differential checker of the VT-d DMA migration: legacy intel-iommu (Linux 5.10) vs dma-iommu (Linux 6.1)')
     .exitOverride()
@@ -36,27 +49,141 @@ function program(out: (s: string) => void): Command {
       const s = parseScenarioText(text);
       const doc = runScenario(s, { strictIova: o.strictIova === true });
       out(o.json === true ? stableJson(doc) : renderText(s, doc));
-      exitCode = failing(doc, o.traceParity === true).length > 0 ? 1 : 0;
+      run.code = failing(doc, o.traceParity === true).length > 0 ? 1 : 0;
+    });
+  searchOptions(
+    p.command('gate').description('search for divergences over the platform matrix; exit 0 only if none outside the allowlist (1: found, 2: bad usage)'),
+    100,
+  ).action((o: SearchCliOptions) => {
+    run.code = gate(flags(o), io);
+  });
+  searchOptions(p.command('nightly').description('one deterministic shard of a long search, written as JSON'), 2000)
+    .requiredOption('--shard <i/n>', 'which share of the search to run', shardArg)
+    .option('--out <file>', 'where to write the shard result', 'dmadiff-shard.json')
+    .action((o: SearchCliOptions & { shard: { index: number; count: number }; out: string }) => {
+      run.code = nightly(flags(o), o.shard, o.out, io);
+    });
+  p.command('merge')
+    .description('combine nightly shard results into one summary and one corpus')
+    .argument('<files...>', 'shard result files')
+    .option('--out <file>', 'where to write the merged summary')
+    .option('--corpus <dir>', 'failure corpus directory', '.dmadiff/corpus')
+    .action((files: string[], o: { out?: string; corpus: string }) => {
+      run.code = merge(files, o.out, o.corpus, io);
+    });
+  p.command('replay')
+    .description('turn a replay token back into its failing run')
+    .argument('<token>', 'the token a failure printed')
+    .option('--out <file>', 'export the shrunk scenario here')
+    .action((token: string, o: { out?: string }) => {
+      run.code = replay(token, o.out, io);
     });
   return p;
 }
 
-let exitCode = 0;
+
+function positiveInt(flag: string): (v: string) => number {
+  return (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${flag} expects a positive integer, got "${v}"`);
+    return Number(v);
+  };
+}
+
+function seedArg(v: string): number {
+  if (!/^-?\d+$/.test(v) || Math.abs(Number(v)) > 2 ** 31 - 1) throw new InvalidArgumentError(`--seed expects a 32-bit integer, got "${v}"`);
+  return Number(v);
+}
+
+const CONSUMERS: readonly Consumer[] = ['correct', 'i915', 'i915-fixed'];
+
+function consumerList(v: string): Consumer[] {
+  const list = v.split(',').map((x) => x.trim());
+  for (const c of list) if (!CONSUMERS.includes(c as Consumer)) throw new InvalidArgumentError(`--consumers: unknown consumer "${c}" (correct, i915, i915-fixed)`);
+  return list as Consumer[];
+}
+
+function nameList(v: string): string[] {
+  return v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+}
+
+function shardArg(v: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  if (m === null || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) throw new InvalidArgumentError(`--shard expects i/n with 1 <= i <= n, got "${v}"`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+function brokenArg(v: string): GenericFaults {
+  if (!(SEEDED_BUGS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--broken: unknown seeded bug "${v}" (${SEEDED_BUGS.join(', ')})`);
+  return { [v]: true };
+}
+
+interface SearchCliOptions {
+  seed: number;
+  runs: number;
+  seconds?: number;
+  consumers: Consumer[];
+  platforms: string[];
+  maxSteps: number;
+  corpus: string;
+  traceParity?: boolean;
+  broken?: GenericFaults;
+}
+
+function searchOptions(cmd: Command, runs: number): Command {
+  return cmd
+    .addOption(new Option('--runs <n>', 'generated runs per platform').argParser(positiveInt('--runs')).default(runs))
+    .addOption(new Option('--seconds <s>', 'stop starting new runs after this many seconds per platform').argParser(positiveInt('--seconds')))
+    .addOption(new Option('--seed <n>', 'base seed of the search').argParser(seedArg).default(1))
+    .addOption(new Option('--consumers <list>', 'consumer models the workloads use').argParser(consumerList).default(['correct', 'i915'], 'correct,i915'))
+    .addOption(
+      new Option('--platforms <list>', 'platforms of the matrix to search').argParser(nameList).default(PLATFORM_MATRIX.map((p) => p.name), PLATFORM_MATRIX.map((p) => p.name).join(',')),
+    )
+    .addOption(new Option('--max-steps <n>', 'generated steps per run at most').argParser(positiveInt('--max-steps')).default(30))
+    .option('--corpus <dir>', 'failure corpus directory', '.dmadiff/corpus')
+    .option('--trace-parity', 'trace divergences fail like any other')
+    .addOption(new Option('--broken <bug>', `switch on a seeded bug in the generic path (${SEEDED_BUGS.join(', ')})`).argParser(brokenArg));
+}
+
+function flags(o: SearchCliOptions): SearchFlags {
+  return {
+    seed: o.seed,
+    runs: o.runs,
+    ...(o.seconds !== undefined ? { seconds: o.seconds } : {}),
+    consumers: o.consumers,
+    platforms: o.platforms,
+    maxSteps: o.maxSteps,
+    corpus: o.corpus,
+    traceParity: o.traceParity === true,
+    faults: o.broken ?? {},
+  };
+}
 
 /** Run the CLI; returns the exit code. */
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => console.log(s), err: (s: string) => void = (s) => console.error(s)): Promise<number> {
-  const p = program(out);
-  exitCode = 0;
+  const tty = process.stderr.isTTY === true && process.env['CI'] === undefined;
+  const io: Io = { out, err, ...(tty ? { progress: (l: string) => process.stderr.write(`\r\x1b[2K${l}`) } : {}) };
+  const run: Invocation = { io, code: 0 };
+  const noCommand = 'dmadiff: no command given (commands: gate, scenario, replay, nightly, merge, demo; try dmadiff --help)';
+  if (argv.length === 0) {
+    err(noCommand);
+    return 2;
+  }
+  const p = program(run);
   try {
     await p.parseAsync([...argv], { from: 'user' });
-    return exitCode;
+    return run.code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      if (e.code === 'commander.help') {
+        if (e.exitCode === 0) return 0;
+        err(noCommand);
+        return 2;
+      }
       err(`dmadiff: ${e.message.replace(/^error: /, '').split('\n')[0]}`);
       return 2;
     }
-    if (e instanceof UsageError || e instanceof ScenarioError) {
+    if (e instanceof UsageError || e instanceof ScenarioError || e instanceof CommandError) {
       err(`dmadiff: ${e.message}`);
       return 2;
     }

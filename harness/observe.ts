@@ -100,8 +100,8 @@ export function diffReachable(a: Reachable, b: Reachable): { onlyA: string[]; on
 /**
  * What a step's trace events say was mapped and unmapped, in terms both vocabularies share:
  * the physical pages mapped (buffer pages by address, pooled pages by count) and the number of
- * IOVA pages unmapped. 5.10's unmap_sg and bounce_unmap_single repeat what the unmap_single
- * before them said, so they are not counted again.
+ * IOVA pages unmapped. 5.10's unmap_sg, bounce_unmap_single and bounce_map_sg repeat what an
+ * unmap_single or bounce_map_single before them said, so they are not counted again.
  */
 export interface TraceAccount {
   mapped: string[];
@@ -137,7 +137,6 @@ export function traceAccount(events: readonly TraceEvent[]): TraceAccount {
         break;
       case 'bounce_map_single':
       case 'map_sg':
-      case 'bounce_map_sg':
         // the caller's bytes: the pages [phys, phys + size) touches
         phys.push(...pagesOf(f['phys_addr']!, f['size']!));
         break;
@@ -151,7 +150,9 @@ export function traceAccount(events: readonly TraceEvent[]): TraceAccount {
         unmappedPages += Number(f['unmapped_size']! >> 12n);
         break;
       default:
-        break; // unmap_sg, bounce_unmap_single, qi_submit: nothing new to account
+        // unmap_sg, bounce_unmap_single and bounce_map_sg repeat what the unmap_single or
+        // bounce_map_single before them said; qi_submit maps nothing
+        break;
     }
   }
   const pooled = new Map<string, number>();

@@ -50,6 +50,8 @@ export interface Mapping {
   entries?: Array<{ phys: number; length: number }>;
   segBoundaryMask?: bigint;
   maxSegSize?: number;
+  /** the map failed because no IOVA range could be allocated */
+  iovaFailed?: boolean;
 }
 
 function faultJson(f: DmaFault): FaultJson {
@@ -123,6 +125,13 @@ export class PathRunner {
   }
 
   run(i: number, step: Step): StepResult {
+    const failuresBefore = this.model.machine.stats.iovaAllocFailures;
+    const r = this.runStep(i, step);
+    if ('as' in step && !r.ok && this.model.machine.stats.iovaAllocFailures > failuresBefore) this.mappings.get(step.as)!.iovaFailed = true;
+    return r;
+  }
+
+  private runStep(i: number, step: Step): StepResult {
     const model = this.model;
     const cpu = 'cpu' in step ? step.cpu : 0;
     model.machine.enterStep(i, cpu);

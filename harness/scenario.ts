@@ -3,7 +3,7 @@
  * reserved IOVA ranges and steps, JSON, 64-bit quantities as hex strings. This module holds the
  * types of a parsed scenario; validation.ts turns JSON into one (or one line of error).
  */
-import type { Agaw, Superpage } from '../vtd/caps.js';
+import type { PlatformConfig } from '../kernel/machine.js';
 
 export const SCENARIO_FORMAT = 'dmadiff-scenario/1';
 
@@ -11,15 +11,8 @@ export type Dir = 'to_device' | 'from_device' | 'bidirectional';
 export type Consumer = 'correct' | 'i915' | 'i915-fixed';
 export type MaskWhich = 'both' | 'streaming' | 'coherent';
 
-export interface Platform {
-  agaw: Agaw;
-  cachingMode: boolean;
-  zlr: boolean;
-  superpages: Superpage[];
-  strict: boolean;
-  forcedac: boolean;
-  cpus: number;
-}
+/** The platform block: the machine configuration both paths run on. */
+export type Platform = PlatformConfig;
 
 export interface ScenarioDevice {
   id: string;

@@ -203,7 +203,7 @@ function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[]
     const w = `steps[${i}]`;
     if (!isObj(s)) fail(w, 'expected an object');
     const op = s['op'];
-    if (typeof op !== 'string' || !(op in STEP_FIELDS)) fail(`${w}.op`, `unknown op ${show(op)}`);
+    if (typeof op !== 'string' || !Object.hasOwn(STEP_FIELDS, op)) fail(`${w}.op`, `unknown op ${show(op)}`);
     const o = op as Step['op'];
     onlyKeys(s, w, ['op', ...STEP_FIELDS[o]]);
     const dev = (): string => {

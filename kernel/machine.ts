@@ -5,6 +5,7 @@
  * order.
  */
 import { vtdConfig, type Agaw, type Superpage } from '../vtd/caps.js';
+import { parseBdf } from '../vtd/entries.js';
 import { VtdHardware, type DmaFault } from '../vtd/hardware.js';
 import { PhysMemory } from '../vtd/memory.js';
 import { PAGE_TABLE_REGION } from '../vtd/regions.js';
@@ -48,6 +49,16 @@ export const STEP_TICK_NS = 1_000;
  * (the recordings' edu at 00:02.0 got DID 4 after 00:00.0 and 00:01.0 took 2 and 3).
  */
 export const Q35_BUILTIN_GROUPS: readonly string[] = ['00:00.0', '00:01.0', '00:1f.0'];
+
+/**
+ * The probe order of the IOMMU groups: the scenario's devices and q35's own functions (those the
+ * scenario does not replace) by bus address. Each group's default domain takes the next domain id.
+ */
+export function probeOrder<D extends { sid: number }>(devices: readonly D[]): Array<D | number> {
+  const builtins = Q35_BUILTIN_GROUPS.map((b) => parseBdf(b)!).filter((sid) => !devices.some((d) => d.sid === sid));
+  const key = (g: D | number): number => (typeof g === 'number' ? g : g.sid);
+  return [...devices, ...builtins].sort((a, b) => key(a) - key(b));
+}
 
 /** The unit's page-table pages: lowest free page first, freed pages reused. */
 class PageTablePages implements PageSource {

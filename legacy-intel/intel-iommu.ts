@@ -9,9 +9,8 @@
 import { DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
 import { collectStats, type CoherentAlloc, type DmaApi, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
-import { Machine, Q35_BUILTIN_GROUPS, type PlatformConfig } from '../kernel/machine.js';
+import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
-import { parseBdf } from '../vtd/entries.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import { bounceMapSg, bounceMapSingle, bounceSyncSg, bounceSyncSingle, bounceUnmapSg, bounceUnmapSingle } from './bounce.js';
 import { createDomain, type LegacyDomain } from './domain.js';
@@ -52,9 +51,7 @@ export class LegacyIntel implements DmaApi {
     this.ctx = { m, pt: this.pt, domainOf: (d) => this.domain(d), strict, forcedac: platform.forcedac };
     devices.forEach((d, i) => this.byId.set(ids[i]!, d));
     // probe in bus order with q35's own functions; each group's default domain takes a DID
-    const builtins = Q35_BUILTIN_GROUPS.map((b) => parseBdf(b)!).filter((sid) => !devices.some((d) => d.sid === sid));
-    const order: Array<Device | number> = [...devices, ...builtins].sort((a, b) => (typeof a === 'number' ? a : a.sid) - (typeof b === 'number' ? b : b.sid));
-    for (const g of order) {
+    for (const g of probeOrder(devices)) {
       const did = m.dmar.allocDomainId();
       if (typeof g === 'number') continue;
       this.domains.set(g, createDomain(m, this.pt, g, did, reserved, strict));

@@ -8,7 +8,7 @@
  * context cache and an IOTLB that keep what they cached until software invalidates it.
  */
 import { capRegister, decodeCaps, ecapRegister, type CapFields, type VtdConfig } from './caps.js';
-import { ContextCache } from './context-cache.js';
+import { ContextCache, type CachedContext } from './context-cache.js';
 import { ContextCoverage, IotlbCoverage } from './coverage.js';
 import { decodeContext, entryPfn } from './entries.js';
 import { encodeFaultRecord, type FaultRecord } from './fault.js';
@@ -107,6 +107,11 @@ interface ContextLookup {
   levels: number;
   widthPfnLimit: number;
   fpd: boolean;
+}
+
+/** What a walk needs from a (cached or just read) context entry. */
+function contextLookup(c: CachedContext): ContextLookup {
+  return { did: c.did, tt: c.tt, slptPfn: c.slptPfn, levels: agawToLevel(c.aw), widthPfnLimit: 2 ** (agawToWidth(c.aw) - 12), fpd: c.fpd };
 }
 
 export class VtdHardware {
@@ -409,14 +414,7 @@ export class VtdHardware {
     if (cached !== undefined) {
       this.ctr.contextCacheHits++;
       this.lastFaultSuppressed = cached.fpd;
-      return {
-        did: cached.did,
-        tt: cached.tt,
-        slptPfn: cached.slptPfn,
-        levels: agawToLevel(cached.aw),
-        widthPfnLimit: 2 ** (agawToWidth(cached.aw) - 12),
-        fpd: cached.fpd,
-      };
+      return contextLookup(cached);
     }
     this.ctr.contextCacheMisses++;
     this.lastFaultSuppressed = false;
@@ -449,15 +447,9 @@ export class VtdHardware {
     if (ce.tt === 3 || ce.tt === CONTEXT_TT_DEV_IOTLB) return -VTD_FR_CONTEXT_ENTRY_INV;
     if (ce.tt !== CONTEXT_TT_PASS_THROUGH && ((this.sagawMask >>> ce.aw) & 1) === 0) return -VTD_FR_CONTEXT_ENTRY_INV;
     if (ce.did >= this.caps.ndoms) return -VTD_FR_CONTEXT_ENTRY_INV;
-    if (!this.peeking) this.contextCache.insert({ sid, did: ce.did, tt: ce.tt, slptPfn: ce.slptPfn, aw: ce.aw, fpd: ce.fpd });
-    return {
-      did: ce.did,
-      tt: ce.tt,
-      slptPfn: ce.slptPfn,
-      levels: agawToLevel(ce.aw),
-      widthPfnLimit: 2 ** (agawToWidth(ce.aw) - 12),
-      fpd: ce.fpd,
-    };
+    const entry = { sid, did: ce.did, tt: ce.tt, slptPfn: ce.slptPfn, aw: ce.aw, fpd: ce.fpd };
+    if (!this.peeking) this.contextCache.insert(entry);
+    return contextLookup(entry);
   }
 
   /**

@@ -103,20 +103,15 @@ export class PhysMemory {
   }
 
   write(addr: number, data: Uint8Array): void {
-    this.check(addr, data.length);
-    let done = 0;
-    while (done < data.length) {
-      const a = addr + done;
-      const pfn = Math.floor(a / VTD_PAGE_SIZE);
-      const off = a - pfn * VTD_PAGE_SIZE;
-      const n = Math.min(data.length - done, VTD_PAGE_SIZE - off);
-      this.page(pfn).bytes.set(data.subarray(done, done + n), off);
-      this.stamp(pfn, off, n);
-      done += n;
-    }
+    this.eachPage(addr, data.length, (page, off, n, done) => page.set(data.subarray(done, done + n), off));
   }
 
   fill(addr: number, len: number, value: number): void {
+    this.eachPage(addr, len, (page, off, n) => page.fill(value & 0xff, off, off + n));
+  }
+
+  /** Apply a change to [addr, addr + len) page by page, materialising and stamping each page. */
+  private eachPage(addr: number, len: number, change: (page: Uint8Array, off: number, n: number, done: number) => void): void {
     this.check(addr, len);
     let done = 0;
     while (done < len) {
@@ -124,7 +119,7 @@ export class PhysMemory {
       const pfn = Math.floor(a / VTD_PAGE_SIZE);
       const off = a - pfn * VTD_PAGE_SIZE;
       const n = Math.min(len - done, VTD_PAGE_SIZE - off);
-      this.page(pfn).bytes.fill(value & 0xff, off, off + n);
+      change(this.page(pfn).bytes, off, n, done);
       this.stamp(pfn, off, n);
       done += n;
     }

@@ -1,0 +1,51 @@
+/**
+ * The property run's figures: generated steps checked per second end to end, and how long the
+ * search takes to find and shrink each seeded bug and the i915 divergence (median of 3 seeds).
+ */
+import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, runChunk, type SearchConfig } from '../harness/property.js';
+import type { Consumer } from '../harness/scenario.js';
+
+function cfgFor(platform: string, consumers: Consumer[], faults: GenericFaults): SearchConfig {
+  return { platform: PLATFORM_MATRIX.find((p) => p.name === platform)!, consumers, maxSteps: 30, traceParity: false, faults };
+}
+
+/** ms until the first failure is found and shrunk, and its size; capped at maxChunks chunks */
+function timeToFind(cfg: SearchConfig, seed: number, maxChunks = 80): { ms: number; steps: number } | undefined {
+  const t0 = process.hrtime.bigint();
+  for (let j = 0; j < maxChunks; j++) {
+    const r = runChunk(cfg, chunkSeed(seed, j), CHUNK_RUNS);
+    if (r.failure !== undefined) return { ms: Number(process.hrtime.bigint() - t0) / 1e6, steps: r.failure.scenario.steps.length };
+  }
+  return undefined;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+export function benchSearch(): Record<string, number> {
+  const out: Record<string, number> = {};
+  // end to end: generation, both paths, the checker, coverage
+  const cfg = cfgFor('qemu-strict', ['correct', 'i915-fixed'], {});
+  const t0 = process.hrtime.bigint();
+  let steps = 0;
+  for (let j = 0; j < 4; j++) steps += runChunk(cfg, chunkSeed(99, j)).tally.steps;
+  out['generated_steps_per_sec_checked_end_to_end'] = Math.round(steps / (Number(process.hrtime.bigint() - t0) / 1e9));
+  const targets: Array<[string, string, Consumer[], GenericFaults]> = [
+    ['i915', 'qemu-strict', ['correct', 'i915'], {}],
+    ['noIotlbSync', 'qemu-strict', ['correct'], { noIotlbSync: true }],
+    ['noIotlbSyncMap', 'caching-mode', ['correct'], { noIotlbSyncMap: true }],
+    ['noBouncePaddingZero', 'qemu-strict', ['correct'], { noBouncePaddingZero: true }],
+    ['mergeIgnoresMaxSeg', 'qemu-strict', ['correct'], { mergeIgnoresMaxSeg: true }],
+    ['lazyUntrusted', 'lazy-2cpu', ['correct'], { lazyUntrusted: true }],
+  ];
+  for (const [name, platform, consumers, faults] of targets) {
+    const found = [1, 2, 3].map((s) => timeToFind(cfgFor(platform, consumers, faults), s)).filter((x) => x !== undefined);
+    if (found.length === 0) continue;
+    out[`find_and_shrink_ms_median_${name}`] = Math.round(median(found.map((f) => f.ms)));
+    out[`shrunk_steps_median_${name}`] = median(found.map((f) => f.steps));
+  }
+  return out;
+}

@@ -1,0 +1,263 @@
+/**
+ * fast-check generators of DMA-API workloads. A workload is generated as a list of abstract
+ * steps whose references are indices ("the k-th live mapping"), then normalised into a valid
+ * dmadiff-scenario/1: a reference to nothing is dropped, names are given in order. Shrinking the
+ * abstract list (removing steps, simplifying numbers) therefore always yields a valid scenario,
+ * as model-based commands would.
+ */
+import fc from 'fast-check';
+import type { Consumer, Dir, MaskWhich, Platform, Scenario, ScenarioDevice, Step } from './scenario.js';
+import { SCENARIO_FORMAT } from './scenario.js';
+
+/** Buffers live in 128 KiB slots from 16 MiB, and 2 MiB-aligned areas from 512 MiB (superpages). */
+const SMALL_BASE = 0x100_0000;
+const SMALL_SLOT = 0x2_0000;
+const SMALL_SLOTS = 48;
+const LARGE_BASE = 0x2000_0000;
+const LARGE_SLOT = 0x40_0000;
+
+export type GenStep =
+  | { k: 'map_page'; dev: number; buf: Buf; dir: Dir; cpu: number }
+  | { k: 'map_sg'; dev: number; entries: Buf[]; dir: Dir; cpu: number }
+  | { k: 'unmap'; pick: number; cpu: number }
+  | { k: 'alloc'; dev: number; size: number; cpu: number }
+  | { k: 'free'; pick: number; cpu: number }
+  | { k: 'sync'; pick: number; forCpu: boolean }
+  | { k: 'access'; write: boolean; pick: number; where: 'inside' | 'before' | 'after' | 'dead'; at: number; len: number; fill: number }
+  | { k: 'cpu'; write: boolean; buf: Buf; fill: number }
+  | { k: 'walk'; pick: number; consumer: number }
+  | { k: 'fq_timeout' }
+  | { k: 'churn'; dev: number; n: number; cpu: number }
+  | { k: 'mask'; dev: number; bits: number; which: MaskWhich }
+  | { k: 'maxseg'; dev: number; size: number }
+  | { k: 'boundary'; dev: number; bits: number };
+
+/** A buffer: a slot, an offset in it and a length (phys computed at normalisation). */
+export interface Buf {
+  large: boolean;
+  slot: number;
+  off: number;
+  len: number;
+}
+
+export interface GenOptions {
+  /** consumers the walk steps may use */
+  consumers: readonly Consumer[];
+  maxSteps: number;
+  maxDevices: number;
+}
+
+const dirArb = fc.constantFrom<Dir>('to_device', 'from_device', 'bidirectional');
+
+/** sizes weighted toward the interesting branches: sub-page, page-exact, multi-page, 2 MiB */
+const smallBufArb: fc.Arbitrary<Buf> = fc.record({
+  large: fc.constant(false),
+  slot: fc.nat(SMALL_SLOTS - 1),
+  off: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 0xfff }) }, { weight: 1, arbitrary: fc.integer({ min: 0x1000, max: 0x8000 }) }),
+  len: fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(4096, 8192, 12288, 16384, 65536) },
+    { weight: 3, arbitrary: fc.integer({ min: 1, max: 4096 }) },
+    { weight: 2, arbitrary: fc.integer({ min: 4097, max: 0x10000 }) },
+  ),
+});
+
+const largeBufArb: fc.Arbitrary<Buf> = fc.record({
+  large: fc.constant(true),
+  slot: fc.nat(3),
+  off: fc.constantFrom(0, 0, 0x1000),
+  len: fc.constantFrom(0x20_0000, 0x20_0000 + 0x3000, 0x40_0000 - 0x1000),
+});
+
+const bufArb: fc.Arbitrary<Buf> = fc.oneof({ weight: 9, arbitrary: smallBufArb }, { weight: 1, arbitrary: largeBufArb });
+
+/** sg entries: contiguous runs, scattered pages, the same page twice */
+const sgEntriesArb: fc.Arbitrary<Buf[]> = fc.oneof(
+  fc.array(smallBufArb, { minLength: 1, maxLength: 6 }),
+  fc.record({ slot: fc.nat(SMALL_SLOTS - 1), n: fc.integer({ min: 2, max: 6 }), len: fc.constantFrom(4096, 8192, 2048) }).map(({ slot, n, len }) =>
+    Array.from({ length: n }, (_, i) => ({ large: false, slot, off: i * len, len })),
+  ),
+  fc.record({ slot: fc.nat(SMALL_SLOTS - 1), half: fc.constantFrom(0x400, 0x800) }).map(({ slot, half }) => [
+    { large: false, slot, off: 0, len: half },
+    { large: false, slot, off: half, len: half },
+  ]),
+);
+
+function stepArb(o: GenOptions): fc.Arbitrary<GenStep> {
+  const dev = fc.nat(o.maxDevices - 1);
+  const cpu = fc.nat(1);
+  const pick = fc.nat(15);
+  return fc.oneof(
+    { weight: 6, arbitrary: fc.record({ k: fc.constant('map_page' as const), dev, buf: bufArb, dir: dirArb, cpu }) },
+    { weight: 5, arbitrary: fc.record({ k: fc.constant('map_sg' as const), dev, entries: sgEntriesArb, dir: dirArb, cpu }) },
+    { weight: 5, arbitrary: fc.record({ k: fc.constant('unmap' as const), pick, cpu }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('alloc' as const), dev, size: fc.constantFrom(4096, 5000, 0x5000, 0x10000), cpu }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('free' as const), pick, cpu }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('sync' as const), pick, forCpu: fc.boolean() }) },
+    {
+      weight: 7,
+      arbitrary: fc.record({
+        k: fc.constant('access' as const),
+        write: fc.boolean(),
+        pick,
+        where: fc.constantFrom('inside', 'inside', 'before', 'after', 'dead') as fc.Arbitrary<'inside' | 'before' | 'after' | 'dead'>,
+        at: fc.nat(0xffff),
+        len: fc.integer({ min: 1, max: 256 }),
+        fill: fc.integer({ min: 0, max: 255 }),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('cpu' as const), write: fc.boolean(), buf: smallBufArb, fill: fc.integer({ min: 0, max: 255 }) }) },
+    { weight: 3, arbitrary: fc.record({ k: fc.constant('walk' as const), pick, consumer: fc.nat(o.consumers.length - 1) }) },
+    { weight: 2, arbitrary: fc.constant({ k: 'fq_timeout' as const }) },
+    // map and unmap one page many times: rcache reuse, and a full flush-queue ring when lazy
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('churn' as const), dev, n: fc.constantFrom(8, 300), cpu }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('mask' as const), dev, bits: fc.constantFrom(32, 36, 39, 48, 64), which: fc.constantFrom<MaskWhich>('both', 'streaming', 'coherent') }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('maxseg' as const), dev, size: fc.constantFrom(4096, 0x2000, 0x3000, 0x10000, 0xffff_ffff) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('boundary' as const), dev, bits: fc.constantFrom(13, 14, 16, 32) }) },
+  );
+}
+
+export function deviceArb(index: number): fc.Arbitrary<ScenarioDevice> {
+  return fc
+    .record({
+      pci: fc.oneof({ weight: 5, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      untrusted: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+      dmaMask: fc.constantFrom(32, 36, 39, 48, 64),
+      coherentMask: fc.constantFrom(32, 64),
+      maxSegSize: fc.constantFrom(65536, 4096, 0x2000, 0xffff_ffff),
+      boundary: fc.constantFrom(32, 32, 14, 16),
+    })
+    .map((d) => ({
+      id: `dev${index}`,
+      bdf: `00:${(2 + index).toString(16).padStart(2, '0')}.0`,
+      pci: d.pci,
+      untrusted: d.pci && d.untrusted,
+      dmaMask: d.dmaMask,
+      coherentMask: d.coherentMask,
+      maxSegSize: d.maxSegSize,
+      segBoundaryMask: d.pci ? (1n << BigInt(d.boundary)) - 1n : (1n << 64n) - 1n,
+    }));
+}
+
+export interface Workload {
+  devices: ScenarioDevice[];
+  steps: GenStep[];
+}
+
+export function workloadArb(o: GenOptions): fc.Arbitrary<Workload> {
+  return fc.integer({ min: 1, max: o.maxDevices }).chain((n) =>
+    fc.record({
+      devices: fc.tuple(...Array.from({ length: n }, (_, i) => deviceArb(i))),
+      steps: fc.array(stepArb(o), { minLength: 1, maxLength: o.maxSteps }),
+    }),
+  );
+}
+
+function bufPhys(b: Buf): { phys: number; length: number } {
+  const base = b.large ? LARGE_BASE + b.slot * LARGE_SLOT : SMALL_BASE + b.slot * SMALL_SLOT;
+  return { phys: base + b.off, length: b.len };
+}
+
+/**
+ * Turn a generated workload into a valid scenario on `platform`: references pick among the
+ * mappings that exist at that point (live or dead as the step needs); a step with nothing to
+ * refer to is dropped.
+ */
+export function toScenario(platform: Platform, w: Workload, consumers: readonly Consumer[]): Scenario {
+  const devices = w.devices;
+  const live: Array<{ name: string; kind: 'single' | 'sg' | 'coherent'; size: number }> = [];
+  const dead: Array<{ name: string; kind: 'single' | 'sg' | 'coherent'; size: number }> = [];
+  const steps: Step[] = [];
+  const pageAligned = new Set<string>();
+  let n = 0;
+  const devId = (i: number): string => devices[i % devices.length]!.id;
+  const cpuOf = (c: number): number => c % platform.cpus;
+  const take = (pick: number, kinds: ReadonlyArray<'single' | 'sg' | 'coherent'>, from = live): number => {
+    const idx = from.map((m, i) => (kinds.includes(m.kind) ? i : -1)).filter((i) => i >= 0);
+    return idx.length === 0 ? -1 : idx[pick % idx.length]!;
+  };
+  for (const g of w.steps) {
+    switch (g.k) {
+      case 'map_page': {
+        const b = bufPhys(g.buf);
+        const as = `m${n++}`;
+        steps.push({ op: 'map_page', dev: devId(g.dev), phys: b.phys, size: b.length, dir: g.dir, cpu: cpuOf(g.cpu), as });
+        live.push({ name: as, kind: 'single', size: b.length });
+        break;
+      }
+      case 'map_sg': {
+        const sg = g.entries.map(bufPhys);
+        const as = `s${n++}`;
+        if (sg.every((e) => e.phys % 4096 === 0 && e.length % 4096 === 0)) pageAligned.add(as);
+        steps.push({ op: 'map_sg', dev: devId(g.dev), dir: g.dir, sg, cpu: cpuOf(g.cpu), as });
+        live.push({ name: as, kind: 'sg', size: sg.reduce((a, e) => a + e.length, 0) });
+        break;
+      }
+      case 'alloc': {
+        const as = `c${n++}`;
+        steps.push({ op: 'alloc_coherent', dev: devId(g.dev), size: g.size, cpu: cpuOf(g.cpu), as });
+        live.push({ name: as, kind: 'coherent', size: g.size });
+        break;
+      }
+      case 'unmap':
+      case 'free': {
+        const i = take(g.pick, g.k === 'unmap' ? ['single', 'sg'] : ['coherent']);
+        if (i < 0) break;
+        const m = live.splice(i, 1)[0]!;
+        steps.push(g.k === 'unmap' ? { op: 'unmap', map: m.name, cpu: cpuOf(g.cpu) } : { op: 'free_coherent', map: m.name, cpu: cpuOf(g.cpu) });
+        dead.push(m);
+        break;
+      }
+      case 'sync': {
+        const i = take(g.pick, ['single', 'sg']);
+        if (i >= 0) steps.push({ op: g.forCpu ? 'sync_for_cpu' : 'sync_for_device', map: live[i]!.name });
+        break;
+      }
+      case 'access': {
+        const from = g.where === 'dead' ? dead : live;
+        const i = take(g.pick, ['single', 'sg', 'coherent'], from);
+        if (i < 0) break;
+        const m = from[i]!;
+        const offset = g.where === 'before' ? -1 - (g.at % 64) : g.where === 'after' ? m.size + (g.at % 64) : g.at % m.size;
+        const len = g.where === 'inside' ? Math.min(g.len, m.size - offset) || 1 : g.len;
+        steps.push(g.write ? { op: 'dma_write', map: m.name, offset, len, fill: g.fill } : { op: 'dma_read', map: m.name, offset, len });
+        break;
+      }
+      case 'cpu': {
+        const b = bufPhys(g.buf);
+        const len = Math.min(b.length, 256);
+        steps.push(g.write ? { op: 'cpu_write', phys: b.phys, len, fill: g.fill } : { op: 'cpu_read', phys: b.phys, len });
+        break;
+      }
+      case 'walk': {
+        const i = take(g.pick, ['sg']);
+        if (i < 0) break;
+        // i915 builds its lists from whole pages: its iterators are only meaningful on such lists
+        const c = consumers[g.consumer % consumers.length]!;
+        const whole = pageAligned.has(live[i]!.name);
+        steps.push({ op: 'consumer_walk', map: live[i]!.name, consumer: c === 'correct' || whole ? c : 'correct' });
+        break;
+      }
+      case 'fq_timeout':
+        steps.push({ op: 'flush_queue_timeout' });
+        break;
+      case 'churn':
+        for (let j = 0; j < g.n; j++) {
+          const as = `m${n++}`;
+          steps.push({ op: 'map_page', dev: devId(g.dev), phys: SMALL_BASE + (j % SMALL_SLOTS) * SMALL_SLOT, size: 4096, dir: 'to_device', cpu: cpuOf(g.cpu), as });
+          steps.push({ op: 'unmap', map: as, cpu: cpuOf(g.cpu) });
+          dead.push({ name: as, kind: 'single', size: 4096 });
+        }
+        break;
+      case 'mask':
+        steps.push({ op: 'set_dma_mask', dev: devId(g.dev), bits: g.bits, which: g.which });
+        break;
+      case 'maxseg':
+        steps.push({ op: 'set_max_seg_size', dev: devId(g.dev), size: g.size });
+        break;
+      case 'boundary':
+        steps.push({ op: 'set_seg_boundary', dev: devId(g.dev), mask: (1n << BigInt(g.bits)) - 1n });
+        break;
+    }
+  }
+  return { format: SCENARIO_FORMAT, platform: { ...platform, superpages: [...platform.superpages] }, devices, reserved: [{ start: 0xfee0_0000n, end: 0xfeef_ffffn }], steps };
+}

@@ -1,0 +1,108 @@
+/**
+ * The differential search behind `dmadiff gate` and `dmadiff nightly`: for each platform of the
+ * matrix, a budget of generated runs in fixed-size chunks, each chunk seeded from the base seed
+ * and its number. A shard i/n takes the chunks whose ordinal is i-1 modulo n, so the shards of
+ * a budget together run exactly the runs one unsharded search of that budget runs.
+ */
+import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { Divergence } from './checker.js';
+import { scenarioHash } from './corpus.js';
+import { CHUNK_RUNS, addTally, chunkSeed, emptyTally, runChunk, type NamedPlatform, type SearchConfig, type Tally } from './property.js';
+import type { Consumer, Scenario } from './scenario.js';
+import { encodeToken } from './token.js';
+
+export interface SearchOptions {
+  seed: number;
+  /** runs per platform for the whole (unsharded) search */
+  runsPerPlatform: number;
+  /** stop starting new chunks after this many seconds per platform (non-deterministic) */
+  seconds?: number;
+  platforms: readonly NamedPlatform[];
+  /** the platforms' positions in the full matrix (they name the chunks and seed them) */
+  platformIds: readonly number[];
+  consumers: Consumer[];
+  maxSteps: number;
+  traceParity: boolean;
+  faults: GenericFaults;
+  shard?: { index: number; count: number };
+  /** the gate stops a platform at its first failure; the nightly search goes on */
+  stopAtFirstFailure: boolean;
+  progress?: (line: string) => void;
+}
+
+export interface FoundFailure {
+  platform: string;
+  token: string;
+  hash: string;
+  scenario: Scenario;
+  divergences: Divergence[];
+}
+
+export interface PlatformReport {
+  name: string;
+  tally: Tally;
+}
+
+export interface SearchReport {
+  platforms: PlatformReport[];
+  failures: FoundFailure[];
+  /** the chunks this search ran, "platform-id:chunk" */
+  chunks: string[];
+}
+
+export function search(o: SearchOptions): SearchReport {
+  const chunksPer = Math.ceil(o.runsPerPlatform / CHUNK_RUNS);
+  const report: SearchReport = { platforms: [], failures: [], chunks: [] };
+  const seen = new Set<string>();
+  o.platforms.forEach((p, k) => {
+    const pid = o.platformIds[k]!;
+    const cfg: SearchConfig = { platform: p, consumers: o.consumers, maxSteps: o.maxSteps, traceParity: o.traceParity, faults: o.faults };
+    const tally = emptyTally();
+    const started = Date.now();
+    for (let j = 0; j < chunksPer; j++) {
+      const ordinal = pid * chunksPer + j;
+      if (o.shard !== undefined && ordinal % o.shard.count !== o.shard.index - 1) continue;
+      if (o.seconds !== undefined && (Date.now() - started) / 1000 >= o.seconds) break;
+      const runs = Math.min(CHUNK_RUNS, o.runsPerPlatform - j * CHUNK_RUNS);
+      const seed = chunkSeed(o.seed, pid * 65536 + j);
+      const r = runChunk(cfg, seed, runs);
+      report.chunks.push(`${pid}:${j}`);
+      addTally(tally, r.tally);
+      o.progress?.(`${p.name}: chunk ${j + 1}/${chunksPer}, ${tally.runs} runs, ${tally.steps} steps`);
+      if (r.failure !== undefined) {
+        const hash = scenarioHash(r.failure.scenario);
+        if (!seen.has(hash)) {
+          seen.add(hash);
+          report.failures.push({
+            platform: p.name,
+            token: encodeToken(cfg, r.failure.seed, r.failure.path),
+            hash,
+            scenario: r.failure.scenario,
+            divergences: r.failure.divergences,
+          });
+        }
+        if (o.stopAtFirstFailure) break;
+      }
+    }
+    report.platforms.push({ name: p.name, tally });
+  });
+  return report;
+}
+
+/** The summary table: platform, runs, steps, divergences, allowlisted, coverage. */
+export function renderTable(rows: readonly PlatformReport[]): string[] {
+  const head = ['platform', 'runs', 'steps', 'divergences', 'allowlisted', 'coverage (runs that hit each branch)'];
+  const body = rows.map((r) => [
+    r.name,
+    String(r.tally.runs),
+    String(r.tally.steps),
+    String(r.tally.divergences),
+    String(r.tally.allowlisted),
+    Object.entries(r.tally.coverage)
+      .map(([b, n]) => `${b} ${n}`)
+      .join(', '),
+  ]);
+  const widths = head.slice(0, 5).map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : i < 5 ? c.padStart(widths[i]!) : c)).join('  ');
+  return [line(head), ...body.map(line)];
+}
