@@ -8,7 +8,7 @@
  * for DMA_FQ, its flush queue (iommu_dma_init_fq). Kernel-semantics 9.1.1, 9.2.1, 9.5.1.
  */
 import type { DmaDirection, Device } from '../kernel/device.js';
-import { collectStats, type CoherentAlloc, type DmaApi, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { FlushQueue } from '../kernel/flush-queue.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
 import { IovaDomain } from '../kernel/iova.js';
@@ -33,7 +33,7 @@ import { IommuCore } from './iommu.js';
 
 export type GenericFaults = DmaIommuFaults & IntelIommuFaults;
 
-export class DmaIommu implements DmaApi {
+export class DmaIommu implements DmaPath {
   readonly release = '6.1' as const;
   readonly machine: Machine;
   private readonly pt: IntelPageTable;

@@ -26,13 +26,11 @@ export interface AllowEntry {
  * pages after that entry become reachable (kernel-semantics 3.5 step 2, 7.15b). Computed here
  * from the caller's entries and the limits in force at map time, independently of the model.
  */
-export function padPages(m: Mapping): Set<number> {
+export function padPages(entries: ReadonlyArray<{ phys: number; length: number }>, mask: bigint): Set<number> {
   const out = new Set<number>();
-  if (m.kind !== 'sg' || m.entries === undefined || m.segBoundaryMask === undefined) return out;
-  const mask = m.segBoundaryMask;
   let iovaLen = 0n;
   let prevEnd = 0;
-  m.entries.forEach((e, i) => {
+  entries.forEach((e, i) => {
     const off = e.phys % 4096;
     const sLen = BigInt(Math.ceil((e.length + off) / 4096) * 4096);
     const pad = BigInt.asUintN(64, mask - iovaLen + 1n) & mask;
@@ -81,7 +79,7 @@ export const ALLOWLIST: readonly AllowEntry[] = [
       const pads = new Set<number>();
       for (const m of ctx.generic.values()) {
         if (!m.live || m.kind !== 'sg' || m.dev.untrusted || m.dev.name !== d.device) continue;
-        for (const p of padPages(m)) pads.add(p);
+        for (const p of padPages(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn)) pads.add(p);
       }
       return d.extraGenericPfns.length > 0 && d.extraGenericPfns.every((p) => pads.has(p));
     },

@@ -9,7 +9,7 @@
  * places them its own way.
  */
 import type { Device } from '../kernel/device.js';
-import type { DmaApi } from '../kernel/dma-api.js';
+import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
@@ -31,7 +31,7 @@ function regionOf(physPfn: number): string | null {
 }
 
 /** The reachable set of one device on one path. */
-export function reachable(model: DmaApi, dev: Device): Reachable {
+export function reachable(model: DmaPath, dev: Device): Reachable {
   const hw = model.machine.hw;
   const candidates: Array<{ iovaPfn: number; pages: number }> = [];
   for (const l of model.presentLeaves(dev)) candidates.push({ iovaPfn: l.iovaPfn, pages: l.pages });

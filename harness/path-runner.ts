@@ -4,7 +4,7 @@
  * with this path's own returned addresses.
  */
 import { DMA_MAPPING_ERROR, DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
-import type { CoherentAlloc, DmaApi } from '../kernel/dma-api.js';
+import type { CoherentAlloc, DmaPath } from '../kernel/dma-api.js';
 import { sgFromBuffers, type SgTable } from '../kernel/scatterlist.js';
 import type { DmaFault } from '../vtd/hardware.js';
 import { consumerAccesses, type DeviceAccessPiece } from './consumers.js';
@@ -62,7 +62,7 @@ export class PathRunner {
   readonly mappings = new Map<string, Mapping>();
 
   constructor(
-    readonly model: DmaApi,
+    readonly model: DmaPath,
     readonly scenario: Scenario,
   ) {}
 

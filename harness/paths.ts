@@ -2,7 +2,7 @@
  * The two DMA paths the harness compares, built from a scenario: each on its own machine with
  * the same platform, its own device structures, and the scenario's reserved IOVA ranges.
  */
-import type { DmaApi } from '../kernel/dma-api.js';
+import type { DmaPath } from '../kernel/dma-api.js';
 import { DmaIommu, type GenericFaults } from '../dma-iommu/dma-iommu-path.js';
 import { LegacyIntel } from '../legacy-intel/intel-iommu.js';
 import { makeDevice } from './devices.js';
@@ -17,7 +17,7 @@ export function reservedPfns(s: Scenario): Array<{ lo: number; hi: number }> {
 }
 
 /** Build a path; `faults` switches on seeded bugs in the generic path (tests of the checker). */
-export function createPath(name: PathName, s: Scenario, faults: GenericFaults = {}): DmaApi {
+export function createPath(name: PathName, s: Scenario, faults: GenericFaults = {}): DmaPath {
   const devices = s.devices.map(makeDevice);
   const ids = s.devices.map((d) => d.id);
   switch (name) {

@@ -74,7 +74,7 @@ export function scenarioOf(cfg: SearchConfig, w: Workload): Scenario {
 }
 
 /** Which interesting branches one run went through. */
-function branchesHit(s: Scenario, doc: ResultDoc, gen: ReturnType<typeof runScenarioWithModels>['stats']): Set<Branch> {
+function branchesHit(s: Scenario, doc: ResultDoc, gen: ReturnType<typeof runWithBoundaries>['stats']): Set<Branch> {
   const hit = new Set<Branch>();
   const both = [gen['legacy-intel'], gen['dma-iommu']];
   if (both.some((x) => x.swiotlbMaps > 0)) hit.add('bounce');
@@ -87,17 +87,14 @@ function branchesHit(s: Scenario, doc: ResultDoc, gen: ReturnType<typeof runScen
   const g = doc.paths['dma-iommu'].steps;
   s.steps.forEach((st, i) => {
     if (st.op === 'map_sg' && g[i]!.ok && st.sg.length > 1) hit.add(g[i]!.count! < st.sg.length ? 'merge' : 'no-merge');
-    if (st.op === 'map_sg' && g[i]!.ok) {
-      const m = { kind: 'sg' as const, entries: st.sg, segBoundaryMask: gen.boundaryAt[i] ?? 0xffff_ffffn };
-      if (padPages(m as Parameters<typeof padPages>[0]).size > 0) hit.add('seg-pad');
-    }
+    if (st.op === 'map_sg' && g[i]!.ok && padPages(st.sg, gen.boundaryAt[i] ?? 0xffff_ffffn).size > 0) hit.add('seg-pad');
     if (g[i]!.fault !== undefined) hit.add('fault');
   });
   return hit;
 }
 
-/** runScenario plus what the models counted, for coverage. */
-function runScenarioWithModels(s: Scenario, faults: GenericFaults): { doc: ResultDoc; stats: ResultDoc['stats'] & { boundaryAt: Record<number, bigint> } } {
+/** runScenario, plus the segment boundary in force at each map_sg step (for the pad branch). */
+function runWithBoundaries(s: Scenario, faults: GenericFaults): { doc: ResultDoc; stats: ResultDoc['stats'] & { boundaryAt: Record<number, bigint> } } {
   const doc = runScenario(s, { faults });
   const boundaryAt: Record<number, bigint> = {};
   const bounds = new Map(s.devices.map((d) => [d.id, d.segBoundaryMask]));
@@ -119,7 +116,7 @@ export interface Failure {
 /** Evaluate one workload: the tally of the run and the failing divergences. */
 export function evaluate(cfg: SearchConfig, w: Workload, tally: Tally): Divergence[] {
   const s = scenarioOf(cfg, w);
-  const { doc, stats } = runScenarioWithModels(s, cfg.faults);
+  const { doc, stats } = runWithBoundaries(s, cfg.faults);
   tally.runs++;
   tally.steps += s.steps.length;
   tally.divergences += doc.divergences.length;

@@ -1,8 +1,9 @@
 /**
- * The DMA API as a driver calls it (include/linux/dma-mapping.h), implemented by each model for
- * its release: dma_map_page/dma_unmap_page, dma_map_sg/dma_unmap_sg (with the original nents),
- * dma_alloc_coherent/dma_free_coherent, the sync calls, and the mask setters. The harness drives
- * a model only through this and the machine it runs on.
+ * DmaPath, the interface both models implement (DESIGN.md): the DMA API as a driver calls it
+ * (include/linux/dma-mapping.h) for one release -- dma_map_page/dma_unmap_page, dma_map_sg/
+ * dma_unmap_sg (with the original nents), dma_alloc_coherent/dma_free_coherent, the sync calls and
+ * the mask setters -- plus the read-only views the checker needs (translations, present PTEs,
+ * leaks, counters). Each path owns its machine; the harness drives a model only through this.
  */
 import type { DmaDirection, Device } from './device.js';
 import type { FlushQueue } from './flush-queue.js';
@@ -43,7 +44,7 @@ export interface PathStats {
   cmMapFlushes: number;
 }
 
-export interface DmaApi {
+export interface DmaPath {
   readonly release: Release;
   readonly machine: Machine;
   device(id: string): Device;

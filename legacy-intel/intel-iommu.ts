@@ -7,7 +7,7 @@
  * from the `strict` option and is forced by caching mode (init_dmars, kernel-semantics 10.1).
  */
 import { DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
-import { collectStats, type CoherentAlloc, type DmaApi, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
 import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
@@ -25,7 +25,7 @@ import {
   type LegacyContext,
 } from './dma-ops.js';
 
-export class LegacyIntel implements DmaApi {
+export class LegacyIntel implements DmaPath {
   readonly release = '5.10' as const;
   readonly machine: Machine;
   private readonly pt: IntelPageTable;

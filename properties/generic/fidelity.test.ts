@@ -9,43 +9,11 @@
  * line (event and text) with the model's events of the steps in `trace.coversSteps`.
  */
 import { describe, expect, it } from 'vitest';
-import { loadFixture, run, subsetMismatch } from './helpers.js';
+import { describeRecordedSteps, recordedTrace } from '../support/fidelity.js';
+import { traceLineDiffs } from '../support/oracle.js';
+import { subsetMismatch } from './helpers.js';
 
-interface Expectation {
-  step: number;
-  [field: string]: unknown;
-}
-
-interface Fixture {
-  name: string;
-  scenario: unknown;
-  expect: Record<string, Expectation[]>;
-  trace?: { coversSteps: [number, number]; events: Record<string, Array<{ event: string; text: string }>> };
-}
-
-const FIXTURES = ['strict-main.json', 'strict-dmacheck.json'] as const;
-
-for (const file of FIXTURES) {
-  const fx = loadFixture(file) as Fixture;
-  const exps = fx.expect['dma-iommu'] ?? [];
-  const r = run(fx.scenario);
-
-  describe(`${file}: dma-iommu steps`, () => {
-    it('the recording has expectations for the generic path and the model ran every step', () => {
-      expect(exps.length).toBeGreaterThan(0);
-      expect(r.results.length).toBe(r.scenario.steps.length);
-    });
-
-    for (const e of exps) {
-      const want = Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'step'));
-      it(`step ${e.step} (${r.scenario.steps[e.step]?.op ?? '?'})`, () => {
-        const got = r.results[e.step];
-        const diff = subsetMismatch(want, got);
-        expect(diff, `step ${e.step}: want ${JSON.stringify(want)}\n got ${JSON.stringify(got)}`).toBeNull();
-      });
-    }
-  });
-}
+describeRecordedSteps('dma-iommu', 'the generic path');
 
 describe('the comparison itself behaves as check.py', () => {
   it('hex strings compare as numbers, objects as subsets, lists by length and element', () => {
@@ -58,12 +26,7 @@ describe('the comparison itself behaves as check.py', () => {
 });
 
 describe('strict-main.json: dma-iommu trace', () => {
-  const fx = loadFixture('strict-main.json') as Fixture;
-  const trace = fx.trace!;
-  const [from, to] = trace.coversSteps;
-  const want = trace.events['dma-iommu']!;
-  const r = run(fx.scenario);
-  const got = r.model.machine.trace.events.filter((e) => e.step >= from && e.step < to).map((e) => ({ event: e.event, text: e.text }));
+  const { from, to, want, got, r } = recordedTrace('dma-iommu');
 
   it('covers steps [0, 88) with the recorded number of events', () => {
     expect([from, to]).toEqual([0, 88]);
@@ -75,15 +38,7 @@ describe('strict-main.json: dma-iommu trace', () => {
   });
 
   it('every event equals the recorded one, line by line', () => {
-    const n = Math.max(want.length, got.length);
-    const bad: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const w = want[i];
-      const g = got[i];
-      if (w === undefined || g === undefined || w.event !== g.event || w.text !== g.text) {
-        bad.push(`line ${i}: want ${w === undefined ? '(none)' : `${w.event}: ${w.text}`}\n          got  ${g === undefined ? '(none)' : `${g.event}: ${g.text}`}`);
-      }
-    }
+    const bad = traceLineDiffs(want, got);
     expect(bad.slice(0, 10).join('\n'), `${bad.length} lines differ`).toBe('');
   });
 

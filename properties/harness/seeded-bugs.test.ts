@@ -306,12 +306,13 @@ describe('(f) the segment-boundary pad on the unbroken models', () => {
 describe('padPages (the pages the allowlist attributes to pads), against the kernel rule', () => {
   it('the two-entry list under 0x3fff pads exactly A+0x3000', () => {
     const m = genericMappings(padScenario(false)).get('s')!;
-    expect([...padPages(m)]).toEqual([PAD_PAGE / 4096]);
+    expect([...padPages(m.entries!, m.segBoundaryMask!)]).toEqual([PAD_PAGE / 4096]);
   });
 
   it('under the default 4 GiB boundary the same list has no pad', () => {
     const json = scenarioJson({ steps: [{ op: 'map_sg', dev: 'dev', dir: 'to_device', sg: padSg, as: 's' }] });
-    expect([...padPages(genericMappings(json).get('s')!)]).toEqual([]);
+    const m = genericMappings(json).get('s')!;
+    expect([...padPages(m.entries!, m.segBoundaryMask!)]).toEqual([]);
   });
 });
 
