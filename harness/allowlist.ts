@@ -73,15 +73,14 @@ export const ALLOWLIST: readonly AllowEntry[] = [
     reason:
       'to keep segments off the device boundary dma-iommu pads the IOVA range and maps the pad to the physical memory after the previous entry. Only trusted devices get pads (untrusted lists are bounced entry by entry), so a device the kernel already trusts with DMA can reach those pages.',
     matches: (d, ctx) => {
-      if (d.kind !== 'reachable' || d.extraGenericPfns === undefined || (d.onlyLegacy?.length ?? 0) > 0) return false;
-      // nothing but pages the generic path reaches in addition: no permission changes
-      if ((d.onlyGeneric?.length ?? 0) !== d.extraGenericPfns.length) return false;
+      const more = widerOnGeneric(d);
+      if (more === undefined) return false;
       const pads = new Set<number>();
       for (const m of ctx.generic.values()) {
         if (!m.live || m.kind !== 'sg' || m.dev.untrusted || m.dev.name !== d.device) continue;
         for (const p of padPages(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn)) pads.add(p);
       }
-      return d.extraGenericPfns.length > 0 && d.extraGenericPfns.every((p) => pads.has(p));
+      return more.length > 0 && more.every((p) => pads.has(p));
     },
   },
   {
@@ -99,16 +98,49 @@ export const ALLOWLIST: readonly AllowEntry[] = [
         return l !== undefined && g !== undefined && l.iovaFailed === true && g.ok;
       };
       if (d.kind === 'reachable') {
-        if ((d.onlyLegacy?.length ?? 0) > 0 || d.extraGenericPfns === undefined || d.extraGenericPfns.length === 0) return false;
-        if ((d.onlyGeneric?.length ?? 0) !== d.extraGenericPfns.length) return false;
+        const more = widerOnGeneric(d);
+        if (more === undefined || more.length === 0) return false;
         const pages = new Set<number>();
         for (const [name, g] of ctx.generic) if (g.live && extra(name)) for (const p of mappingPages(g)) pages.add(p);
-        return d.extraGenericPfns.every((p) => pages.has(p));
+        return more.every((p) => pages.has(p));
       }
       return d.kind !== 'trace' && d.kind !== 'leak' && extra(d.map);
     },
   },
+  {
+    id: 'D5',
+    title: "a probe past a buffer reaches the device's next mapping on one path and unused IOVA space on the other",
+    reference:
+      'intel/iommu.c intel_alloc_iova rounds to a power of two (the rounded tail stays unmapped); dma-iommu rounds only below 32 granules (alloc_iova_fast), so the next allocation can start right after the buffer; kernel-semantics 1.4, 9.1.4',
+    reason:
+      'IOVA placement is not part of the DMA API. An access beyond a buffer that one path refuses lands, on the other, inside another live mapping of the same device -- memory that device is already allowed to reach -- so no isolation is lost.',
+    matches: (d, ctx) => {
+      if (d.kind !== 'exposure' || d.probe === undefined) return false;
+      const l = d.legacy as { ok: boolean; fault?: unknown };
+      const g = d.generic as { ok: boolean; fault?: unknown };
+      if (l.ok === g.ok) return false;
+      const [side, pieces, probed] = l.ok ? ['legacy', d.probe.legacy, ctx.legacy.get(d.map ?? '')] : ['generic', d.probe.generic, ctx.generic.get(d.map ?? '')];
+      const faulted = (l.ok ? g : l).fault !== undefined;
+      if (!faulted || probed === undefined || !probed.live) return false;
+      const table = side === 'legacy' ? ctx.legacy : ctx.generic;
+      return pieces.every((p) => insideLiveMapping(table, probed, p.iova, p.len));
+    },
+  },
 ];
+
+/** Whether [iova, iova + len) is inside the probed mapping or another live one of its device. */
+function insideLiveMapping(table: ReadonlyMap<string, Mapping>, probed: Mapping, iova: bigint, len: number): boolean {
+  const end = iova + BigInt(len);
+  for (const m of table.values()) {
+    if (!m.live || m.dev !== probed.dev) continue;
+    const ranges: Array<[bigint, bigint]> =
+      m.kind === 'sg'
+        ? (m.sgt?.sgl.slice(0, m.count) ?? []).map((s) => [s.dmaAddress & ~0xfffn, (s.dmaAddress + BigInt(s.dmaLength) + 0xfffn) & ~0xfffn])
+        : [[m.dma & ~0xfffn, (m.dma + BigInt(m.size) + 0xfffn) & ~0xfffn]];
+    if (ranges.some(([a, b]) => iova >= a && end <= b)) return true;
+  }
+  return false;
+}
 
 /** The buffer pages a mapping covers (CPU side). */
 function mappingPages(m: Mapping): number[] {
@@ -120,6 +152,19 @@ function mappingPages(m: Mapping): number[] {
   else if (m.kind === 'sg') for (const e of m.entries ?? []) add(e.phys, e.length);
   else for (const p of m.coherent?.pfns ?? []) out.push(p);
   return out;
+}
+
+/**
+ * For a reachable divergence where the generic path reaches only more (new buffer pages, or
+ * more permission on pages both reach) and nothing less: those pages. Otherwise undefined.
+ */
+function widerOnGeneric(d: Divergence): number[] | undefined {
+  if (d.kind !== 'reachable' || d.extraGenericPfns === undefined) return undefined;
+  if ((d.narrowerGeneric ?? d.onlyLegacy?.length ?? 0) > 0) return undefined;
+  const more = [...d.extraGenericPfns, ...(d.widenedGenericPfns ?? [])];
+  // pooled (swiotlb, coherent) differences are not pages a predicate can attribute
+  if ((d.onlyGeneric?.length ?? 0) !== more.length) return undefined;
+  return more;
 }
 
 /** The id of the first entry that recognises d, if any. */

@@ -6,6 +6,7 @@
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
 import { diffReachable, reachable, traceAccount, type Reachable } from './observe.js';
+import type { DeviceAccessPiece } from './consumers.js';
 import type { Mapping, PathRunner, StepResult } from './path-runner.js';
 import type { Step } from './scenario.js';
 
@@ -38,6 +39,12 @@ export interface Divergence {
   onlyLegacy?: string[];
   onlyGeneric?: string[];
   extraGenericPfns?: number[];
+  /** buffer pages both paths reach, the generic one with more permission */
+  widenedGenericPfns?: number[];
+  /** pages (or pooled pages) the legacy path can use in a way the generic one cannot */
+  narrowerGeneric?: number;
+  /** exposure: the device-side pieces of the access on each path */
+  probe?: { legacy: DeviceAccessPiece[]; generic: DeviceAccessPiece[] };
   /** sg-limits: which path broke which rule */
   path?: 'legacy-intel' | 'dma-iommu';
   rule?: 'max-seg' | 'boundary' | 'dma-mask';
@@ -92,7 +99,7 @@ function isExposureProbe(m: Mapping, offset: number, len: number): boolean {
 }
 
 /** Compare the step results of one step. */
-export function compareResults(i: number, step: Step, l: StepResult, g: StepResult, lr: PathRunner, opts: CheckOptions): Divergence[] {
+export function compareResults(i: number, step: Step, l: StepResult, g: StepResult, lr: PathRunner, gr: PathRunner, opts: CheckOptions): Divergence[] {
   const out: Divergence[] = [];
   const map = 'as' in step ? step.as : 'map' in step ? step.map : undefined;
   const add = (kind: DivergenceKind, detail: string): void => {
@@ -110,6 +117,11 @@ export function compareResults(i: number, step: Step, l: StepResult, g: StepResu
         add(kind, `${what} of ${where} returns different bytes from byte ${firstDiff(l.data, g.data)}`);
       } else {
         add(kind, `${what} of ${where}: legacy ${brief(l)}, generic ${brief(g)}`);
+      }
+      if (kind === 'exposure') {
+        // where each path's device went, for predicates that need the addresses
+        const gm = gr.mappings.get(step.map)!;
+        out[out.length - 1]!.probe = { legacy: lr.pieces(m, step.offset, step.len), generic: gr.pieces(gm, step.offset, step.len) };
       }
       break;
     }
@@ -259,6 +271,8 @@ export class ReachableWatch {
         onlyLegacy: diff.onlyA,
         onlyGeneric: diff.onlyB,
         extraGenericPfns: diff.extraBPfns,
+        widenedGenericPfns: diff.widerBPfns,
+        narrowerGeneric: diff.narrowerB,
         detail: `device ${ld.name} can reach different physical pages: legacy only [${diff.onlyA.slice(0, 4).join(', ')}${diff.onlyA.length > 4 ? ', ...' : ''}], generic only [${diff.onlyB.slice(0, 4).join(', ')}${diff.onlyB.length > 4 ? ', ...' : ''}]`,
         legacy: diff.onlyA,
         generic: diff.onlyB,

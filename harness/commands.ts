@@ -12,7 +12,7 @@ import { stableJson } from './json.js';
 import { PLATFORM_MATRIX, addTally, emptyTally, replayChunk, type Tally } from './property.js';
 import { renderDivergence } from './render.js';
 import { failing, runScenario } from './runner.js';
-import { scenarioToJson, type Consumer } from './scenario.js';
+import { scenarioToJson, type Consumer, type Scenario } from './scenario.js';
 import { renderTable, search, type FoundFailure, type PlatformReport, type SearchReport } from './search.js';
 import { decodeToken, TokenError } from './token.js';
 import { parseScenario } from './validation.js';
@@ -38,6 +38,7 @@ export interface SearchFlags {
 }
 
 function selectPlatforms(names: string[]): { platforms: typeof PLATFORM_MATRIX; ids: number[] } {
+  if (names.length === 0) throw new CommandError('--platforms: no platform given');
   const ids = names.map((n) => {
     const i = PLATFORM_MATRIX.findIndex((p) => p.name === n);
     if (i < 0) throw new CommandError(`--platforms: unknown platform "${n}" (known: ${PLATFORM_MATRIX.map((p) => p.name).join(', ')})`);
@@ -178,16 +179,37 @@ export function merge(files: string[], outFile: string | undefined, corpusDir: s
   const failures = new Map<string, ShardFailure>();
   const chunks = new Set<string>();
   let overlap = 0;
+  const docs: Array<{ file: string; doc: ShardDoc; scenarios: Scenario[] }> = [];
+  // read and check every file before printing anything
   for (const file of files) {
-    let doc: ShardDoc;
+    let doc: unknown;
     try {
-      doc = JSON.parse(readFileSync(file, 'utf8')) as ShardDoc;
+      doc = JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {
       throw new CommandError(`${file}: ${e instanceof Error ? e.message.split('\n')[0] : 'unreadable'}`);
     }
-    if (doc.format !== SHARD_FORMAT || !Array.isArray(doc.platforms) || !Array.isArray(doc.failures) || !Array.isArray(doc.chunks)) {
-      throw new CommandError(`${file}: format: expected a ${SHARD_FORMAT} document`);
-    }
+    const d = doc as Partial<ShardDoc> | null;
+    const okShape =
+      d !== null &&
+      typeof d === 'object' &&
+      d.format === SHARD_FORMAT &&
+      Array.isArray(d.chunks) &&
+      Array.isArray(d.failures) &&
+      Array.isArray(d.platforms) &&
+      d.platforms.every((p) => p !== null && typeof p === 'object' && typeof p.name === 'string' && p.tally !== null && typeof p.tally === 'object' && typeof p.tally.runs === 'number');
+    if (!okShape) throw new CommandError(`${file}: format: expected a ${SHARD_FORMAT} document`);
+    const shard = d as ShardDoc;
+    const scenarios = shard.failures.map((x, i) => {
+      try {
+        return parseScenario(x.scenario);
+      } catch (e) {
+        throw new CommandError(`${file}: failures[${i}].scenario: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    });
+    docs.push({ file, doc: shard, scenarios });
+  }
+  const scenarioOf = new Map<string, Scenario>();
+  for (const { doc, scenarios } of docs) {
     for (const c of doc.chunks) {
       if (chunks.has(c)) overlap++;
       chunks.add(c);
@@ -197,14 +219,16 @@ export function merge(files: string[], outFile: string | undefined, corpusDir: s
       addTally(t, p.tally);
       byPlatform.set(p.name, t);
     }
-    for (const x of doc.failures) failures.set(x.hash, x);
+    doc.failures.forEach((x, i) => {
+      failures.set(x.hash, x);
+      scenarioOf.set(x.hash, scenarios[i]!);
+    });
   }
   const rows = [...byPlatform].map(([name, tally]) => ({ name, tally }));
   for (const line of renderTable(rows)) io.out(line);
   if (overlap > 0) io.err(`dmadiff: merge: ${overlap} chunk(s) appear in more than one shard`);
   for (const x of failures.values()) {
-    const scenario = parseScenario(x.scenario);
-    storeFailure(corpusDir, x.platform, x.token, scenario, []);
+    storeFailure(corpusDir, x.platform, x.token, scenarioOf.get(x.hash)!, x.divergences);
     io.out(`FAIL on ${x.platform}: ${x.divergences.map((d) => `step ${d.step} [${d.kind}] ${d.detail}`).join('; ')}`);
     io.out(`  replay: dmadiff replay ${x.token}`);
   }

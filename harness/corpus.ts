@@ -7,7 +7,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Divergence } from './checker.js';
 import { stableJson } from './json.js';
 import { scenarioToJson, type Scenario } from './scenario.js';
 import { parseScenario } from './validation.js';
@@ -34,7 +33,7 @@ export function writeAtomic(path: string, text: string): void {
 }
 
 /** Store a failure; returns the entry's path (an existing identical entry is kept). */
-export function storeFailure(dir: string, platform: string, token: string, s: Scenario, ds: readonly Divergence[]): string {
+export function storeFailure(dir: string, platform: string, token: string, s: Scenario, ds: ReadonlyArray<{ step: number; kind: string; detail: string }>): string {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${scenarioHash(s)}.json`);
   const entry: CorpusEntry = {

@@ -71,30 +71,46 @@ function permName(p: number): string {
   return p === 3 ? 'rw' : p === 1 ? 'r' : 'w';
 }
 
+export interface ReachableDiff {
+  /** for display: pages (and pooled counts) only A or only B reaches, or reaches differently */
+  onlyA: string[];
+  onlyB: string[];
+  /** buffer pages only B reaches */
+  extraBPfns: number[];
+  /** buffer pages both reach, B with more permission */
+  widerBPfns: number[];
+  /** pages or pooled pages where A can do something B cannot */
+  narrowerB: number;
+}
+
 /** The difference between two reachable sets, or null when equal. */
-export function diffReachable(a: Reachable, b: Reachable): { onlyA: string[]; onlyB: string[]; extraBPfns: number[] } | null {
-  const onlyA: string[] = [];
-  const onlyB: string[] = [];
-  const extraBPfns: number[] = [];
+export function diffReachable(a: Reachable, b: Reachable): ReachableDiff | null {
+  const d: ReachableDiff = { onlyA: [], onlyB: [], extraBPfns: [], widerBPfns: [], narrowerB: 0 };
+  const show = (pfn: number, p: number): string => `0x${(pfn * VTD_PAGE_SIZE).toString(16)}:${permName(p)}`;
   for (const [pfn, p] of a.pages) {
-    const q = b.pages.get(pfn);
-    if (q !== p) onlyA.push(`0x${(pfn * VTD_PAGE_SIZE).toString(16)}:${permName(p)}`);
+    const q = b.pages.get(pfn) ?? 0;
+    if (q === p) continue;
+    d.onlyA.push(show(pfn, p));
+    if ((p & ~q) !== 0) d.narrowerB++;
   }
-  for (const [pfn, p] of b.pages) {
-    const q = a.pages.get(pfn);
-    if (q !== p) {
-      onlyB.push(`0x${(pfn * VTD_PAGE_SIZE).toString(16)}:${permName(p)}`);
-      if (q === undefined) extraBPfns.push(pfn);
-    }
+  for (const [pfn, q] of b.pages) {
+    const p = a.pages.get(pfn);
+    if (q === p) continue;
+    d.onlyB.push(show(pfn, q));
+    if (p === undefined) d.extraBPfns.push(pfn);
+    else if ((q & ~p) !== 0) d.widerBPfns.push(pfn);
   }
   const keys = new Set([...a.pooled.keys(), ...b.pooled.keys()]);
   for (const k of keys) {
     const x = a.pooled.get(k) ?? 0;
     const y = b.pooled.get(k) ?? 0;
-    if (x > y) onlyA.push(`${x - y} ${k} page(s)`);
-    if (y > x) onlyB.push(`${y - x} ${k} page(s)`);
+    if (x > y) {
+      d.onlyA.push(`${x - y} ${k} page(s)`);
+      d.narrowerB++;
+    }
+    if (y > x) d.onlyB.push(`${y - x} ${k} page(s)`);
   }
-  return onlyA.length === 0 && onlyB.length === 0 ? null : { onlyA, onlyB, extraBPfns };
+  return d.onlyA.length === 0 && d.onlyB.length === 0 ? null : d;
 }
 
 /**

@@ -67,7 +67,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
     const g = generic.run(i, step);
     lSteps.push(l);
     gSteps.push(g);
-    report(compareResults(i, step, l, g, legacy, { strictIova: opts.strictIova === true }));
+    report(compareResults(i, step, l, g, legacy, generic, { strictIova: opts.strictIova === true }));
     if (step.op === 'map_sg') {
       report(checkSgResult('legacy-intel', legacy.model, legacy.mappings.get(step.as)!, i));
       report(checkSgResult('dma-iommu', generic.model, generic.mappings.get(step.as)!, i));

@@ -11,8 +11,10 @@
  *  - alloc_iova_fast: 6.1 rounds sizes below 32 pages up to a power of two itself (5.10 callers
  *    round), and on failure also empties the global depot (6fa3525b455a) before retrying;
  *  - IOVA_MAG_SIZE: 128 in 5.10, 127 in 6.1.
- * Both releases carry 5b61343b5059 (max32_alloc_size reset on any free below 4 GiB): checked in
- * the 6.1 source, and stated for 5.10.262 by kernel-semantics 10.0 #3.
+ * Both releases carry 5b61343b5059 (max32_alloc_size reset on any free below 4 GiB). Checked in
+ * the real sources: Debian's linux-source-5.10 5.10.262-1 iova.c has that reset, no retry, no
+ * low-bound stop in the walk, IOVA_MAG_SIZE 128 and no free_global_cached_iovas;
+ * linux-source-6.1 6.1.192 has the fixed retry (iova_find_limit), the depot flush and 127.
  */
 import { RbTree, newNode, type IovaNode } from './rbtree.js';
 import { fls, orderBase2, roundupPowOfTwo, type Release } from './release.js';
