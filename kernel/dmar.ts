@@ -15,7 +15,7 @@
  *    ratelimit state that every loop iteration consults.
  */
 import type { VtdHardware } from '../vtd/hardware.js';
-import { encodeContext, entryPfn, makeRootEntry } from '../vtd/entries.js';
+import { writeContextEntry } from '../vtd/entries.js';
 import { decodeFaultRecord, dmarFaultLine } from '../vtd/fault.js';
 import { ccDescriptor, iotlbDescriptor, qiTypeName, waitDescriptor, type QiDesc } from '../vtd/qi.js';
 import {
@@ -208,21 +208,7 @@ export class DmarUnit {
 
   /** domain_context_mapping_one (legacy mode, second-level translation). */
   contextMapping(sid: number, did: number, pgdPfn: number, aw: number): void {
-    const mem = this.hw.memory;
-    const rootAddr = this.rootPfn * VTD_PAGE_SIZE + (sid >>> 8) * 16;
-    mem.readQword(rootAddr, this.scratch);
-    let ctxPfn: number;
-    if ((this.scratch[0]! & 1) === 0) {
-      ctxPfn = this.pages.alloc();
-      const re = makeRootEntry(ctxPfn);
-      mem.writeQword(rootAddr, re.lo, re.hi);
-    } else {
-      ctxPfn = entryPfn(this.scratch[0]!, this.scratch[1]!);
-    }
-    const { low, high } = encodeContext({ present: true, fpd: false, tt: CONTEXT_TT_MULTI_LEVEL, slptPfn: pgdPfn, aw, did });
-    const at = ctxPfn * VTD_PAGE_SIZE + (sid & 0xff) * 16;
-    mem.writeQword(at + 8, high.lo, high.hi);
-    mem.writeQword(at, low.lo, low.hi);
+    writeContextEntry(this.hw.memory, this.rootPfn, sid, { present: true, fpd: false, tt: CONTEXT_TT_MULTI_LEVEL, slptPfn: pgdPfn, aw, did }, () => this.pages.alloc());
     if (this.cachingMode) {
       this.flushContext(0, sid, 0, InvGranularity.Page);
       this.flushIotlb(did, 0n, 0, InvGranularity.Domain);

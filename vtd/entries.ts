@@ -15,6 +15,7 @@ import {
   ROOT_ENTRY_PRESENT,
   VTD_PAGE_SIZE,
 } from './regs.js';
+import type { PhysMemory } from './memory.js';
 
 const TWO20 = 2 ** 20;
 const TWO32 = 2 ** 32;
@@ -104,6 +105,29 @@ export function decodeContext(low: Qword, high: Qword): ContextEntry & { reserve
     // bits 11:4 of the low qword, bit 7 and bits 31:24 of the high qword, and the top dword
     reservedBitsSet: (low.lo & 0xff0) !== 0 || (high.lo & 0xff000080) !== 0 || high.hi !== 0,
   };
+}
+
+/**
+ * Write sid's context entry (legacy mode), allocating the bus's context table through allocPage
+ * when its root entry is absent. The high qword goes first, so the entry is never present with a
+ * stale domain id or width (what the kernel's context_set_* sequence also ensures).
+ */
+export function writeContextEntry(mem: PhysMemory, rootPfn: number, sid: number, ce: ContextEntry, allocPage: () => number): void {
+  const rootAddr = rootPfn * VTD_PAGE_SIZE + (sid >>> 8) * 16;
+  const s = new Uint32Array(2);
+  mem.readQword(rootAddr, s);
+  let ctxPfn: number;
+  if ((s[0]! & ROOT_ENTRY_PRESENT) === 0) {
+    ctxPfn = allocPage();
+    const re = makeRootEntry(ctxPfn);
+    mem.writeQword(rootAddr, re.lo, re.hi);
+  } else {
+    ctxPfn = entryPfn(s[0]!, s[1]!);
+  }
+  const { low, high } = encodeContext(ce);
+  const at = ctxPfn * VTD_PAGE_SIZE + (sid & 0xff) * 16;
+  mem.writeQword(at + 8, high.lo, high.hi);
+  mem.writeQword(at, low.lo, low.hi);
 }
 
 /** A source id (requester id): bus << 8 | devfn. */

@@ -5,7 +5,7 @@
  * hardware's own tests, its benchmark and the demo; the two kernel models write their tables
  * with their own release's code.
  */
-import { encodeContext, makePte, makeRootEntry, entryPfn } from './entries.js';
+import { entryPfn, makePte, writeContextEntry } from './entries.js';
 import type { VtdHardware } from './hardware.js';
 import { ccDescriptor, iotlbDescriptor, waitDescriptor, type QiDesc } from './qi.js';
 import { PAGE_TABLE_REGION } from './regions.js';
@@ -86,22 +86,7 @@ export class TableProgrammer {
 
   /** Point sid's context entry at the domain (allocating the bus's context table). */
   attach(sid: number, d: DomainTables, tt = CONTEXT_TT_MULTI_LEVEL): void {
-    const mem = this.hw.memory;
-    const bus = sid >>> 8;
-    const rootAddr = this.rootPfn * VTD_PAGE_SIZE + bus * 16;
-    mem.readQword(rootAddr, this.scratch);
-    let ctxPfn: number;
-    if ((this.scratch[0]! & 1) === 0) {
-      ctxPfn = this.pool.alloc();
-      const re = makeRootEntry(ctxPfn);
-      mem.writeQword(rootAddr, re.lo, re.hi);
-    } else {
-      ctxPfn = entryPfn(this.scratch[0]!, this.scratch[1]!);
-    }
-    const { low, high } = encodeContext({ present: true, fpd: false, tt, slptPfn: d.rootPfn, aw: d.aw, did: d.did });
-    const at = ctxPfn * VTD_PAGE_SIZE + (sid & 0xff) * 16;
-    mem.writeQword(at + 8, high.lo, high.hi);
-    mem.writeQword(at, low.lo, low.hi);
+    writeContextEntry(this.hw.memory, this.rootPfn, sid, { present: true, fpd: false, tt, slptPfn: d.rootPfn, aw: d.aw, did: d.did }, () => this.pool.alloc());
   }
 
   /** Clear sid's context entry. */
