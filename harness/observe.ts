@@ -30,8 +30,22 @@ function regionOf(physPfn: number): string | null {
   return null;
 }
 
-/** The reachable set of one device on one path. */
+const reachCache = new WeakMap<Device, { version: string; result: Reachable }>();
+
+/**
+ * The reachable set of one device on one path, recomputed only when something a translation
+ * depends on changed since the last time (the hardware's translation version).
+ */
 export function reachable(model: DmaPath, dev: Device): Reachable {
+  const version = model.machine.hw.translationVersion;
+  const hit = reachCache.get(dev);
+  if (hit !== undefined && hit.version === version) return hit.result;
+  const result = computeReachable(model, dev);
+  reachCache.set(dev, { version, result });
+  return result;
+}
+
+function computeReachable(model: DmaPath, dev: Device): Reachable {
   const hw = model.machine.hw;
   const candidates: Array<{ iovaPfn: number; pages: number }> = [];
   for (const l of model.presentLeaves(dev)) candidates.push({ iovaPfn: l.iovaPfn, pages: l.pages });

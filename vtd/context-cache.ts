@@ -24,6 +24,8 @@ export function sidsCovered(sid: number, fm: number): number[] {
 
 export class ContextCache {
   private readonly entries = new Map<number, CachedContext>();
+  /** bumped by every change of contents */
+  version = 0;
 
   constructor(readonly capacity: number) {}
 
@@ -36,6 +38,7 @@ export class ContextCache {
   }
 
   insert(e: CachedContext): void {
+    this.version++;
     this.entries.delete(e.sid);
     if (this.entries.size >= this.capacity) {
       // Map iteration order is insertion order: the first key is the oldest (FIFO)
@@ -46,14 +49,17 @@ export class ContextCache {
   }
 
   invalidateAll(): void {
+    this.version++;
     this.entries.clear();
   }
 
   invalidateDomain(did: number): void {
+    this.version++;
     for (const [sid, e] of this.entries) if (e.did === did) this.entries.delete(sid);
   }
 
   invalidateDevice(sid: number, fm: number): void {
+    this.version++;
     for (const s of sidsCovered(sid, fm)) this.entries.delete(s);
   }
 }

@@ -515,6 +515,14 @@ export class VtdHardware {
   }
 
   /**
+   * A number that changes whenever anything a translation depends on may have changed: table
+   * memory, the IOTLB, the context cache, invalidation coverage. Equal versions, equal answers.
+   */
+  get translationVersion(): string {
+    return `${this.memory.writeSeq}:${this.iotlb.version}:${this.contextCache.version}:${this.ctr.iotlbGlobal + this.ctr.iotlbDomain + this.ctr.iotlbPage + this.ctr.contextInvalidations}:${this.translationEnabled ? 1 : 0}`;
+  }
+
+  /**
    * What translate() would answer now, without touching the caches, the counters or the fault
    * registers: for reports of what the device can reach.
    */

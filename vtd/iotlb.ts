@@ -38,6 +38,8 @@ export class Iotlb {
   private readonly fifo: IotlbEntry[] = [];
   private fifoHead = 0;
   private count = 0;
+  /** bumped by every change of contents (reports use it to know nothing changed) */
+  version = 0;
 
   constructor(readonly capacity: number) {}
 
@@ -71,6 +73,7 @@ export class Iotlb {
     m.set(k, e);
     this.fifo.push(e);
     this.count++;
+    this.version++;
     return e;
   }
 
@@ -78,6 +81,7 @@ export class Iotlb {
     m.delete(k);
     e.live = false;
     this.count--;
+    this.version++;
   }
 
   private evictOldest(): void {
@@ -95,6 +99,7 @@ export class Iotlb {
   }
 
   invalidateAll(): number {
+    this.version++;
     const n = this.count;
     for (const m of this.byDid.values()) for (const e of m.values()) e.live = false;
     this.byDid.clear();
@@ -108,6 +113,7 @@ export class Iotlb {
     const m = this.byDid.get(did);
     if (m === undefined) return 0;
     const n = m.size;
+    this.version++;
     for (const e of m.values()) e.live = false;
     this.count -= n;
     this.byDid.delete(did);
