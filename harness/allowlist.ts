@@ -111,7 +111,7 @@ export const ALLOWLIST: readonly AllowEntry[] = [
     id: 'D5',
     title: "a probe past a buffer reaches the device's next mapping on one path and unused IOVA space on the other",
     reference:
-      'intel/iommu.c intel_alloc_iova rounds to a power of two (the rounded tail stays unmapped); dma-iommu rounds only below 32 granules (alloc_iova_fast), so the next allocation can start right after the buffer; kernel-semantics 1.4, 9.1.4',
+      'IOVA placement: intel/iommu.c intel_alloc_iova rounds to a power of two (the rounded tail stays unmapped) and tries below 4 GiB first for every device; dma-iommu rounds only below 32 granules (alloc_iova_fast) and tries below 4 GiB first only for PCI devices (iommu_dma_alloc_iova); kernel-semantics 1.4, 7.6, 9.1.4, 9.3',
     reason:
       'IOVA placement is not part of the DMA API. An access beyond a buffer that one path refuses lands, on the other, inside another live mapping of the same device -- memory that device is already allowed to reach -- so no isolation is lost.',
     matches: (d, ctx) => {
@@ -128,18 +128,21 @@ export const ALLOWLIST: readonly AllowEntry[] = [
   },
 ];
 
-/** Whether [iova, iova + len) is inside the probed mapping or another live one of its device. */
+/** Whether every page [iova, iova + len) touches lies in a live mapping of the probed device. */
 function insideLiveMapping(table: ReadonlyMap<string, Mapping>, probed: Mapping, iova: bigint, len: number): boolean {
-  const end = iova + BigInt(len);
+  const ranges: Array<[bigint, bigint]> = [];
   for (const m of table.values()) {
     if (!m.live || m.dev !== probed.dev) continue;
-    const ranges: Array<[bigint, bigint]> =
-      m.kind === 'sg'
-        ? (m.sgt?.sgl.slice(0, m.count) ?? []).map((s) => [s.dmaAddress & ~0xfffn, (s.dmaAddress + BigInt(s.dmaLength) + 0xfffn) & ~0xfffn])
-        : [[m.dma & ~0xfffn, (m.dma + BigInt(m.size) + 0xfffn) & ~0xfffn]];
-    if (ranges.some(([a, b]) => iova >= a && end <= b)) return true;
+    if (m.kind === 'sg') {
+      for (const s of m.sgt?.sgl.slice(0, m.count) ?? []) ranges.push([s.dmaAddress & ~0xfffn, (s.dmaAddress + BigInt(s.dmaLength) + 0xfffn) & ~0xfffn]);
+    } else {
+      ranges.push([m.dma & ~0xfffn, (m.dma + BigInt(m.size) + 0xfffn) & ~0xfffn]);
+    }
   }
-  return false;
+  for (let page = iova & ~0xfffn; page < iova + BigInt(len); page += 0x1000n) {
+    if (!ranges.some(([a, b]) => page >= a && page < b)) return false;
+  }
+  return true;
 }
 
 /** The buffer pages a mapping covers (CPU side). */

@@ -155,3 +155,35 @@ describe("D5: a probe past a buffer reaches the device's next mapping on one pat
     expect(allowlisted(d, { legacy: lr.mappings, generic: gr.mappings })).toBeUndefined();
   });
 });
+
+describe('D5 the other way round: 5.10 reaches the next mapping where 6.1 left the IOVA unused', () => {
+  // A non-PCI device: 5.10 tries below 4 GiB first for every device, 6.1 only for PCI ones.
+  // The coherent buffer (5000 bytes, 32-bit coherent mask) gets 0xffffe000 on both. The list
+  // (36-bit mask) gets 0xffffc000 on 5.10 (below 4 GiB, right under the buffer: 2 pages, the
+  // second at 0xffffd000) and the top of 2^36 on 6.1. A 2-byte read starting 1 byte before the
+  // coherent buffer reads the list's last page on 5.10 and faults (0x06) on 6.1.
+  it('is recognised, and the read spans two mappings on 5.10', () => {
+    const doc = runScenario(
+      parseScenario({
+        format: 'dmadiff-scenario/1',
+        platform: { agaw: 48, cachingMode: false, zlr: false, superpages: ['2M', '1G'], strict: true, forcedac: false, cpus: 1 },
+        devices: [{ id: 'd', bdf: '00:02.0', pci: false, untrusted: false, dmaMask: 36, coherentMask: 32 }],
+        reserved: [{ start: '0xfee00000', end: '0xfeefffff' }],
+        steps: [
+          { op: 'alloc_coherent', dev: 'd', size: 5000, as: 'c0' },
+          { op: 'map_sg', dev: 'd', dir: 'to_device', as: 's1', sg: [{ phys: '0x1000000', length: 1024 }, { phys: '0x1000400', length: 1024 }] },
+          { op: 'dma_read', map: 'c0', offset: -1, len: 2 },
+        ],
+      }),
+    );
+    expect(doc.paths['legacy-intel'].steps[1]!.segments).toEqual([
+      { dma: '0xffffc000', len: 1024 },
+      { dma: '0xffffd400', len: 1024 },
+    ]);
+    expect(doc.paths['legacy-intel'].steps[2]!.ok).toBe(true);
+    expect(doc.paths['dma-iommu'].steps[2]).toEqual({ ok: false, fault: { reason: '0x06', type: 'read', addr: '0xffffd000' } });
+    const probe = doc.divergences.filter((d) => d.kind === 'exposure');
+    expect(probe.map((d) => d.allowlisted)).toEqual(['D5']);
+    expect(failing(doc, false)).toEqual([]);
+  });
+});
