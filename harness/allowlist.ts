@@ -18,6 +18,12 @@ export interface AllowEntry {
   reference: string;
   reason: string;
   matches(d: Divergence, ctx: AllowContext): boolean;
+  /**
+   * For entries about pages the generic path reaches in addition: the pages the entry accounts
+   * for on a device. A reachable divergence whose extra pages several such entries account for
+   * together is recognised by all of them.
+   */
+  extraPages?(ctx: AllowContext, device: string): Set<number>;
 }
 
 /**
@@ -72,15 +78,18 @@ export const ALLOWLIST: readonly AllowEntry[] = [
     reference: 'dma-iommu.c iommu_dma_map_sg pad_len / iommu.c __iommu_map_sg; kernel-semantics 7.15b',
     reason:
       'to keep segments off the device boundary dma-iommu pads the IOVA range and maps the pad to the physical memory after the previous entry. Only trusted devices get pads (untrusted lists are bounced entry by entry), so a device the kernel already trusts with DMA can reach those pages.',
-    matches: (d, ctx) => {
-      const more = widerOnGeneric(d);
-      if (more === undefined) return false;
+    extraPages: (ctx, device) => {
       const pads = new Set<number>();
       for (const m of ctx.generic.values()) {
-        if (!m.live || m.kind !== 'sg' || m.dev.untrusted || m.dev.name !== d.device) continue;
+        if (!m.live || m.kind !== 'sg' || m.dev.untrusted || m.dev.name !== device) continue;
         for (const p of padPages(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn)) pads.add(p);
       }
-      return more.length > 0 && more.every((p) => pads.has(p));
+      return pads;
+    },
+    matches(d, ctx) {
+      const more = widerOnGeneric(d);
+      const pads = this.extraPages!(ctx, d.device ?? '');
+      return more !== undefined && more.length > 0 && more.every((p) => pads.has(p));
     },
   },
   {
@@ -90,21 +99,18 @@ export const ALLOWLIST: readonly AllowEntry[] = [
       'intel/iommu.c intel_alloc_iova rounds every request up to a power of two, dma-iommu only below 32 granules (alloc_iova_fast); iova.c retry from the last node (4e89dce72521, v5.11); kernel-semantics 1.2, 2.2, 7.13',
     reason:
       'a map that fails on 5.10 (DMA_MAPPING_ERROR, "Allocating N-page iova failed") succeeds on 6.1, which wastes less IOVA space and retries above the cached node; the migration turns a failure a driver must already handle into a success. Everything that follows from that one mapping existing only on the generic path (its unmap, its accesses, its pages being reachable) is the same difference.',
-    matches: (d, ctx) => {
-      const extra = (name: string | undefined): boolean => {
-        if (name === undefined) return false;
-        const l = ctx.legacy.get(name);
-        const g = ctx.generic.get(name);
-        return l !== undefined && g !== undefined && l.iovaFailed === true && g.ok;
-      };
+    extraPages: (ctx, device) => {
+      const pages = new Set<number>();
+      for (const [name, g] of ctx.generic) if (g.live && g.dev.name === device && onlyOnGeneric(ctx, name)) for (const p of mappingPages(g)) pages.add(p);
+      return pages;
+    },
+    matches(d, ctx) {
       if (d.kind === 'reachable') {
         const more = widerOnGeneric(d);
-        if (more === undefined || more.length === 0) return false;
-        const pages = new Set<number>();
-        for (const [name, g] of ctx.generic) if (g.live && extra(name)) for (const p of mappingPages(g)) pages.add(p);
-        return more.every((p) => pages.has(p));
+        const pages = this.extraPages!(ctx, d.device ?? '');
+        return more !== undefined && more.length > 0 && more.every((p) => pages.has(p));
       }
-      return d.kind !== 'trace' && d.kind !== 'leak' && extra(d.map);
+      return d.kind !== 'trace' && d.kind !== 'leak' && onlyOnGeneric(ctx, d.map);
     },
   },
   {
@@ -127,6 +133,14 @@ export const ALLOWLIST: readonly AllowEntry[] = [
     },
   },
 ];
+
+/** A mapping whose map failed on the legacy path for want of IOVA space and succeeded on the generic one. */
+function onlyOnGeneric(ctx: AllowContext, name: string | undefined): boolean {
+  if (name === undefined) return false;
+  const l = ctx.legacy.get(name);
+  const g = ctx.generic.get(name);
+  return l !== undefined && g !== undefined && l.iovaFailed === true && g.ok;
+}
 
 /** Whether every page [iova, iova + len) touches lies in a live mapping of the probed device. */
 function insideLiveMapping(table: ReadonlyMap<string, Mapping>, probed: Mapping, iova: bigint, len: number): boolean {
@@ -170,7 +184,22 @@ function widerOnGeneric(d: Divergence): number[] | undefined {
   return more;
 }
 
-/** The id of the first entry that recognises d, if any. */
+/**
+ * The id of the first entry that recognises d, if any; for extra reachable pages that no single
+ * entry explains but several do together, their ids joined ("D3+D4").
+ */
 export function allowlisted(d: Divergence, ctx: AllowContext): string | undefined {
-  return ALLOWLIST.find((e) => e.matches(d, ctx))?.id;
+  const one = ALLOWLIST.find((e) => e.matches(d, ctx))?.id;
+  if (one !== undefined || d.kind !== 'reachable') return one;
+  const more = widerOnGeneric(d);
+  if (more === undefined || more.length === 0) return undefined;
+  const ids: string[] = [];
+  const covered = new Set<number>();
+  for (const e of ALLOWLIST) {
+    if (e.extraPages === undefined) continue;
+    const pages = e.extraPages(ctx, d.device ?? '');
+    if (more.some((p) => pages.has(p) && !covered.has(p))) ids.push(e.id);
+    for (const p of pages) covered.add(p);
+  }
+  return more.every((p) => covered.has(p)) ? ids.join('+') : undefined;
 }

@@ -187,3 +187,35 @@ describe('D5 the other way round: 5.10 reaches the next mapping where 6.1 left t
     expect(failing(doc, false)).toEqual([]);
   });
 });
+
+describe('pads and a legacy-only allocation failure together (D3+D4)', () => {
+  // Found by the search (tight32, seed 777). Boundary 0x3fff: the 1-byte entry in page 0x1001000
+  // is padded by 3 pages (0x1002000..0x1004fff) so the 64 KiB entry starts on a boundary (D3).
+  // Then the 515-page map fails on 5.10 (rounded to 1024, which no longer fits) and succeeds on
+  // 6.1 (D4). The reachable difference after step 1 holds both kinds of page; neither entry
+  // alone accounts for it, both together do.
+  it('is recognised as D3+D4 and fails nothing', () => {
+    const doc = runScenario(
+      parseScenario({
+        format: 'dmadiff-scenario/1',
+        platform: { agaw: 48, cachingMode: false, zlr: false, superpages: ['2M', '1G'], strict: true, forcedac: false, cpus: 1 },
+        devices: [{ ...DEV32, segBoundaryMask: '0x3fff' }],
+        reserved: [
+          { start: '0xfee00000', end: '0xfeefffff' },
+          { start: '0x100000', end: '0xffbfffff' },
+        ],
+        steps: [
+          { op: 'map_sg', dev: 'dev', dir: 'to_device', as: 's0', sg: [{ phys: '0x1001000', length: 1 }, { phys: '0x1020000', length: 65536 }] },
+          { op: 'map_page', dev: 'dev', phys: '0x20000000', size: 0x203000, dir: 'to_device', as: 'm1' },
+        ],
+      }),
+    );
+    const reach = doc.divergences.filter((d) => d.kind === 'reachable');
+    expect(reach.map((d) => [d.step, d.allowlisted])).toEqual([
+      [0, 'D3'],
+      [1, 'D3+D4'],
+    ]);
+    expect(reach[1]!.extraGenericPfns).toHaveLength(3 + 515);
+    expect(failing(doc, false)).toEqual([]);
+  });
+});
