@@ -8,7 +8,7 @@
  * for DMA_FQ, its flush queue (iommu_dma_init_fq). Kernel-semantics 9.1.1, 9.2.1, 9.5.1.
  */
 import type { DmaDirection, Device } from '../kernel/device.js';
-import { collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { FlushQueue } from '../kernel/flush-queue.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
 import { IovaDomain } from '../kernel/iova.js';
@@ -39,7 +39,7 @@ export class DmaIommu implements DmaPath {
   private readonly pt: IntelPageTable;
   private readonly domains = new Map<Device, DmaDomain>();
   private readonly ctx: DmaIommuContext;
-  private readonly byId = new Map<string, Device>();
+  private readonly byId: DeviceTable;
 
   constructor(
     platform: PlatformConfig,
@@ -59,7 +59,7 @@ export class DmaIommu implements DmaPath {
       m.log.print('DMAR: IOMMU batching disallowed due to virtualization');
       strict = true;
     }
-    devices.forEach((d, i) => this.byId.set(ids[i]!, d));
+    this.byId = new DeviceTable(devices, ids);
     for (const g of probeOrder(devices)) {
       const did = m.dmar.allocDomainId();
       if (typeof g === 'number') continue;
@@ -83,9 +83,7 @@ export class DmaIommu implements DmaPath {
   }
 
   device(id: string): Device {
-    const d = this.byId.get(id);
-    if (d === undefined) throw new Error(`unknown device ${id}`);
-    return d;
+    return this.byId.get(id);
   }
 
   private domain(dev: Device): DmaDomain {
@@ -154,12 +152,6 @@ export class DmaIommu implements DmaPath {
   }
 
   leaks(): LeakReport {
-    const r: LeakReport = { liveIovas: [], presentPtes: [], busySwiotlbSlots: this.machine.swiotlb.usedSlots, queued: 0 };
-    for (const d of this.domains.values()) {
-      r.liveIovas.push(...d.iovad.inUseRanges());
-      for (const l of this.pt.leaves(d.dmar)) r.presentPtes.push({ iovaPfn: l.iovaPfn, physPfn: l.physPfn, pages: l.pages });
-      if (d.fq !== null) r.queued += d.fq.pending;
-    }
-    return r;
+    return collectLeaks(this.machine, this.pt, [...this.domains.values()].map((d) => ({ iovad: d.iovad, fq: d.fq, tables: d.dmar })));
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { DmaDirection, Device } from './device.js';
 import type { FlushQueue } from './flush-queue.js';
+import type { DomainPgtable, IntelPageTable } from './intel-pgtable.js';
 import type { IovaDomain } from './iova.js';
 import type { Machine } from './machine.js';
 import type { Release } from './release.js';
@@ -67,6 +68,39 @@ export interface DmaPath {
   presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }>;
   leaks(): LeakReport;
   stats(): PathStats;
+}
+
+/** What a path's DMA domains hold that a leak report and the stats read. */
+export interface DomainState {
+  iovad: IovaDomain;
+  fq: FlushQueue | null;
+  tables: DomainPgtable;
+}
+
+/** The leak report of a path: in-use IOVAs, present leaves, busy slots, queued entries. */
+export function collectLeaks(machine: Machine, pt: IntelPageTable, domains: Iterable<DomainState>): LeakReport {
+  const r: LeakReport = { liveIovas: [], presentPtes: [], busySwiotlbSlots: machine.swiotlb.usedSlots, queued: 0 };
+  for (const d of domains) {
+    r.liveIovas.push(...d.iovad.inUseRanges());
+    for (const l of pt.leaves(d.tables)) r.presentPtes.push({ iovaPfn: l.iovaPfn, physPfn: l.physPfn, pages: l.pages });
+    if (d.fq !== null) r.queued += d.fq.pending;
+  }
+  return r;
+}
+
+/** Scenario device ids to the path's own device structures. */
+export class DeviceTable {
+  private readonly byId = new Map<string, Device>();
+
+  constructor(devices: readonly Device[], ids: readonly string[]) {
+    devices.forEach((d, i) => this.byId.set(ids[i]!, d));
+  }
+
+  get(id: string): Device {
+    const d = this.byId.get(id);
+    if (d === undefined) throw new Error(`unknown device ${id}`);
+    return d;
+  }
 }
 
 /** Sum the counters of a path's IOVA domains and flush queues into its stats. */

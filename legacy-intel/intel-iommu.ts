@@ -7,7 +7,7 @@
  * from the `strict` option and is forced by caching mode (init_dmars, kernel-semantics 10.1).
  */
 import { DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
-import { collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
 import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
@@ -32,7 +32,7 @@ export class LegacyIntel implements DmaPath {
   private readonly domains = new Map<Device, LegacyDomain>();
   private readonly bounce = new Set<Device>();
   private readonly ctx: LegacyContext;
-  private readonly byId = new Map<string, Device>();
+  private readonly byId: DeviceTable;
 
   constructor(
     platform: PlatformConfig,
@@ -49,7 +49,7 @@ export class LegacyIntel implements DmaPath {
       strict = true;
     }
     this.ctx = { m, pt: this.pt, domainOf: (d) => this.domain(d), strict, forcedac: platform.forcedac };
-    devices.forEach((d, i) => this.byId.set(ids[i]!, d));
+    this.byId = new DeviceTable(devices, ids);
     // probe in bus order with q35's own functions; each group's default domain takes a DID
     for (const g of probeOrder(devices)) {
       const did = m.dmar.allocDomainId();
@@ -60,9 +60,7 @@ export class LegacyIntel implements DmaPath {
   }
 
   device(id: string): Device {
-    const d = this.byId.get(id);
-    if (d === undefined) throw new Error(`unknown device ${id}`);
-    return d;
+    return this.byId.get(id);
   }
 
   private domain(dev: Device): LegacyDomain {
@@ -150,13 +148,7 @@ export class LegacyIntel implements DmaPath {
   }
 
   leaks(): LeakReport {
-    const r: LeakReport = { liveIovas: [], presentPtes: [], busySwiotlbSlots: this.machine.swiotlb.usedSlots, queued: 0 };
-    for (const d of this.domains.values()) {
-      r.liveIovas.push(...d.iovad.inUseRanges());
-      for (const l of this.pt.leaves(d)) r.presentPtes.push({ iovaPfn: l.iovaPfn, physPfn: l.physPfn, pages: l.pages });
-      if (d.fq !== null) r.queued += d.fq.pending;
-    }
-    return r;
+    return collectLeaks(this.machine, this.pt, [...this.domains.values()].map((d) => ({ iovad: d.iovad, fq: d.fq, tables: d })));
   }
 }
 
