@@ -117,17 +117,8 @@ function brokenArg(v: string): GenericFaults {
   return { [v]: true };
 }
 
-interface SearchCliOptions {
-  seed: number;
-  runs: number;
-  seconds?: number;
-  consumers: Consumer[];
-  platforms: string[];
-  maxSteps: number;
-  corpus: string;
-  traceParity?: boolean;
-  broken?: GenericFaults;
-}
+/** What commander hands over: SearchFlags with the two switches still optional. */
+type SearchCliOptions = Omit<SearchFlags, 'traceParity' | 'faults'> & { traceParity?: boolean; broken?: GenericFaults };
 
 function searchOptions(cmd: Command, runs: number): Command {
   return cmd
@@ -145,17 +136,8 @@ function searchOptions(cmd: Command, runs: number): Command {
 }
 
 function flags(o: SearchCliOptions): SearchFlags {
-  return {
-    seed: o.seed,
-    runs: o.runs,
-    ...(o.seconds !== undefined ? { seconds: o.seconds } : {}),
-    consumers: o.consumers,
-    platforms: o.platforms,
-    maxSteps: o.maxSteps,
-    corpus: o.corpus,
-    traceParity: o.traceParity === true,
-    faults: o.broken ?? {},
-  };
+  const { traceParity, broken, ...rest } = o;
+  return { ...rest, traceParity: traceParity === true, faults: broken ?? {} };
 }
 
 /** Run the CLI; returns the exit code. */
