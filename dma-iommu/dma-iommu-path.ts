@@ -50,7 +50,7 @@ export class DmaIommu implements DmaPath {
   ) {
     const m = new Machine('6.1', platform);
     this.machine = m;
-    this.pt = new IntelPageTable(m.memory, m.ptPages);
+    this.pt = new IntelPageTable(m.memory, m.ptPages, '6.1');
     const ops = new IntelIommuOps(m, this.pt, faults);
     const core = new IommuCore(ops, m.trace);
     this.ctx = { m, core, ops, domainOf: (d) => this.domain(d), forcedac: platform.forcedac, faults };

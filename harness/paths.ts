@@ -9,7 +9,6 @@ import { makeDevice } from './devices.js';
 import type { Scenario } from './scenario.js';
 
 export type PathName = 'legacy-intel' | 'dma-iommu';
-export const PATH_NAMES: readonly PathName[] = ['legacy-intel', 'dma-iommu'];
 
 /** The reserved ranges as inclusive pfn ranges (reserve_iova's arguments). */
 export function reservedPfns(s: Scenario): Array<{ lo: number; hi: number }> {

@@ -23,11 +23,6 @@ export class SimClock {
     return t;
   }
 
-  cancel(t: Timer): void {
-    const i = this.timers.indexOf(t);
-    if (i >= 0) this.timers.splice(i, 1);
-  }
-
   /** Move time forward, firing every timer that expires on the way (at its own instant). */
   advance(ns: number): void {
     const target = this.now + ns;

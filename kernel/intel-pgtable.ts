@@ -1,6 +1,7 @@
 /**
  * The VT-d driver's second-level page-table primitives (drivers/iommu/intel/iommu.c), shared by
- * both models because both releases' drivers walk, clear and free their tables the same way:
+ * both models because both releases' drivers walk, clear and free their tables the same way
+ * (one exception, dma_pte_clear_level's step, takes the release):
  * pfn_to_dma_pte, dma_pfn_level_pte, dma_pte_clear_range, dma_pte_free_level /
  * dma_pte_free_pagetable, dma_pte_clear_level / domain_unmap (collecting freed table pages for
  * release after the IOTLB flush), hardware_largepage_caps and iova_to_phys. Keeping them in one
@@ -12,6 +13,7 @@
  */
 import { entryPfn, makePte } from '../vtd/entries.js';
 import type { PhysMemory } from '../vtd/memory.js';
+import type { Release } from './release.js';
 import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_WRITE, LEVEL_STRIDE, VTD_PAGE_SIZE, agawToLevel, agawToWidth } from '../vtd/regs.js';
 
 /** The table-related part of struct dmar_domain. */
@@ -69,6 +71,7 @@ export class IntelPageTable {
   constructor(
     readonly memory: PhysMemory,
     readonly pages: PageSource,
+    readonly release: Release,
   ) {}
 
   /** read a PTE as [lo, hi] (valid until the next read) */
@@ -217,7 +220,10 @@ export class IntelPageTable {
           this.clearLevel(level - 1, this.ptePfn(pte), levelPfn, startPfn, lastPfn, freelist);
         }
       }
-      pfn = levelPfn + levelSize(level);
+      // 6.1 steps to the next entry's base (86dc40c7ea9c); 5.10.262 adds level_size to an
+      // unaligned pfn, so a range starting mid-entry stops one entry early (size-aligned IOVAs
+      // never start mid-entry, so neither path here meets the difference)
+      pfn = (this.release === '6.1' ? levelPfn : pfn) + levelSize(level);
       pte += 8;
     } while (!firstPteInPage(pte) && pfn <= lastPfn);
   }

@@ -6,7 +6,7 @@
  */
 import { vtdConfig, type Agaw, type Superpage } from '../vtd/caps.js';
 import { parseBdf } from '../vtd/entries.js';
-import { VtdHardware, type DmaFault } from '../vtd/hardware.js';
+import { VtdHardware, type DmaReadResult, type DmaWriteResult } from '../vtd/hardware.js';
 import { PhysMemory } from '../vtd/memory.js';
 import { PAGE_TABLE_REGION } from '../vtd/regions.js';
 import { SimClock } from './clock.js';
@@ -79,11 +79,6 @@ class PageTablePages implements PageSource {
   }
 }
 
-export interface DeviceAccess {
-  data: Uint8Array;
-  fault?: DmaFault;
-}
-
 export class Machine {
   readonly memory = new PhysMemory();
   readonly clock = new SimClock();
@@ -127,13 +122,13 @@ export class Machine {
   }
 
   /** A device read through the IOMMU; a fault raises the fault interrupt, as on hardware. */
-  deviceRead(sid: number, iova: bigint, len: number): DeviceAccess {
+  deviceRead(sid: number, iova: bigint, len: number): DmaReadResult {
     const r = this.hw.dmaRead(sid, iova, len);
     if (r.fault !== undefined) this.dmar.handleFaults();
     return r;
   }
 
-  deviceWrite(sid: number, iova: bigint, data: Uint8Array): { written: number; fault?: DmaFault } {
+  deviceWrite(sid: number, iova: bigint, data: Uint8Array): DmaWriteResult {
     const r = this.hw.dmaWrite(sid, iova, data);
     if (r.fault !== undefined) this.dmar.handleFaults();
     return r;

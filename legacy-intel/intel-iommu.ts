@@ -42,7 +42,7 @@ export class LegacyIntel implements DmaPath {
   ) {
     const m = new Machine('5.10', platform);
     this.machine = m;
-    this.pt = new IntelPageTable(m.memory, m.ptPages);
+    this.pt = new IntelPageTable(m.memory, m.ptPages, '5.10');
     let strict = platform.strict;
     if (m.hw.caps.cm && !strict) {
       m.log.print('DMAR: Disable batched IOTLB flush due to virtualization');

@@ -12,7 +12,7 @@
  * caching-mode model of the IOTLB uses the stamps to tell whether an entry was written after the
  * last invalidation that covered it (see iotlb.ts).
  */
-import { VTD_PAGE_SHIFT, VTD_PAGE_SIZE } from './regs.js';
+import { VTD_PAGE_SIZE } from './regs.js';
 import { PAGE_TABLE_REGION, inRegion } from './regions.js';
 
 const PATTERN_TAG = 0xa5000000; // the 0xA5 in bits 63:56, seen from the high dword
@@ -208,9 +208,4 @@ function fillPattern(words: Uint32Array, pfn: number): void {
     words[2 * i] = lo + i * 8;
     words[2 * i + 1] = hi;
   }
-}
-
-/** phys address → page frame number. */
-export function physToPfn(addr: number): number {
-  return Math.floor(addr / 2 ** VTD_PAGE_SHIFT);
 }

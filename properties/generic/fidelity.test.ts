@@ -33,8 +33,9 @@ describe('strict-main.json: dma-iommu trace', () => {
     expect(got.length, `model emitted ${got.length} events, the kernel ${want.length}`).toBe(want.length);
   });
 
-  it('the recorded events are only map, unmap and qi_submit', () => {
+  it('the recorded events are only map, unmap and qi_submit, and the model emits the same kinds', () => {
     expect(new Set(want.map((e) => e.event))).toEqual(new Set(['map', 'unmap', 'qi_submit']));
+    expect(new Set(got.map((e) => e.event))).toEqual(new Set(['map', 'unmap', 'qi_submit']));
   });
 
   it('every event equals the recorded one, line by line', () => {

@@ -89,6 +89,8 @@ describe('the same scenario gives the same output', () => {
     await cli(['scenario', tmp.write(loadFixture('strict-dmacheck').scenario), '--json']);
     await cli(['scenario', tmp.write(loadFixture('strict-main').scenario)]);
     const again = await cli(['scenario', file, '--json']);
+    expect(first.err).toEqual([]);
+    expect(first.out.length).toBeGreaterThan(10);
     expect(again.out.join('\n')).toBe(first.out.join('\n'));
   });
 
@@ -96,6 +98,9 @@ describe('the same scenario gives the same output', () => {
     const file = tmp.write(BUSY);
     const a = await cli(['scenario', file]);
     const b = await cli(['scenario', file]);
+    expect(a.err).toEqual([]);
+    expect([0, 1]).toContain(a.code);
+    expect(a.out.length).toBeGreaterThan(10);
     expect(b.out).toEqual(a.out);
     expect(b.code).toBe(a.code);
   });

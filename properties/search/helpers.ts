@@ -9,6 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { main } from '../../harness/cli.js';
 
 export interface CliRun {
@@ -160,4 +161,43 @@ export function stepList(s: ScenarioJson): string {
 /** The base search flags every test passes: a fixed seed, a small budget, a fresh corpus. */
 export function searchArgs(o: { runs: number; seed: number; platforms: string; consumers: string; corpus: string }): string[] {
   return ['--runs', String(o.runs), '--seed', String(o.seed), '--platforms', o.platforms, '--consumers', o.consumers, '--corpus', o.corpus];
+}
+
+/** The coverage columns as the gate must print them, written out here rather than imported. */
+export const COVERAGE_COLUMNS = ['bounce', 'superpage', 'rcache-reuse', '32bit-fallback', 'merge', 'no-merge', 'seg-pad', 'cm-flush', 'fq-full', 'fq-timer', 'fault'];
+
+/** What a platform's configuration allows its coverage row to show. */
+export interface CoverageShape {
+  superpages: boolean;
+  cachingMode: boolean;
+  /** strict as booted; caching mode forces it on both paths */
+  strict: boolean;
+}
+
+/**
+ * A coverage row: the columns in order, each a run count within [0, runs]; branches the platform
+ * cannot take are 0, and the ones every workload reaches (bounce, merge, fault, ...) are hit.
+ */
+export function expectCoverage(coverage: ReadonlyMap<string, number>, runs: number, p: CoverageShape): void {
+  expect([...coverage.keys()]).toEqual(COVERAGE_COLUMNS);
+  for (const [branch, n] of coverage) {
+    expect(Number.isInteger(n), branch).toBe(true);
+    expect(n, branch).toBeGreaterThanOrEqual(0);
+    expect(n, branch).toBeLessThanOrEqual(runs);
+  }
+  const at = (b: string): number => coverage.get(b)!;
+  for (const b of ['bounce', 'rcache-reuse', 'merge', 'no-merge', 'fault']) expect(at(b), b).toBeGreaterThan(0);
+  // no superpage-capable cap: hardware_largepage_caps() never picks level 2
+  if (!p.superpages) expect(at('superpage'), 'superpage').toBe(0);
+  // cm-flush is the caching-mode flush of iotlb_sync_map / domain_mapping's notify
+  if (p.cachingMode) expect(at('cm-flush'), 'cm-flush').toBeGreaterThan(0);
+  else expect(at('cm-flush'), 'cm-flush').toBe(0);
+  // strict, or caching mode (intel_iommu_init in both releases forces strict:
+  // "Disable batched IOTLB flush" / "IOMMU batching disallowed"): no flush queue at all
+  if (p.strict || p.cachingMode) {
+    expect(at('fq-full'), 'fq-full').toBe(0);
+    expect(at('fq-timer'), 'fq-timer').toBe(0);
+  } else {
+    expect(at('fq-timer'), 'fq-timer').toBeGreaterThan(0);
+  }
 }

@@ -16,10 +16,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COVERAGE_BRANCHES, CHUNK_RUNS } from '../../harness/property.js';
+import { CHUNK_RUNS } from '../../harness/property.js';
 import { failing, runScenario } from '../../harness/runner.js';
 import { parseScenario } from '../../harness/validation.js';
-import { TmpDirs, cli, parseTable, printedFailures, readScenarioFile, searchArgs, stepList, type CliRun, type PrintedFailure, type ScenarioJson } from './helpers.js';
+import { COVERAGE_COLUMNS, TmpDirs, cli, parseTable, printedFailures, readScenarioFile, searchArgs, stepList, type CliRun, type PrintedFailure, type ScenarioJson } from './helpers.js';
 
 const tmp = new TmpDirs();
 afterAll(() => tmp.dispose());
@@ -33,7 +33,7 @@ let failure: PrintedFailure;
 let scenario: ScenarioJson;
 
 function expectCoverageColumns(coverage: ReadonlyMap<string, number>): void {
-  expect([...coverage.keys()]).toEqual([...COVERAGE_BRANCHES]);
+  expect([...coverage.keys()]).toEqual(COVERAGE_COLUMNS);
 }
 
 beforeAll(async () => {
