@@ -26,7 +26,6 @@ import {
   type DmaDomain,
   type DmaIommuContext,
   type DmaIommuFaults,
-  type RemapBuffer,
 } from './dma-iommu.js';
 import { IntelIommuOps, type IntelIommuFaults } from './intel-iommu.js';
 import { IommuCore } from './iommu.js';
@@ -72,9 +71,10 @@ export class DmaIommu implements DmaPath {
       if (fqDomain) {
         dd.fq = new FlushQueue(platform.cpus, m.clock, {
           flushAll: () => ops.flushIotlbAll(dmar),
+          // fq_ring_free: the table pages, then the IOVA
           freeEntry: (cpu, e) => {
-            iovad.freeIovaFast(cpu, e.pfn, e.pages);
             this.pt.freeList(e.freelist);
+            iovad.freeIovaFast(cpu, e.pfn, e.pages);
           },
         });
       }
@@ -121,11 +121,12 @@ export class DmaIommu implements DmaPath {
 
   allocCoherent(dev: Device, size: number, cpu: number): CoherentAlloc | null {
     const b = iommuDmaAlloc(this.ctx, dev, size, cpu);
-    return b === null ? null : { handle: b.handle, size, pfns: b.pfns, token: b };
+    // the handle and the page array are all iommu_dma_free needs
+    return b === null ? null : { handle: b.handle, size, pfns: b.pfns, token: null };
   }
 
   freeCoherent(dev: Device, buf: CoherentAlloc, cpu: number): void {
-    iommuDmaFree(this.ctx, dev, buf.size, buf.token as RemapBuffer, cpu);
+    iommuDmaFree(this.ctx, dev, buf.size, buf, cpu);
   }
 
   /** iommu_dma_ops has no .dma_supported: dma_supported() says yes to every mask */

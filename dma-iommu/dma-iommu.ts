@@ -8,8 +8,10 @@ import { DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DmaDirection, dmaBitMask, ty
 import type { FlushQueue } from '../kernel/flush-queue.js';
 import type { IovaDomain } from '../kernel/iova.js';
 import type { Machine } from '../kernel/machine.js';
-import { sgFromPages, type Scatterlist } from '../kernel/scatterlist.js';
-import { SWIOTLB_MAP_ERROR } from '../kernel/swiotlb.js';
+import { MAX_ORDER } from '../kernel/page-alloc.js';
+import { alignUp } from '../kernel/release.js';
+import { sgFromPages, sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
+import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';
 import type { IommuCore } from './iommu.js';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
 
@@ -46,8 +48,9 @@ export interface DmaIommuContext {
   faults: DmaIommuFaults;
 }
 
+/** iova_align: round up to the domain's granule */
 function iovaAlign(n: number): number {
-  return Math.ceil(n / GRANULE) * GRANULE;
+  return alignUp(n, GRANULE);
 }
 
 /** dev_is_untrusted / dev_use_swiotlb (CONFIG_SWIOTLB is always set on x86), read on every call */
@@ -131,13 +134,7 @@ export function iommuDmaMapPage(c: DmaIommuContext, dev: Device, phys: number, s
     const aligned = iovaAlign(size);
     const tlb = sw.mapSingle(dev, cpu, phys, size, aligned, GRANULE - 1, attrs);
     if (tlb === SWIOTLB_MAP_ERROR) return DMA_MAPPING_ERROR;
-    if (!c.faults.noBouncePaddingZero) {
-      if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DmaDirection.ToDevice || dir === DmaDirection.Bidirectional)) {
-        c.m.memory.fill(tlb + size, aligned - size, 0);
-      } else {
-        c.m.memory.fill(tlb, aligned, 0);
-      }
-    }
+    if (!c.faults.noBouncePaddingZero) zeroBouncePadding(c.m.memory, tlb, size, aligned, dir, attrs);
     phys = tlb;
   }
   const iova = iommuDmaMap(c, dev, phys, size, prot, dev.dmaMask, cpu);
@@ -223,7 +220,7 @@ function invalidateSg(sgl: Scatterlist[], nents: number): void {
 function mapSgSwiotlb(c: DmaIommuContext, dev: Device, sgl: Scatterlist[], nents: number, dir: DmaDirection, attrs: number, cpu: number): number {
   for (let i = 0; i < nents; i++) {
     const s = sgl[i]!;
-    s.dmaAddress = iommuDmaMapPage(c, dev, s.pagePfn * GRANULE + s.offset, s.length, dir, attrs, cpu);
+    s.dmaAddress = iommuDmaMapPage(c, dev, sgPhys(s), s.length, dir, attrs, cpu);
     if (s.dmaAddress === DMA_MAPPING_ERROR) {
       unmapSgSwiotlb(c, dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC, cpu);
       return EIO;
@@ -233,6 +230,7 @@ function mapSgSwiotlb(c: DmaIommuContext, dev: Device, sgl: Scatterlist[], nents
   return nents;
 }
 
+/** iommu_dma_unmap_sg_swiotlb: each entry was bounced and mapped on its own */
 function unmapSgSwiotlb(c: DmaIommuContext, dev: Device, sgl: Scatterlist[], nents: number, dir: DmaDirection, attrs: number, cpu: number): void {
   for (let i = 0; i < nents; i++) iommuDmaUnmapPage(c, dev, sgl[i]!.dmaAddress, sgl[i]!.dmaLength, dir, attrs, cpu);
 }
@@ -287,7 +285,7 @@ export function iommuDmaUnmapSg(c: DmaIommuContext, dev: Device, sgl: Scatterlis
     unmapSgSwiotlb(c, dev, sgl, nents, dir, attrs, cpu);
     return;
   }
-  if (sgl[0]!.dmaLength === 0) return;
+  // the first entry's start; a zero-length first entry leaves end at 0 and nothing is unmapped
   const start = sgl[0]!.dmaAddress;
   let end = 0n;
   for (let i = 0; i < nents; i++) {
@@ -314,7 +312,7 @@ export function iommuDmaAlloc(c: DmaIommuContext, dev: Device, size: number, cpu
   size = iovaAlign(size);
   const count = size / GRANULE;
   const pfns: number[] = [];
-  let orderMask = (dd.dmar.pgsizeBitmap / GRANULE) & ((2 << 11) - 1);
+  let orderMask = (dd.dmar.pgsizeBitmap / GRANULE) & ((2 << MAX_ORDER) - 1);
   let left = count;
   while (left > 0) {
     let got = -1;
@@ -328,7 +326,7 @@ export function iommuDmaAlloc(c: DmaIommuContext, dev: Device, size: number, cpu
       orderMask &= ~orderSize;
     }
     if (got < 0) {
-      for (const p of pfns) m.coherentPages.freePages(p, 0);
+      freePagesSplit(c, pfns);
       return null;
     }
     for (let i = 0; i < orderSize; i++) pfns.push(got + i);
@@ -349,7 +347,7 @@ export function iommuDmaAlloc(c: DmaIommuContext, dev: Device, size: number, cpu
   return { handle: iova, pfns };
 }
 
-/** split_page'd blocks go back page by page */
+/** __iommu_dma_free_pages: split_page'd blocks go back page by page, last first */
 function freePagesSplit(c: DmaIommuContext, pfns: readonly number[]): void {
   for (let i = pfns.length - 1; i >= 0; i--) c.m.coherentPages.freePages(pfns[i]!, 0);
 }

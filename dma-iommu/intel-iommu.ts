@@ -8,6 +8,8 @@
  * mode), flush_iotlb_all (domain-selective), iova_to_phys, and attach via a context entry.
  */
 import { hardwareLargepageCaps, lvlToNrPages, alignedNrpages, type DomainPgtable, type IntelPageTable } from '../kernel/intel-pgtable.js';
+import { ULONG_MAX } from '../kernel/device.js';
+import { DEFAULT_DOMAIN_ADDRESS_WIDTH, domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../kernel/intel-caps.js';
 import type { Machine } from '../kernel/machine.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
@@ -16,10 +18,7 @@ import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_
 export const IOMMU_READ = 1 << 0;
 export const IOMMU_WRITE = 1 << 1;
 export const IOMMU_CACHE = 1 << 2;
-export const IOMMU_MMIO = 1 << 4;
 
-/** DEFAULT_DOMAIN_ADDRESS_WIDTH */
-const DEFAULT_DOMAIN_ADDRESS_WIDTH = 57;
 /** DMA_FL_PTE_PRESENT, ORed into every leaf by __domain_mapping (kernel-semantics 9.5.2) */
 const DMA_FL_PTE_PRESENT = 1;
 
@@ -31,8 +30,6 @@ export interface IotlbGather {
   freelist: number[];
   queued: boolean;
 }
-
-export const ULONG_MAX = (1n << 64n) - 1n;
 
 /** iommu_iotlb_gather_init */
 export function gatherInit(queued = false): IotlbGather {
@@ -76,13 +73,10 @@ export class IntelIommuOps {
     const caps = this.m.hw.caps;
     let agaw = widthToAgaw(DEFAULT_DOMAIN_ADDRESS_WIDTH);
     const pgdPfn = this.m.ptPages.alloc();
-    let unitAgaw = agaw;
-    while (unitAgaw >= 0 && ((caps.sagaw >>> unitAgaw) & 1) === 0) unitAgaw--;
+    const unitAgaw = iommuCalculateAgaw(caps.sagaw);
     const gaw = Math.min(agawToWidth(unitAgaw), caps.mgaw);
     while (unitAgaw < agaw) agaw--;
-    let fls = 0;
-    for (let v = caps.superPageVal; v > 0; v >>>= 1) fls++;
-    const superpage = fls;
+    const superpage = domainUpdateIommuSuperpage(caps.superPageVal);
     const pgsizeBitmap = 0x1000 | (superpage >= 1 ? 0x200000 : 0) | (superpage >= 2 ? 0x40000000 : 0);
     const d: DmarDomain = { did, gaw, agaw, pgdPfn, superpage, setPteSnp: false, pgsizeBitmap, apertureEnd: (1n << BigInt(gaw)) - 1n };
     this.m.dmar.contextMapping(sid, did, pgdPfn, agaw);

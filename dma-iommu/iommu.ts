@@ -83,12 +83,7 @@ export class IommuCore {
   /** iommu_iotlb_sync: the driver's iotlb_sync, then a fresh gather */
   iotlbSync(d: DmarDomain, g: IotlbGather): void {
     this.ops.iotlbSync(d, g);
-    const fresh = gatherInit();
-    g.start = fresh.start;
-    g.end = fresh.end;
-    g.pgsize = fresh.pgsize;
-    g.freelist = fresh.freelist;
-    g.queued = fresh.queued;
+    Object.assign(g, gatherInit());
   }
 
   /** __iommu_unmap: unmap_pages until size is covered (or nothing more); one unmap event. */

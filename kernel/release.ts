@@ -27,6 +27,11 @@ export function fls(x: number): number {
   return o;
 }
 
+/** ALIGN(x, a) for a power-of-two a: PAGE_ALIGN, iova_align, the bounce paths' ALIGN(size, VTD_PAGE_SIZE) */
+export function alignUp(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
+}
+
 /** roundup_pow_of_two, exact for any safe integer >= 1 */
 export function roundupPowOfTwo(n: number): number {
   return 2 ** orderBase2(n);

@@ -280,3 +280,16 @@ export class Swiotlb {
     }
   }
 }
+
+/**
+ * The padding of a page-aligned bounce slot, cleaned before the device sees it: only the tail
+ * when the data was just copied in, else the whole slot. 5.10 bounce_map_single and 6.1
+ * iommu_dma_map_page (before v6.10's rework) use the same rule.
+ */
+export function zeroBouncePadding(memory: PhysMemory, tlb: number, size: number, alignedSize: number, dir: DmaDirection, attrs: number): void {
+  if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DmaDirection.ToDevice || dir === DmaDirection.Bidirectional)) {
+    memory.fill(tlb + size, alignedSize - size, 0);
+  } else {
+    memory.fill(tlb, alignedSize, 0);
+  }
+}

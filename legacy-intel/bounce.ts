@@ -7,19 +7,16 @@ import { DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DmaDirection, devPrefix, typ
 import { alignedNrpages } from '../kernel/intel-pgtable.js';
 import type { Scatterlist } from '../kernel/scatterlist.js';
 import { sgPhys } from '../kernel/scatterlist.js';
-import { SWIOTLB_MAP_ERROR } from '../kernel/swiotlb.js';
+import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';
+import { alignUp } from '../kernel/release.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import { domainMapping } from './domain.js';
 import { intelAllocIova, intelUnmap, legacyProt, type LegacyContext } from './dma-ops.js';
 import { traceDmaMap, traceDmaMapSg, traceDmaUnmap } from './trace-events.js';
 
-function alignUp(size: number): number {
-  return Math.ceil(size / VTD_PAGE_SIZE) * VTD_PAGE_SIZE;
-}
-
 /** bounce_map_single */
 export function bounceMapSingle(c: LegacyContext, dev: Device, paddr: number, size: number, dir: DmaDirection, attrs: number, dmaMask: bigint, cpu: number): bigint {
-  const alignedSize = alignUp(size);
+  const alignedSize = alignUp(size, VTD_PAGE_SIZE);
   const d = c.domainOf(dev);
   const nrpages = alignedNrpages(0, size);
   const iovaPfn = intelAllocIova(c, dev, d, nrpages, dmaMask, cpu);
@@ -30,12 +27,7 @@ export function bounceMapSingle(c: LegacyContext, dev: Device, paddr: number, si
   if (paddr % VTD_PAGE_SIZE !== 0 || size % VTD_PAGE_SIZE !== 0) {
     tlb = sw.mapSingle(dev, cpu, paddr, size, alignedSize, 0, attrs);
     if (tlb === SWIOTLB_MAP_ERROR) return bounceFailed(c, dev, d.iovad, iovaPfn, nrpages, paddr, size, dir, cpu);
-    // clean the padding: only the tail when the data was copied in, else the whole slot
-    if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DmaDirection.ToDevice || dir === DmaDirection.Bidirectional)) {
-      c.m.memory.fill(tlb + size, alignedSize - size, 0);
-    } else {
-      c.m.memory.fill(tlb, alignedSize, 0);
-    }
+    zeroBouncePadding(c.m.memory, tlb, size, alignedSize, dir, attrs);
   }
   const ret = domainMapping(c.m, c.pt, d, iovaPfn, null, Math.floor(tlb / VTD_PAGE_SIZE), nrpages, prot);
   if (ret !== 0) {
@@ -65,7 +57,7 @@ function bounceFailed(
 
 /** bounce_unmap_single: find the slot through the page tables, unmap (always strict), copy back. */
 export function bounceUnmapSingle(c: LegacyContext, dev: Device, devAddr: bigint, size: number, dir: DmaDirection, attrs: number, cpu: number): void {
-  const alignedSize = alignUp(size);
+  const alignedSize = alignUp(size, VTD_PAGE_SIZE);
   const d = c.domainOf(dev);
   const tlb = c.pt.iovaToPhys(d, devAddr);
   if (tlb === 0n) {

@@ -6,9 +6,9 @@ import { DMA_MAPPING_ERROR, DmaDirection, devPrefix, dmaBitMask, type Device } f
 import { alignedNrpages, type IntelPageTable } from '../kernel/intel-pgtable.js';
 import type { Machine } from '../kernel/machine.js';
 import { getOrder } from '../kernel/page-alloc.js';
-import { PAGE_SIZE, roundupPowOfTwo } from '../kernel/release.js';
+import { PAGE_SIZE, alignUp, roundupPowOfTwo } from '../kernel/release.js';
 import type { Scatterlist } from '../kernel/scatterlist.js';
-import { DMA_PTE_READ, DMA_PTE_WRITE, VTD_PAGE_SIZE } from '../vtd/regs.js';
+import { DMA_PTE_READ, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToLevel } from '../vtd/regs.js';
 import { domainMapping, type LegacyDomain } from './domain.js';
 import { traceDmaMap, traceDmaMapSg, traceDmaUnmap } from './trace-events.js';
 
@@ -28,6 +28,8 @@ function domainMaxAddr(gaw: number): bigint {
   return ((1n << BigInt(gaw - 12)) - 1n) << 12n;
 }
 
+const DMA_BIT_MASK_32 = dmaBitMask(32);
+
 /**
  * intel_alloc_iova: clamp the mask to the domain width, round the page count up to a power of
  * two, try below 4 GiB first for any device (PCI or not) unless forcedac, then the whole mask
@@ -37,8 +39,8 @@ export function intelAllocIova(c: LegacyContext, dev: Device, d: LegacyDomain, n
   const max = domainMaxAddr(d.gaw);
   const mask = dmaMask < max ? dmaMask : max;
   const pages = roundupPowOfTwo(nrpages);
-  if (!c.forcedac && mask > dmaBitMask(32)) {
-    const pfn = d.iovad.allocIovaFast(cpu, pages, Number(dmaBitMask(32) >> 12n), false);
+  if (!c.forcedac && mask > DMA_BIT_MASK_32) {
+    const pfn = d.iovad.allocIovaFast(cpu, pages, Number(DMA_BIT_MASK_32 >> 12n), false);
     if (pfn !== 0) return pfn;
   }
   const pfn = d.iovad.allocIovaFast(cpu, pages, Number(mask >> 12n), true);
@@ -50,8 +52,9 @@ export function intelAllocIova(c: LegacyContext, dev: Device, d: LegacyDomain, n
 }
 
 /**
- * The legacy prot rule: READ for TO_DEVICE/BIDIRECTIONAL or when the unit lacks ZLR, WRITE for
- * FROM_DEVICE/BIDIRECTIONAL, never SNP. (__domain_mapping then sets bit 0 on every leaf anyway.)
+ * The prot block __intel_map_single, intel_map_sg and bounce_map_single each open-code: READ for
+ * TO_DEVICE/BIDIRECTIONAL or when the unit lacks ZLR, WRITE for FROM_DEVICE/BIDIRECTIONAL, never
+ * SNP. (__domain_mapping then sets bit 0 on every leaf anyway.)
  */
 export function legacyProt(c: LegacyContext, dir: DmaDirection): number {
   let prot = 0;
@@ -119,9 +122,9 @@ export function intelMapSg(c: LegacyContext, dev: Device, sgl: Scatterlist[], ne
     return 0;
   }
   const prot = legacyProt(c, dir);
-  const ret = domainMapping(c.m, c.pt, d, iovaPfn, sgl.slice(0, nelems), 0, size, prot);
+  const ret = domainMapping(c.m, c.pt, d, iovaPfn, sgl, 0, size, prot);
   if (ret !== 0) {
-    c.pt.freePagetable(d, iovaPfn, iovaPfn + size - 1, d.agaw + 2 + 1);
+    c.pt.freePagetable(d, iovaPfn, iovaPfn + size - 1, agawToLevel(d.agaw) + 1);
     d.iovad.freeIovaFast(cpu, iovaPfn, size);
     return 0;
   }
@@ -150,7 +153,7 @@ export interface CoherentBuffer {
  * BIDIRECTIONAL through __intel_map_single with the coherent mask.
  */
 export function intelAllocCoherent(c: LegacyContext, dev: Device, size: number, cpu: number): CoherentBuffer | null {
-  size = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+  size = alignUp(size, PAGE_SIZE); // PAGE_ALIGN
   const order = getOrder(size);
   const pfn = c.m.coherentPages.allocPages(order);
   if (pfn < 0) return null;
@@ -163,7 +166,7 @@ export function intelAllocCoherent(c: LegacyContext, dev: Device, size: number, 
 
 /** intel_free_coherent */
 export function intelFreeCoherent(c: LegacyContext, dev: Device, size: number, buf: CoherentBuffer, cpu: number): void {
-  size = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+  size = alignUp(size, PAGE_SIZE); // PAGE_ALIGN
   intelUnmap(c, dev, buf.handle, size, cpu);
   c.m.coherentPages.freePages(buf.phys / PAGE_SIZE, buf.order);
 }

@@ -7,6 +7,7 @@
  */
 import type { Device } from '../kernel/device.js';
 import { FlushQueue, type FqEntry } from '../kernel/flush-queue.js';
+import { domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../kernel/intel-caps.js';
 import { alignedNrpages, hardwareLargepageCaps, lvlToNrPages, type DomainPgtable, type IntelPageTable } from '../kernel/intel-pgtable.js';
 import { IovaDomain } from '../kernel/iova.js';
 import type { Machine } from '../kernel/machine.js';
@@ -28,20 +29,6 @@ export interface LegacyDomain extends DomainPgtable {
   fq: FlushQueue | null;
   /** domain->iommu_superpage: 0 none, 1 = 2 MiB, 2 = 1 GiB */
   superpage: number;
-  dev: Device;
-}
-
-/** iommu_calculate_agaw: the largest supported agaw not above DEFAULT_DOMAIN_ADDRESS_WIDTH (57) */
-export function unitAgaw(sagaw: number): number {
-  for (let agaw = 3; agaw >= 0; agaw--) if ((sagaw >>> agaw) & 1) return agaw;
-  return -1;
-}
-
-/** domain_update_iommu_superpage: fls of the SLLPS bits every unit shares (sp_off not modelled) */
-export function domainSuperpage(superPageVal: number): number {
-  let fls = 0;
-  for (let v = superPageVal; v > 0; v >>>= 1) fls++;
-  return fls;
 }
 
 /**
@@ -57,11 +44,11 @@ export function createDomain(
   strict: boolean,
 ): LegacyDomain {
   const caps = m.hw.caps;
-  const agaw = unitAgaw(caps.sagaw);
+  const agaw = iommuCalculateAgaw(caps.sagaw);
   const gaw = Math.min(agawToWidth(agaw), caps.mgaw);
   const iovad = new IovaDomain('5.10', VTD_PAGE_SIZE, IOVA_START_PFN, m.platform.cpus);
   for (const r of reserved) iovad.reserveIova(r.lo, r.hi);
-  const d: LegacyDomain = { did, gaw, agaw, pgdPfn: m.ptPages.alloc(), iovad, fq: null, superpage: domainSuperpage(caps.superPageVal), dev };
+  const d: LegacyDomain = { did, gaw, agaw, pgdPfn: m.ptPages.alloc(), iovad, fq: null, superpage: domainUpdateIommuSuperpage(caps.superPageVal) };
   if (!strict) {
     // iova.c's flush queue with iommu_flush_iova as the flush callback and the page-list dtor
     d.fq = new FlushQueue(m.platform.cpus, m.clock, {

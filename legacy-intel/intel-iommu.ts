@@ -69,11 +69,6 @@ export class LegacyIntel implements DmaPath {
     return d;
   }
 
-  /** intel_iommu_probe_finalize's choice, made once at probe */
-  usesBounceOps(dev: Device): boolean {
-    return this.bounce.has(dev);
-  }
-
   mapPage(dev: Device, phys: number, size: number, dir: DmaDirection, cpu: number): bigint {
     if (this.bounce.has(dev)) return bounceMapSingle(this.ctx, dev, phys, size, dir, 0, dev.dmaMask, cpu);
     return intelMapPage(this.ctx, dev, phys, size, dir, cpu);
