@@ -6,8 +6,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
 import { CommandError, gate, merge, nightly, replay, type Io, type SearchFlags } from './commands.js';
 import { PLATFORM_MATRIX } from './property.js';
-import type { Consumer } from './scenario.js';
+import { CONSUMERS, type Consumer } from './scenario.js';
 import { SEEDED_BUGS } from './token.js';
+import { WriteError } from './corpus.js';
 import { runDemo } from './demo.js';
 import { renderText } from './render.js';
 import { failing, runScenario } from './runner.js';
@@ -94,11 +95,9 @@ function seedArg(v: string): number {
   return Number(v);
 }
 
-const CONSUMERS: readonly Consumer[] = ['correct', 'i915', 'i915-fixed'];
-
 function consumerList(v: string): Consumer[] {
   const list = v.split(',').map((x) => x.trim());
-  for (const c of list) if (!CONSUMERS.includes(c as Consumer)) throw new InvalidArgumentError(`--consumers: unknown consumer "${c}" (correct, i915, i915-fixed)`);
+  for (const c of list) if (!CONSUMERS.includes(c as Consumer)) throw new InvalidArgumentError(`--consumers: unknown consumer "${c}" (${CONSUMERS.join(', ')})`);
   return list as Consumer[];
 }
 
@@ -165,7 +164,7 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
       err(`dmadiff: ${e.message.replace(/^error: /, '').split('\n')[0]}`);
       return 2;
     }
-    if (e instanceof UsageError || e instanceof ScenarioError || e instanceof CommandError) {
+    if (e instanceof UsageError || e instanceof ScenarioError || e instanceof CommandError || e instanceof WriteError) {
       err(`dmadiff: ${e.message}`);
       return 2;
     }

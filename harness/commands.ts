@@ -9,7 +9,7 @@ import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
 import type { Divergence } from './checker.js';
 import { exportScenario, loadCorpus, storeFailure, writeAtomic } from './corpus.js';
 import { stableJson } from './json.js';
-import { PLATFORM_MATRIX, addTally, emptyTally, replayChunk, type Tally } from './property.js';
+import { COVERAGE_BRANCHES, PLATFORM_MATRIX, addTally, emptyTally, replayChunk, type Tally } from './property.js';
 import { renderDivergence } from './render.js';
 import { failing, runScenario } from './runner.js';
 import { scenarioToJson, type Consumer, type Scenario } from './scenario.js';
@@ -173,6 +173,68 @@ export function nightly(f: SearchFlags, shard: { index: number; count: number },
   return 0;
 }
 
+type Fields = Record<string, unknown>;
+
+function isObject(v: unknown): v is Fields {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Check every field of a shard document that merge uses; the first problem is a CommandError
+ * "FILE: FIELD: what is wrong" (one line), thrown before anything is printed or written.
+ */
+function checkShard(file: string, d: unknown): ShardDoc {
+  const bad = (field: string, what: string): never => {
+    throw new CommandError(`${file}: ${field}: ${what}`);
+  };
+  if (!isObject(d) || d['format'] !== SHARD_FORMAT) bad('format', `expected a ${SHARD_FORMAT} document`);
+  const doc = d as Fields;
+  const count = (o: Fields, k: string, where: string): void => {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`${where}.${k}`, 'expected a non-negative integer');
+  };
+  const text = (o: Fields, k: string, where: string): void => {
+    if (typeof o[k] !== 'string') bad(`${where}.${k}`, 'expected a string');
+  };
+  const list = (k: string): unknown[] => {
+    const v = doc[k];
+    if (!Array.isArray(v)) bad(k, 'expected an array');
+    return v as unknown[];
+  };
+  list('chunks').forEach((c, i) => {
+    if (typeof c !== 'string') bad(`chunks[${i}]`, 'expected a string');
+  });
+  list('platforms').forEach((p, i) => {
+    const w = `platforms[${i}]`;
+    if (!isObject(p)) bad(w, 'expected an object');
+    const po = p as Fields;
+    text(po, 'name', w);
+    const t = po['tally'];
+    if (!isObject(t)) bad(`${w}.tally`, 'expected an object');
+    const to = t as Fields;
+    for (const k of ['runs', 'steps', 'divergences', 'allowlisted']) count(to, k, `${w}.tally`);
+    const cov = to['coverage'];
+    if (!isObject(cov)) bad(`${w}.tally.coverage`, `expected an object with a count for each of ${COVERAGE_BRANCHES.join(', ')}`);
+    for (const b of COVERAGE_BRANCHES) count(cov as Fields, b, `${w}.tally.coverage`);
+  });
+  list('failures').forEach((x, i) => {
+    const w = `failures[${i}]`;
+    if (!isObject(x)) bad(w, 'expected an object');
+    const xo = x as Fields;
+    for (const k of ['hash', 'platform', 'token']) text(xo, k, w);
+    const ds = xo['divergences'];
+    if (!Array.isArray(ds)) bad(`${w}.divergences`, 'expected an array');
+    (ds as unknown[]).forEach((dv, j) => {
+      const wd = `${w}.divergences[${j}]`;
+      if (!isObject(dv)) bad(wd, 'expected an object');
+      count(dv as Fields, 'step', wd);
+      text(dv as Fields, 'kind', wd);
+      text(dv as Fields, 'detail', wd);
+    });
+  });
+  return doc as unknown as ShardDoc;
+}
+
 /** dmadiff merge: shard results into one summary and one corpus. */
 export function merge(files: string[], outFile: string | undefined, corpusDir: string, io: Io): number {
   const byPlatform = new Map<string, Tally>();
@@ -188,17 +250,7 @@ export function merge(files: string[], outFile: string | undefined, corpusDir: s
     } catch (e) {
       throw new CommandError(`${file}: ${e instanceof Error ? e.message.split('\n')[0] : 'unreadable'}`);
     }
-    const d = doc as Partial<ShardDoc> | null;
-    const okShape =
-      d !== null &&
-      typeof d === 'object' &&
-      d.format === SHARD_FORMAT &&
-      Array.isArray(d.chunks) &&
-      Array.isArray(d.failures) &&
-      Array.isArray(d.platforms) &&
-      d.platforms.every((p) => p !== null && typeof p === 'object' && typeof p.name === 'string' && p.tally !== null && typeof p.tally === 'object' && typeof p.tally.runs === 'number');
-    if (!okShape) throw new CommandError(`${file}: format: expected a ${SHARD_FORMAT} document`);
-    const shard = d as ShardDoc;
+    const shard = checkShard(file, doc);
     const scenarios = shard.failures.map((x, i) => {
       try {
         return parseScenario(x.scenario);

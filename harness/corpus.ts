@@ -5,7 +5,7 @@
  * corpus first; an unreadable entry is reported and skipped, never deleted.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stableJson } from './json.js';
 import { scenarioToJson, type Scenario } from './scenario.js';
@@ -25,16 +25,42 @@ export function scenarioHash(s: Scenario): string {
   return createHash('sha256').update(stableJson(scenarioToJson(s))).digest('hex').slice(0, 16);
 }
 
-/** Write text to path atomically: a temporary file beside it, then rename. */
+/** A file or directory that could not be written: one line naming the path (the CLI's exit 2). */
+export class WriteError extends Error {}
+
+/** The short reason of a failed fs call: its code (ENOENT, EISDIR, ...) or its first line. */
+function reason(e: unknown): string {
+  if (e instanceof Error && 'code' in e && typeof e.code === 'string') return e.code;
+  return e instanceof Error ? e.message.split('\n')[0]! : String(e);
+}
+
+/**
+ * Write text to path atomically: a temporary file beside it, then rename. On failure the
+ * temporary is removed (best effort) and a WriteError naming the path is thrown; the target is
+ * left as it was.
+ */
 export function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // nothing to remove, or it cannot be removed: the write error is what matters
+    }
+    throw new WriteError(`cannot write ${path}: ${reason(e)}`);
+  }
 }
 
 /** Store a failure; returns the entry's path (an existing identical entry is kept). */
 export function storeFailure(dir: string, platform: string, token: string, s: Scenario, ds: ReadonlyArray<{ step: number; kind: string; detail: string }>): string {
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new WriteError(`cannot create directory ${dir}: ${reason(e)}`);
+  }
   const path = join(dir, `${scenarioHash(s)}.json`);
   const entry: CorpusEntry = {
     format: CORPUS_FORMAT,

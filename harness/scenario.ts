@@ -8,7 +8,9 @@ import type { PlatformConfig } from '../kernel/machine.js';
 export const SCENARIO_FORMAT = 'dmadiff-scenario/1';
 
 export type Dir = 'to_device' | 'from_device' | 'bidirectional';
-export type Consumer = 'correct' | 'i915' | 'i915-fixed';
+/** The consumer models (consumers.ts), in the order every list and message shows them. */
+export const CONSUMERS = ['correct', 'i915', 'i915-fixed'] as const;
+export type Consumer = (typeof CONSUMERS)[number];
 export type MaskWhich = 'both' | 'streaming' | 'coherent';
 
 /** The platform block: the machine configuration both paths run on. */

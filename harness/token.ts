@@ -5,10 +5,9 @@
  */
 import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
 import { PLATFORM_MATRIX, type SearchConfig } from './property.js';
-import type { Consumer } from './scenario.js';
+import { CONSUMERS, type Consumer } from './scenario.js';
 
 const PREFIX = 'dmadiff1.';
-const CONSUMERS: readonly Consumer[] = ['correct', 'i915', 'i915-fixed'];
 const FAULTS: ReadonlyArray<keyof GenericFaults> = ['noIotlbSync', 'noIotlbSyncMap', 'noBouncePaddingZero', 'mergeIgnoresMaxSeg', 'lazyUntrusted'];
 
 export class TokenError extends Error {}
@@ -55,7 +54,7 @@ export function decodeToken(token: string): { token: ReplayToken; cfg: SearchCon
   const platform = PLATFORM_MATRIX.find((p) => p.name === o['platform']);
   if (platform === undefined) bad(`platform: unknown platform ${JSON.stringify(o['platform'])}`);
   const consumers = o['consumers'];
-  if (!Array.isArray(consumers) || consumers.length === 0 || !consumers.every((c) => CONSUMERS.includes(c as Consumer))) bad('consumers: expected a list of correct, i915, i915-fixed');
+  if (!Array.isArray(consumers) || consumers.length === 0 || !consumers.every((c) => CONSUMERS.includes(c as Consumer))) bad(`consumers: expected a list of ${CONSUMERS.join(', ')}`);
   if (typeof o['maxSteps'] !== 'number' || !Number.isInteger(o['maxSteps']) || o['maxSteps'] < 1) bad('maxSteps: expected a positive integer');
   const faults = o['faults'];
   if (!Array.isArray(faults) || !faults.every((f) => FAULTS.includes(f as keyof GenericFaults))) bad('faults: unknown seeded bug');

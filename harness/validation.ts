@@ -5,7 +5,7 @@
 import { parseBdf } from '../vtd/entries.js';
 import { PHYS_LIMIT, overlappingRegion } from '../vtd/regions.js';
 import { DEFAULT_PLATFORM } from '../kernel/machine.js';
-import { SCENARIO_FORMAT, type Consumer, type Dir, type MaskWhich, type Platform, type Reserved, type Scenario, type ScenarioDevice, type Step } from './scenario.js';
+import { CONSUMERS, SCENARIO_FORMAT, type Dir, type MaskWhich, type Platform, type Reserved, type Scenario, type ScenarioDevice, type Step } from './scenario.js';
 
 export class ScenarioError extends Error {}
 
@@ -192,7 +192,6 @@ const STEP_FIELDS: Record<Step['op'], readonly string[]> = {
 };
 
 const DIRS: readonly Dir[] = ['to_device', 'from_device', 'bidirectional'];
-const CONSUMERS: readonly Consumer[] = ['correct', 'i915', 'i915-fixed'];
 const WHICH: readonly MaskWhich[] = ['both', 'streaming', 'coherent'];
 
 function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[] {

@@ -3,10 +3,10 @@
  * one line on stderr starting "dmadiff: " (never an internal error, exit 3); `--help` of every
  * command is exit 0 with its usage on stdout.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TmpDirs, cli } from './helpers.js';
+import { TmpDirs, cli, printedFailures, searchArgs } from './helpers.js';
 
 const tmp = new TmpDirs();
 afterAll(() => tmp.dispose());
@@ -144,6 +144,93 @@ describe('usage errors that are not reported as such (bugs)', () => {
     expect(r.code).toBe(2);
     expect(r.err).toHaveLength(1);
     expect(r.err[0]!.startsWith('dmadiff: ')).toBe(true);
+  });
+});
+
+/**
+ * merge checks every field it later uses -- each failure's hash, platform, token and
+ * divergences, every tally count and coverage branch -- before it prints or writes anything.
+ */
+describe('merge of a shard with a missing field: exit 2, one line naming the file and the field, nothing printed or created', () => {
+  const COVERAGE = Object.fromEntries(['bounce', 'superpage', 'rcache-reuse', '32bit-fallback', 'merge', 'no-merge', 'seg-pad', 'cm-flush', 'fq-full', 'fq-timer', 'fault'].map((b) => [b, 0]));
+  const TALLY = { runs: 25, steps: 100, divergences: 0, allowlisted: 0, coverage: COVERAGE };
+  const SCENARIO = { format: 'dmadiff-scenario/1', devices: [{ id: 'dev', bdf: '00:02.0', pci: true, untrusted: false, dmaMask: 39 }], reserved: [], steps: [] };
+  const FAILURE = { platform: 'qemu-strict', token: 'dmadiff1.x', hash: '0123456789abcdef', divergences: [{ step: 0, kind: 'consumer', detail: 'd' }], scenario: SCENARIO };
+  const shard = (platforms: unknown[], failures: unknown[]): string => JSON.stringify({ format: 'dmadiff-shard/1', shard: '1/1', seed: 1, runsPerPlatform: 25, chunks: ['0:0'], platforms, failures });
+
+  it('control: the complete shard merges (so each case below fails on its one missing field)', async () => {
+    const c = join(tmp.fresh('cli'), 'corpus');
+    const r = await cli(['merge', file('complete-shard.json', shard([{ name: 'qemu-strict', tally: TALLY }], [FAILURE])), '--corpus', c]);
+    expect(r.err, r.err.join('\n')).toEqual([]);
+    expect(r.code).toBe(1);
+    expect(existsSync(c)).toBe(true);
+  });
+
+  const { divergences: _d, ...noDivergences } = FAILURE;
+  const { coverage: _c, ...noCoverage } = TALLY;
+  const { steps: _s, ...noSteps } = TALLY;
+  const CASES: ReadonlyArray<readonly [string, string, string]> = [
+    ['a failure without divergences', shard([{ name: 'qemu-strict', tally: TALLY }], [noDivergences]), 'failures[0].divergences'],
+    ['a tally without coverage', shard([{ name: 'qemu-strict', tally: noCoverage }], []), 'platforms[0].tally.coverage'],
+    ['a tally without steps', shard([{ name: 'qemu-strict', tally: noSteps }], []), 'platforms[0].tally.steps'],
+    ['a coverage branch that is not a count', shard([{ name: 'qemu-strict', tally: { ...TALLY, coverage: { ...COVERAGE, fault: -1 } } }], []), 'platforms[0].tally.coverage.fault'],
+    ['a divergence without a kind', shard([], [{ ...FAILURE, divergences: [{ step: 0, detail: 'd' }] }]), 'failures[0].divergences[0].kind'],
+    ['a failure without a hash', shard([], [{ ...FAILURE, hash: undefined }]), 'failures[0].hash'],
+  ];
+
+  it.each(CASES)('%s', async (what, text, field) => {
+    const c = join(tmp.fresh('cli'), 'corpus');
+    const name = `${what.replace(/\W+/g, '-')}.json`;
+    const r = await cli(['merge', file(name, text), '--corpus', c]);
+    expect(r.code, `${r.err.join('\n')}\n${r.out.join('\n')}`).toBe(2);
+    expect(r.err, r.err.join('\n')).toHaveLength(1);
+    expect(r.err[0]).not.toContain('internal error');
+    expect(r.err[0]).toContain(name);
+    expect(r.err[0]).toContain(field);
+    expect(r.out).toEqual([]);
+    expect(existsSync(c)).toBe(false);
+  });
+});
+
+/** Files that cannot be written are named on one line (exit 2), and no temporary is left behind. */
+describe('an --out that cannot be written: exit 2, one line naming the path, no temporary left', () => {
+  const temporaries = (d: string): string[] => readdirSync(d).filter((n) => n.includes('.tmp-'));
+
+  it('nightly --out in a directory that does not exist', async () => {
+    const d = tmp.fresh('cli');
+    const out = join(d, 'nonexistent', 'x.json');
+    const r = await cli(['nightly', ...searchArgs({ runs: 1, seed: 1, platforms: 'qemu-strict', consumers: 'correct', corpus: join(d, 'corpus') }), '--shard', '1/1', '--out', out]);
+    expect(r.code, r.err.join('\n')).toBe(2);
+    expect(r.err, r.err.join('\n')).toHaveLength(1);
+    expect(r.err[0]).toBe(`dmadiff: cannot write ${out}: ENOENT`);
+    expect(temporaries(d)).toEqual([]);
+    expect(existsSync(join(d, 'nonexistent'))).toBe(false);
+  });
+
+  it('replay --out naming a directory', async () => {
+    const d = tmp.fresh('cli');
+    const g = await cli(['gate', ...searchArgs({ runs: 50, seed: 29, platforms: 'qemu-strict', consumers: 'correct,i915', corpus: join(d, 'corpus') })]);
+    const f = printedFailures(g.out);
+    expect(f, g.out.join('\n')).toHaveLength(1);
+    const out = join(d, 'occupied');
+    mkdirSync(out);
+    const r = await cli(['replay', f[0]!.token, '--out', out]);
+    expect(r.code, r.err.join('\n')).toBe(2);
+    expect(r.err, r.err.join('\n')).toHaveLength(1);
+    expect(r.err[0]!.startsWith(`dmadiff: cannot write ${out}: `)).toBe(true);
+    expect(r.err[0]).not.toContain('internal error');
+    expect(temporaries(d)).toEqual([]);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it('gate --corpus below a regular file: the corpus directory cannot be created, exit 2 naming it', async () => {
+    const d = tmp.fresh('cli');
+    writeFileSync(join(d, 'plain'), '');
+    const c = join(d, 'plain', 'corpus');
+    const r = await cli(['gate', ...searchArgs({ runs: 50, seed: 29, platforms: 'qemu-strict', consumers: 'correct,i915', corpus: c })]);
+    expect(r.code, r.err.join('\n')).toBe(2);
+    expect(r.err, r.err.join('\n')).toHaveLength(1);
+    expect(r.err[0]).toBe(`dmadiff: cannot create directory ${c}: ENOTDIR`);
   });
 });
 

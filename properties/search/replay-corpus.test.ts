@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { loadCorpus, scenarioHash, storeFailure, writeAtomic } from '../../harness/corpus.js';
+import { WriteError, loadCorpus, scenarioHash, storeFailure, writeAtomic } from '../../harness/corpus.js';
 import { PLATFORM_MATRIX, replayChunk, runChunk, type SearchConfig } from '../../harness/property.js';
 import { scenarioToJson, type Scenario } from '../../harness/scenario.js';
 import { decodeToken, encodeToken } from '../../harness/token.js';
@@ -28,6 +28,11 @@ vi.mock('node:fs', async (importOriginal) => {
     renameSync: (from: Parameters<typeof fs.renameSync>[0], to: Parameters<typeof fs.renameSync>[1]): void => {
       if (killed.beforeRename) throw new Error('simulated kill: the process died after writing the temporary file');
       fs.renameSync(from, to);
+    },
+    // a killed process runs no clean-up: writeAtomic's removal of its temporary never happens
+    unlinkSync: (path: Parameters<typeof fs.unlinkSync>[0]): void => {
+      if (killed.beforeRename) throw new Error('simulated kill: the process is already dead');
+      fs.unlinkSync(path);
     },
   };
 });
@@ -204,18 +209,19 @@ describe('writeAtomic: a run killed mid-write leaves no torn entry and loses no 
     expect(loadCorpus(dir)).toEqual(loadedBefore);
   });
 
-  it('a rename that fails because the target is a directory: the temporary is written, nothing else changes', () => {
+  it('a rename that fails because the target is a directory: the temporary is removed, nothing else changes', () => {
     const { dir } = twoEntryCorpus();
     const target = join(dir, 'occupied');
     mkdirSync(target);
     const before = snapshot2(dir);
     const loadedBefore = loadCorpus(dir);
-    expect(() => writeAtomic(target, '{"format":"dmadiff-corpus/1"')).toThrow();
+    expect(() => writeAtomic(target, '{"format":"dmadiff-corpus/1"')).toThrow(WriteError);
+    expect(() => writeAtomic(target, '{"format":"dmadiff-corpus/1"')).toThrow(`cannot write ${target}: `);
     const after = snapshot2(dir);
     for (const [n, text] of before) expect(after.get(n), n).toBe(text);
     const extra = [...after.keys()].filter((n) => !before.has(n));
-    expect(extra).toHaveLength(1);
-    expect(extra.every((n) => n.startsWith('occupied.tmp-'))).toBe(true);
+    expect(extra).toEqual([]);
+    expect(readdirSync(target)).toEqual([]);
     expect(loadCorpus(dir)).toEqual(loadedBefore);
   });
 
