@@ -12,15 +12,13 @@ import { ULONG_MAX } from '../kernel/device.js';
 import { DEFAULT_DOMAIN_ADDRESS_WIDTH, domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../kernel/intel-caps.js';
 import type { Machine } from '../kernel/machine.js';
 import { makePte } from '../vtd/entries.js';
-import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
+import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
 
 /** IOMMU_* protection flags of the core API */
 export const IOMMU_READ = 1 << 0;
 export const IOMMU_WRITE = 1 << 1;
 export const IOMMU_CACHE = 1 << 2;
 
-/** DMA_FL_PTE_PRESENT, ORed into every leaf by __domain_mapping (kernel-semantics 9.5.2) */
-const DMA_FL_PTE_PRESENT = 1;
 
 /** struct iommu_iotlb_gather */
 export interface IotlbGather {

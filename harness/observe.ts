@@ -12,7 +12,7 @@ import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
-import { VTD_PAGE_SIZE } from '../vtd/regs.js';
+import { VTD_PAGE_SIZE, lvlToNrPages } from '../vtd/regs.js';
 
 /** per device: buffer page → perm bits (1 read, 2 write); pooled pages as "region:perm" → count */
 export interface Reachable {
@@ -51,7 +51,7 @@ function computeReachable(model: DmaPath, dev: Device): Reachable {
   for (const l of model.presentLeaves(dev)) candidates.push({ iovaPfn: l.iovaPfn, pages: l.pages });
   const ctx = hw.contextCache.lookup(dev.sid);
   if (ctx !== undefined) {
-    for (const e of hw.iotlb.entries()) if (e.did === ctx.did) candidates.push({ iovaPfn: e.basePfn, pages: 2 ** (9 * (e.level - 1)) });
+    for (const e of hw.iotlb.entries()) if (e.did === ctx.did) candidates.push({ iovaPfn: e.basePfn, pages: lvlToNrPages(e.level) });
   }
   const seen = new Set<number>();
   const phys = new Map<number, number>();

@@ -17,21 +17,15 @@
 import type { VtdHardware } from '../vtd/hardware.js';
 import { writeContextEntry } from '../vtd/entries.js';
 import { decodeFaultRecord, dmarFaultLine } from '../vtd/fault.js';
-import { ccDescriptor, iotlbDescriptor, qiTypeName, waitDescriptor, type QiDesc } from '../vtd/qi.js';
+import { ccDescriptor, contextCommand, iotlbCommand, iotlbDescriptor, qiTypeName, waitDescriptor, writeQueue, type QiDesc } from '../vtd/qi.js';
 import {
   CONTEXT_TT_MULTI_LEVEL,
-  DMA_CCMD_CIRG_SHIFT,
-  DMA_CCMD_FM_SHIFT,
-  DMA_CCMD_ICC,
-  DMA_CCMD_SID_SHIFT,
+  DMA_CCMD_MASK_NOBIT,
   DMA_FSTS_PFO,
   DMA_FSTS_PPF,
-  DMA_TLB_DID_SHIFT,
-  DMA_TLB_IIRG_SHIFT,
-  DMA_TLB_IVT,
-  DMA_TLB_WRITE_DRAIN,
+  DMA_TLB_IAIG_SHIFT,
+  DMA_TLB_IH_NONLEAF,
   InvGranularity,
-  QI_DESC_SIZE,
   QI_LENGTH,
   VTD_PAGE_SIZE,
 } from '../vtd/regs.js';
@@ -58,6 +52,12 @@ export class DmarUnit {
   readonly rootPfn: number;
   private readonly qiStatusPfn: number = -1;
   private freeHead = 0;
+  /**
+   * Domain ids in use, starting with the two iommu_init_domains reserves in 5.10.262 and 6.1
+   * alike: did 0 (caching mode tags invalid translations with it, and 0 marks "no domain id")
+   * and FLPT_DEFAULT_DID = 1 (first-level / pass-through PASID entries, and the identity domain
+   * in legacy mode).
+   */
   private readonly domainIds = new Set<number>([0, 1]);
   private readonly faultLimit = new RateLimit('dmar_fault');
   readonly counters: DmarCounters = { mapFlushes: 0, psi: 0, dsi: 0, global: 0, contextFlushes: 0, writeBufferFlushes: 0 };
@@ -100,7 +100,10 @@ export class DmarUnit {
 
   // ------------------------------------------------------------------ invalidation
 
-  /** qi_submit_sync: descriptors, then a wait descriptor whose status write says "done". */
+  /**
+   * qi_submit_sync: descriptors, then a wait descriptor whose status write says "done" (the
+   * queue writes are vtd/qi.ts writeQueue, shared with the hardware's own programmer).
+   */
   private qiSubmitSync(descs: readonly QiDesc[]): void {
     const hw = this.hw;
     if (this.release === '6.1') {
@@ -109,37 +112,26 @@ export class DmarUnit {
     const index = this.freeHead;
     const waitIndex = (index + descs.length) % QI_LENGTH;
     const statusAddr = this.qiStatusPfn * VTD_PAGE_SIZE + waitIndex * 4;
-    const all = [...descs, waitDescriptor(QI_DONE, statusAddr)];
-    for (let i = 0; i < all.length; i++) {
-      const at = hw.queueBase + ((index + i) % QI_LENGTH) * QI_DESC_SIZE;
-      hw.memory.writeU64(at, all[i]!.qw0);
-      hw.memory.writeU64(at + 8, all[i]!.qw1);
-    }
-    this.freeHead = (index + all.length) % QI_LENGTH;
+    this.freeHead = writeQueue(hw, index, [...descs, waitDescriptor(QI_DONE, statusAddr)]);
     hw.writeQueueTail(this.freeHead);
     this.hw.memory.readQword(statusAddr, this.scratch);
     if (this.scratch[0] !== QI_DONE) throw new Error(`${this.name}: invalidation queue error`);
   }
 
-  /** iommu->flush.flush_context: qi_flush_context or __iommu_flush_context */
+  /** iommu->flush.flush_context: qi_flush_context or __iommu_flush_context (vtd/qi.ts contextCommand) */
   flushContext(did: number, sid: number, fm: number, gran: InvGranularity): void {
     this.counters.contextFlushes++;
     if (this.hw.queuedInvalidationEnabled) {
       this.qiSubmitSync([ccDescriptor(gran, did, sid, fm)]);
       return;
     }
-    this.hw.writeContextCommand(
-      DMA_CCMD_ICC |
-        (BigInt(gran) << DMA_CCMD_CIRG_SHIFT) |
-        (BigInt(fm & 3) << DMA_CCMD_FM_SHIFT) |
-        (BigInt(sid) << DMA_CCMD_SID_SHIFT) |
-        BigInt(did),
-    );
+    this.hw.writeContextCommand(contextCommand(gran, did, sid, fm));
   }
 
   /**
    * iommu->flush.flush_iotlb(did, addr, size_order, type): qi_flush_iotlb (drain bits from cap,
-   * IH dropped) or __iommu_flush_iotlb (the register path keeps IH; only DW is set).
+   * IH dropped) or __iommu_flush_iotlb (vtd/qi.ts iotlbCommand: the register path keeps IH; only
+   * DW is set).
    */
   flushIotlb(did: number, addr: bigint, sizeOrder: number, gran: InvGranularity): void {
     if (gran === InvGranularity.Page) this.counters.psi++;
@@ -150,12 +142,12 @@ export class DmarUnit {
       this.qiSubmitSync([iotlbDescriptor(gran, gran === InvGranularity.Global ? 0 : did, { dr: caps.drd, dw: caps.dwd }, addr, false, sizeOrder)]);
       return;
     }
-    let cmd = DMA_TLB_IVT | (BigInt(gran) << DMA_TLB_IIRG_SHIFT);
-    if (gran !== InvGranularity.Global) cmd |= BigInt(did) << DMA_TLB_DID_SHIFT;
-    if (caps.dwd) cmd |= DMA_TLB_WRITE_DRAIN; // the register path never sets read drain
+    // __iommu_flush_iotlb: write drain from cap, the register path never sets read drain
+    const cmd = iotlbCommand(gran, did, caps.dwd);
     const iva = gran === InvGranularity.Page ? addr | BigInt(sizeOrder) : 0n;
     const back = this.hw.writeIotlbRegister(iva, cmd);
-    if (((back >> 57n) & 3n) === 0n) this.log.print(`DMAR: Flush IOTLB failed`);
+    // DMA_TLB_IAIG(val) == 0: the unit performed no invalidation
+    if (((back >> DMA_TLB_IAIG_SHIFT) & 3n) === 0n) this.log.print(`DMAR: Flush IOTLB failed`);
   }
 
   /**
@@ -179,7 +171,7 @@ export class DmarUnit {
     }
     const caps = this.hw.caps;
     if (!caps.psi || mask > caps.mamv) this.flushIotlb(did, 0n, 0, InvGranularity.Domain);
-    else this.flushIotlb(did, (BigInt(pfn) << 12n) | (ih ? 0x40n : 0n), mask, InvGranularity.Page);
+    else this.flushIotlb(did, (BigInt(pfn) << 12n) | (ih ? DMA_TLB_IH_NONLEAF : 0n), mask, InvGranularity.Page);
   }
 
   /** iommu_flush_write_buffer: only with cap RWBF */
@@ -210,7 +202,7 @@ export class DmarUnit {
   contextMapping(sid: number, did: number, pgdPfn: number, aw: number): void {
     writeContextEntry(this.hw.memory, this.rootPfn, sid, { present: true, fpd: false, tt: CONTEXT_TT_MULTI_LEVEL, slptPfn: pgdPfn, aw, did }, () => this.pages.alloc());
     if (this.cachingMode) {
-      this.flushContext(0, sid, 0, InvGranularity.Page);
+      this.flushContext(0, sid, DMA_CCMD_MASK_NOBIT, InvGranularity.Page);
       this.flushIotlb(did, 0n, 0, InvGranularity.Domain);
     } else {
       this.flushWriteBuffer();

@@ -14,7 +14,17 @@
 import { entryPfn, makePte } from '../vtd/entries.js';
 import type { PhysMemory } from '../vtd/memory.js';
 import type { Release } from './release.js';
-import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_WRITE, LEVEL_STRIDE, VTD_PAGE_SIZE, agawToLevel, agawToWidth } from '../vtd/regs.js';
+import {
+  DMA_PTE_LARGE_PAGE,
+  DMA_PTE_READ,
+  DMA_PTE_WRITE,
+  VTD_PAGE_SIZE,
+  agawToLevel,
+  agawToWidth,
+  levelBase,
+  lvlToNrPages,
+  pfnLevelOffset,
+} from '../vtd/regs.js';
 
 /** The table-related part of struct dmar_domain. */
 export interface DomainPgtable {
@@ -31,23 +41,13 @@ export interface PageSource {
   free(pfn: number): void;
 }
 
-/** lvl_to_nr_pages */
-export function lvlToNrPages(level: number): number {
-  return 2 ** (LEVEL_STRIDE * (level - 1));
-}
+// lvl_to_nr_pages, pfn_level_offset and the level_mask-based base live with the hardware's
+// constants (vtd/regs.ts) so that the hardware model, which must not import kernel code, uses
+// the same arithmetic; re-exported here for the drivers.
+export { lvlToNrPages };
 
 /** level_size in pfns (same as lvl_to_nr_pages) */
 const levelSize = lvlToNrPages;
-
-/** pfn_level_offset */
-function pfnLevelOffset(pfn: number, level: number): number {
-  return Math.floor(pfn / levelSize(level)) % 512;
-}
-
-/** pfn & level_mask(level) */
-function levelBase(pfn: number, level: number): number {
-  return pfn - (pfn % levelSize(level));
-}
 
 /** align_to_level(pfn, level): round up to the level's page size */
 function alignToLevel(pfn: number, level: number): number {

@@ -61,6 +61,12 @@ export class IovaDomain {
   cached32Node: IovaNode;
   /** 1 << (32 - shift): the first pfn above 4 GiB */
   readonly dma32bitPfn: number;
+  /**
+   * ULLONG_MAX >> iova_shift(iovad): reserve_iova's bound on pfns. 2 ** (64 - shift) - 1, exact
+   * for shift 12 (2^52 - 1) and 11 (2^53 - 1); for smaller granules the double rounds up to
+   * 2 ** (64 - shift), which differs only for pfns no double can tell apart anyway.
+   */
+  private readonly reservePfnMax: number;
   max32AllocSize: number;
   readonly rcaches: Rcache[] = [];
   readonly magSize: number;
@@ -85,6 +91,7 @@ export class IovaDomain {
     if (granule > 4096 || (granule & (granule - 1)) !== 0) throw new Error('bad IOVA granule');
     const shift = Math.log2(granule);
     this.dma32bitPfn = 2 ** (32 - shift);
+    this.reservePfnMax = 2 ** (64 - shift) - 1;
     this.max32AllocSize = this.dma32bitPfn;
     this.anchor = newNode(IOVA_ANCHOR, IOVA_ANCHOR, true);
     this.tree.insert(this.anchor);
@@ -202,7 +209,8 @@ export class IovaDomain {
    * what remains. Cached nodes are not touched.
    */
   reserveIova(pfnLo: number, pfnHi: number): IovaNode | null {
-    if (pfnLo > 2 ** 52 - 1 || pfnHi > 2 ** 52 - 1) return null; // WARN_ON in the kernel
+    // reserve_iova: WARN_ON((pfn_hi | pfn_lo) > (ULLONG_MAX >> iova_shift(iovad))) → NULL
+    if (pfnLo > this.reservePfnMax || pfnHi > this.reservePfnMax) return null;
     let overlap = false;
     for (let n = this.tree.first(); n !== null; n = this.tree.next(n)) {
       if (pfnLo <= n.pfnHi && pfnHi >= n.pfnLo) {

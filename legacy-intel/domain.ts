@@ -13,12 +13,10 @@ import { IovaDomain } from '../kernel/iova.js';
 import type { Machine } from '../kernel/machine.js';
 import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
 import { makePte } from '../vtd/entries.js';
-import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth } from '../vtd/regs.js';
+import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth } from '../vtd/regs.js';
 
 /** IOVA_START_PFN */
 const IOVA_START_PFN = 1;
-/** DMA_FL_PTE_PRESENT: bit 0, the same bit as second-level R (kernel-semantics 10.0 #1) */
-const DMA_FL_PTE_PRESENT = 1;
 
 export interface LegacyDomain extends DomainPgtable {
   did: number;

@@ -158,8 +158,8 @@ export function decodeCaps(cap: bigint, ecap: bigint): CapFields {
     mamv: f(cap, CAP_MAMV_SHIFT, 6),
     dwd: f(cap, CAP_DWD_BIT, 1) === 1,
     drd: f(cap, CAP_DRD_BIT, 1) === 1,
-    qi: f(ecap, 1, 1) === 1,
-    sc: f(ecap, 7, 1) === 1,
+    qi: f(ecap, ECAP_QI_BIT, 1) === 1,
+    sc: f(ecap, ECAP_SC_BIT, 1) === 1,
     iro: f(ecap, ECAP_IRO_SHIFT, 10) * 16,
   };
 }

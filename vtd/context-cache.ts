@@ -11,6 +11,10 @@ export interface CachedContext {
   /** the context entry's AW field (agaw) */
   readonly aw: number;
   readonly fpd: boolean;
+  /** agawToLevel(aw): table levels of the walk, computed once when the entry is read */
+  readonly levels: number;
+  /** 2 ** (agawToWidth(aw) - 12): pfns at or above this are beyond the domain's width */
+  readonly widthPfnLimit: number;
 }
 
 /** Source ids a device-selective invalidation covers: FM masks 0, 1, 2 or 3 low function bits. */

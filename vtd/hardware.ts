@@ -36,7 +36,6 @@ import {
   DMA_TLB_IIRG_SHIFT,
   DMA_TLB_IVT,
   InvGranularity,
-  LEVEL_STRIDE,
   QI_CC_TYPE,
   QI_DESC_SIZE,
   QI_DIOTLB_TYPE,
@@ -57,6 +56,8 @@ import {
   VTD_PAGE_SIZE,
   agawToLevel,
   agawToWidth,
+  lvlToNrPages,
+  pfnLevelOffset,
 } from './regs.js';
 
 /** A device access that failed: what the device sees, whether or not a record was kept. */
@@ -100,27 +101,13 @@ export interface VtdCounters {
 /** pfns at or above this are beyond any 64-bit address */
 const PFN_LIMIT_64 = 2 ** 52;
 
-interface ContextLookup {
-  did: number;
-  tt: number;
-  slptPfn: number;
-  levels: number;
-  widthPfnLimit: number;
-  fpd: boolean;
-}
-
-/** What a walk needs from a (cached or just read) context entry. */
-function contextLookup(c: CachedContext): ContextLookup {
-  return { did: c.did, tt: c.tt, slptPfn: c.slptPfn, levels: agawToLevel(c.aw), widthPfnLimit: 2 ** (agawToWidth(c.aw) - 12), fpd: c.fpd };
-}
-
 export class VtdHardware {
   readonly cap: bigint;
   readonly ecap: bigint;
   readonly caps: CapFields;
   readonly iotlb: Iotlb;
   readonly contextCache: ContextCache;
-  private ctr: VtdCounters = {
+  private readonly ctr: VtdCounters = {
     iotlbHits: 0,
     iotlbMisses: 0,
     pageWalks: 0,
@@ -135,7 +122,7 @@ export class VtdHardware {
     contextInvalidations: 0,
     writeBufferFlushes: 0,
   };
-  /** While peeking, counters go to a scratch copy and nothing is cached. */
+  /** While peeking, nothing is counted and nothing is cached. */
   private peeking = false;
 
   get counters(): VtdCounters {
@@ -409,14 +396,18 @@ export class VtdHardware {
 
   // ---------------------------------------------------------------- translation
 
-  private lookupContext(sid: number): ContextLookup | number {
+  /**
+   * The context entry for sid: the context-cache entry itself on a hit (levels and width limit
+   * were computed when it was inserted, so a hit allocates nothing), else read from memory.
+   */
+  private lookupContext(sid: number): CachedContext | number {
     const cached = this.contextCache.lookup(sid);
     if (cached !== undefined) {
-      this.ctr.contextCacheHits++;
+      if (!this.peeking) this.ctr.contextCacheHits++;
       this.lastFaultSuppressed = cached.fpd;
-      return contextLookup(cached);
+      return cached;
     }
-    this.ctr.contextCacheMisses++;
+    if (!this.peeking) this.ctr.contextCacheMisses++;
     this.lastFaultSuppressed = false;
     if (this.rootTablePfn < 0) return -VTD_FR_ROOT_ENTRY_P;
     const bus = sid >>> 8;
@@ -447,9 +438,18 @@ export class VtdHardware {
     if (ce.tt === 3 || ce.tt === CONTEXT_TT_DEV_IOTLB) return -VTD_FR_CONTEXT_ENTRY_INV;
     if (ce.tt !== CONTEXT_TT_PASS_THROUGH && ((this.sagawMask >>> ce.aw) & 1) === 0) return -VTD_FR_CONTEXT_ENTRY_INV;
     if (ce.did >= this.caps.ndoms) return -VTD_FR_CONTEXT_ENTRY_INV;
-    const entry = { sid, did: ce.did, tt: ce.tt, slptPfn: ce.slptPfn, aw: ce.aw, fpd: ce.fpd };
+    const entry: CachedContext = {
+      sid,
+      did: ce.did,
+      tt: ce.tt,
+      slptPfn: ce.slptPfn,
+      aw: ce.aw,
+      fpd: ce.fpd,
+      levels: agawToLevel(ce.aw),
+      widthPfnLimit: 2 ** (agawToWidth(ce.aw) - 12),
+    };
     if (!this.peeking) this.contextCache.insert(entry);
-    return contextLookup(entry);
+    return entry;
   }
 
   /**
@@ -467,25 +467,23 @@ export class VtdHardware {
     const deny = isWrite ? -VTD_FR_WRITE : -VTD_FR_READ;
     const hit = this.iotlb.lookup(ctx.did, pfn);
     if (hit !== undefined) {
-      this.ctr.iotlbHits++;
+      if (!this.peeking) this.ctr.iotlbHits++;
       if ((hit.perm & need) === 0) return deny;
       return hit.physBasePfn + (pfn - hit.basePfn);
     }
-    this.ctr.iotlbMisses++;
+    if (!this.peeking) this.ctr.iotlbMisses++;
     return this.walk(ctx, pfn, need, deny);
   }
 
-  private walk(ctx: ContextLookup, pfn: number, need: number, deny: number): number {
-    this.ctr.pageWalks++;
+  private walk(ctx: CachedContext, pfn: number, need: number, deny: number): number {
+    if (!this.peeking) this.ctr.pageWalks++;
     const s = this.scratch;
     const mem = this.memory;
     let tablePfn = ctx.slptPfn;
     let perm = DMA_PTE_READ | DMA_PTE_WRITE;
     let maxSeq = 0;
     for (let level = ctx.levels; level >= 1; level--) {
-      const shift = LEVEL_STRIDE * (level - 1);
-      const idx = Math.floor(pfn / 2 ** shift) % 512;
-      const addr = tablePfn * VTD_PAGE_SIZE + idx * 8;
+      const addr = tablePfn * VTD_PAGE_SIZE + pfnLevelOffset(pfn, level) * 8;
       mem.readQword(addr, s);
       const lo = s[0]!;
       const hi = s[1]!;
@@ -500,7 +498,7 @@ export class VtdHardware {
         let spanPfns = 1;
         if (level > 1) {
           const supported = (level === 2 && this.has2M) || (level === 3 && this.has1G);
-          spanPfns = 2 ** shift;
+          spanPfns = lvlToNrPages(level);
           if (!supported || nextPfn % spanPfns !== 0) return -VTD_FR_PAGING_ENTRY_RSVD;
         }
         // caching mode: a translation written after the last invalidation covering it is unseen
@@ -527,15 +525,13 @@ export class VtdHardware {
    * registers: for reports of what the device can reach.
    */
   peek(sid: number, pfn: number, isWrite: boolean): number {
-    const saved = { ctr: this.ctr, fs: this.lastFaultSuppressed };
-    this.ctr = { ...this.ctr };
+    const fs = this.lastFaultSuppressed;
     this.peeking = true;
     try {
       return this.translate(sid, pfn, isWrite);
     } finally {
       this.peeking = false;
-      this.ctr = saved.ctr;
-      this.lastFaultSuppressed = saved.fs;
+      this.lastFaultSuppressed = fs;
     }
   }
 

@@ -4,6 +4,7 @@
  * the page tables until an invalidation removes it -- which is what makes a missing invalidation
  * observable.
  */
+import { levelBase, lvlToNrPages } from './regs.js';
 
 export interface IotlbEntry {
   readonly did: number;
@@ -17,15 +18,6 @@ export interface IotlbEntry {
   readonly perm: number;
   readonly snp: boolean;
   live: boolean;
-}
-
-function levelShift(level: number): number {
-  return 9 * (level - 1);
-}
-
-function alignPfn(pfn: number, level: number): number {
-  const span = 2 ** levelShift(level);
-  return pfn - (pfn % span);
 }
 
 /** Map key: the aligned base pfn (< 2^45) times 4 plus the level, exact in a double. */
@@ -53,13 +45,13 @@ export class Iotlb {
     if (m === undefined) return undefined;
     let e = m.get(pfn * 4 + 1);
     if (e !== undefined) return e;
-    e = m.get(key(alignPfn(pfn, 2), 2));
+    e = m.get(key(levelBase(pfn, 2), 2));
     if (e !== undefined) return e;
-    return m.get(key(alignPfn(pfn, 3), 3));
+    return m.get(key(levelBase(pfn, 3), 3));
   }
 
   insert(did: number, pfn: number, level: number, physBasePfn: number, perm: number, snp: boolean): IotlbEntry {
-    const basePfn = alignPfn(pfn, level);
+    const basePfn = levelBase(pfn, level);
     let m = this.byDid.get(did);
     if (m === undefined) {
       m = new Map();
@@ -133,7 +125,7 @@ export class Iotlb {
     const last = first + span - 1;
     let n = 0;
     for (const [k, e] of m) {
-      const eLast = e.basePfn + 2 ** levelShift(e.level) - 1;
+      const eLast = e.basePfn + lvlToNrPages(e.level) - 1;
       if (e.basePfn <= last && eLast >= first) {
         this.drop(m, k, e);
         n++;

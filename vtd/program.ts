@@ -7,26 +7,20 @@
  */
 import { entryPfn, makePte, writeContextEntry } from './entries.js';
 import type { VtdHardware } from './hardware.js';
-import { ccDescriptor, iotlbDescriptor, waitDescriptor, type QiDesc } from './qi.js';
+import { ccDescriptor, contextCommand, iotlbCommand, iotlbDescriptor, waitDescriptor, writeQueue, type QiDesc } from './qi.js';
 import { PAGE_TABLE_REGION } from './regions.js';
 import {
   CONTEXT_TT_MULTI_LEVEL,
-  DMA_CCMD_CIRG_SHIFT,
-  DMA_CCMD_FM_SHIFT,
-  DMA_CCMD_ICC,
-  DMA_CCMD_SID_SHIFT,
+  DMA_CCMD_MASK_NOBIT,
   DMA_PTE_LARGE_PAGE,
   DMA_PTE_READ,
   DMA_PTE_WRITE,
-  DMA_TLB_DID_SHIFT,
-  DMA_TLB_IIRG_SHIFT,
-  DMA_TLB_IVT,
+  DMA_TLB_IH_NONLEAF,
   InvGranularity,
-  LEVEL_STRIDE,
-  QI_DESC_SIZE,
-  QI_LENGTH,
   VTD_PAGE_SIZE,
   agawToLevel,
+  lvlToNrPages,
+  pfnLevelOffset,
   widthToAgaw,
 } from './regs.js';
 
@@ -104,7 +98,7 @@ export class TableProgrammer {
     const mem = this.hw.memory;
     let table = d.rootPfn;
     for (let l = d.levels; l > level; l--) {
-      const at = table * VTD_PAGE_SIZE + (Math.floor(pfn / 2 ** (LEVEL_STRIDE * (l - 1))) % 512) * 8;
+      const at = table * VTD_PAGE_SIZE + pfnLevelOffset(pfn, l) * 8;
       mem.readQword(at, this.scratch);
       if ((this.scratch[0]! & 3) === 0) {
         const next = this.pool.alloc();
@@ -115,7 +109,7 @@ export class TableProgrammer {
         table = entryPfn(this.scratch[0]!, this.scratch[1]!);
       }
     }
-    return table * VTD_PAGE_SIZE + (Math.floor(pfn / 2 ** (LEVEL_STRIDE * (level - 1))) % 512) * 8;
+    return table * VTD_PAGE_SIZE + pfnLevelOffset(pfn, level) * 8;
   }
 
   /**
@@ -123,7 +117,7 @@ export class TableProgrammer {
    * 3 write superpage leaves (PS set); both pfns must be aligned to the page size.
    */
   map(d: DomainTables, iovaPfn: number, physPfn: number, count: number, perm: number, level = 1): void {
-    const span = 2 ** (LEVEL_STRIDE * (level - 1));
+    const span = lvlToNrPages(level);
     if (iovaPfn % span !== 0 || physPfn % span !== 0) throw new Error('superpage mapping not aligned');
     for (let i = 0; i < count; i++) {
       const e = makePte(physPfn + i * span, (perm & 3) | (level > 1 ? DMA_PTE_LARGE_PAGE : 0));
@@ -133,22 +127,15 @@ export class TableProgrammer {
 
   /** Clear the leaf entries at level for count pages (tables are left in place). */
   unmap(d: DomainTables, iovaPfn: number, count: number, level = 1): void {
-    const span = 2 ** (LEVEL_STRIDE * (level - 1));
+    const span = lvlToNrPages(level);
     for (let i = 0; i < count; i++) this.hw.memory.writeQword(this.slot(d, iovaPfn + i * span, level), 0, 0);
   }
 
-  /** Submit descriptors followed by a wait descriptor, and wait for its status write. */
+  /** Submit descriptors followed by a wait descriptor, and wait for its status write (qi_submit_sync). */
   submit(descs: readonly QiDesc[]): void {
     const hw = this.hw;
-    let tail = hw.queueTail;
     const data = this.statusData++;
-    for (const d of [...descs, waitDescriptor(data, this.statusAddr)]) {
-      const at = hw.queueBase + tail * QI_DESC_SIZE;
-      hw.memory.writeU64(at, d.qw0);
-      hw.memory.writeU64(at + 8, d.qw1);
-      tail = (tail + 1) % QI_LENGTH;
-    }
-    hw.writeQueueTail(tail);
+    hw.writeQueueTail(writeQueue(hw, hw.queueTail, [...descs, waitDescriptor(data, this.statusAddr)]));
     const status = Number(hw.memory.readU64(this.statusAddr) & 0xffffffffn);
     if (status !== data) throw new Error('invalidation wait did not complete (queue error)');
   }
@@ -157,12 +144,12 @@ export class TableProgrammer {
     return { dr: this.hw.caps.drd, dw: this.hw.caps.dwd };
   }
 
+  /** Register path: __iommu_flush_iotlb's command, but never with write drain. */
   flushIotlbPages(did: number, pfn: number, am: number, ih = false): void {
     if (this.hw.queuedInvalidationEnabled) {
       this.submit([iotlbDescriptor(InvGranularity.Page, did, this.drain(), BigInt(pfn) << 12n, ih, am)]);
     } else {
-      const cmd = DMA_TLB_IVT | (BigInt(InvGranularity.Page) << DMA_TLB_IIRG_SHIFT) | (BigInt(did) << DMA_TLB_DID_SHIFT);
-      this.hw.writeIotlbRegister((BigInt(pfn) << 12n) | (ih ? 0x40n : 0n) | BigInt(am), cmd);
+      this.hw.writeIotlbRegister((BigInt(pfn) << 12n) | (ih ? DMA_TLB_IH_NONLEAF : 0n) | BigInt(am), iotlbCommand(InvGranularity.Page, did, false));
     }
   }
 
@@ -170,7 +157,7 @@ export class TableProgrammer {
     if (this.hw.queuedInvalidationEnabled) {
       this.submit([iotlbDescriptor(InvGranularity.Domain, did, this.drain(), 0n, false, 0)]);
     } else {
-      this.hw.writeIotlbRegister(0n, DMA_TLB_IVT | (2n << DMA_TLB_IIRG_SHIFT) | (BigInt(did) << DMA_TLB_DID_SHIFT));
+      this.hw.writeIotlbRegister(0n, iotlbCommand(InvGranularity.Domain, did, false));
     }
   }
 
@@ -178,22 +165,21 @@ export class TableProgrammer {
     if (this.hw.queuedInvalidationEnabled) {
       this.submit([iotlbDescriptor(InvGranularity.Global, 0, this.drain(), 0n, false, 0)]);
     } else {
-      this.hw.writeIotlbRegister(0n, DMA_TLB_IVT | (1n << DMA_TLB_IIRG_SHIFT));
+      this.hw.writeIotlbRegister(0n, iotlbCommand(InvGranularity.Global, 0, false));
     }
   }
 
+  /** Register path: __iommu_flush_context's command. */
   flushContextDevice(sid: number, did: number): void {
     if (this.hw.queuedInvalidationEnabled) {
-      this.submit([ccDescriptor(InvGranularity.Page, did, sid, 0)]);
+      this.submit([ccDescriptor(InvGranularity.Page, did, sid, DMA_CCMD_MASK_NOBIT)]);
     } else {
-      this.hw.writeContextCommand(
-        DMA_CCMD_ICC | (3n << DMA_CCMD_CIRG_SHIFT) | (0n << DMA_CCMD_FM_SHIFT) | (BigInt(sid) << DMA_CCMD_SID_SHIFT) | BigInt(did),
-      );
+      this.hw.writeContextCommand(contextCommand(InvGranularity.Page, did, sid, DMA_CCMD_MASK_NOBIT));
     }
   }
 
   flushContextGlobal(): void {
     if (this.hw.queuedInvalidationEnabled) this.submit([ccDescriptor(InvGranularity.Global, 0, 0, 0)]);
-    else this.hw.writeContextCommand(DMA_CCMD_ICC | (1n << DMA_CCMD_CIRG_SHIFT));
+    else this.hw.writeContextCommand(contextCommand(InvGranularity.Global, 0, 0, 0));
   }
 }

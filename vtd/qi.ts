@@ -4,12 +4,26 @@
  * and the hardware decodes them. Descriptors are carried as four qwords, as the kernel's
  * struct qi_desc and its qi_submit trace event carry them; in legacy mode qw2 and qw3 are 0.
  */
+import type { PhysMemory } from './memory.js';
 import {
+  DMA_CCMD_DEVICE_INVL,
+  DMA_CCMD_DOMAIN_INVL,
+  DMA_CCMD_FM_SHIFT,
+  DMA_CCMD_GLOBAL_INVL,
+  DMA_CCMD_ICC,
+  DMA_CCMD_SID_SHIFT,
+  DMA_TLB_DID_SHIFT,
+  DMA_TLB_DSI_FLUSH,
+  DMA_TLB_GLOBAL_FLUSH,
+  DMA_TLB_IVT,
+  DMA_TLB_PSI_FLUSH,
+  DMA_TLB_WRITE_DRAIN,
   InvGranularity,
   QI_CC_FM_SHIFT,
   QI_CC_SID_SHIFT,
   QI_CC_TYPE,
   QI_DEIOTLB_TYPE,
+  QI_DESC_SIZE,
   QI_DID_SHIFT,
   QI_DIOTLB_TYPE,
   QI_EIOTLB_TYPE,
@@ -22,6 +36,7 @@ import {
   QI_IOTLB_TYPE,
   QI_IWD_SW,
   QI_IWD_TYPE,
+  QI_LENGTH,
   QI_PC_TYPE,
   QI_PGRP_RESP_TYPE,
 } from './regs.js';
@@ -67,6 +82,73 @@ export function iotlbDescriptor(
 export function waitDescriptor(statusData: number, statusAddr: number): QiDesc {
   const qw0 = BigInt(QI_IWD_TYPE) | BigInt(QI_IWD_SW) | (BigInt(statusData >>> 0) << 32n);
   return { qw0, qw1: BigInt(statusAddr) & ~3n, qw2: 0n, qw3: 0n };
+}
+
+/**
+ * The queue writes of qi_submit_sync: each descriptor (qw0, qw1: legacy mode) into its 16-byte
+ * slot from index head on, wrapping at QI_LENGTH. Returns the index after the last one, the
+ * value software then writes to IQT_REG.
+ */
+export function writeQueue(hw: { readonly queueBase: number; readonly memory: PhysMemory }, head: number, descs: readonly QiDesc[]): number {
+  let index = head;
+  for (const d of descs) {
+    const at = hw.queueBase + index * QI_DESC_SIZE;
+    hw.memory.writeU64(at, d.qw0);
+    hw.memory.writeU64(at + 8, d.qw1);
+    index = (index + 1) % QI_LENGTH;
+  }
+  return index;
+}
+
+/**
+ * IOTLB_REG value of a register-based IOTLB invalidation, as __iommu_flush_iotlb builds it:
+ * DMA_TLB_GLOBAL_FLUSH, or DMA_TLB_DSI_FLUSH / DMA_TLB_PSI_FLUSH with DMA_TLB_DID(did); always
+ * DMA_TLB_IVT, and DMA_TLB_WRITE_DRAIN when dw (cap_write_drain). Read drain is never set (the
+ * kernel has it under #if 0). For page-selective flushes the address, IH and AM go to IVA_REG.
+ */
+export function iotlbCommand(gran: InvGranularity, did: number, dw: boolean): bigint {
+  let val: bigint;
+  switch (gran) {
+    case InvGranularity.Global:
+      val = DMA_TLB_GLOBAL_FLUSH | DMA_TLB_IVT;
+      break;
+    case InvGranularity.Domain:
+      val = DMA_TLB_DSI_FLUSH | DMA_TLB_IVT | (BigInt(did & 0xffff) << DMA_TLB_DID_SHIFT);
+      break;
+    case InvGranularity.Page:
+      val = DMA_TLB_PSI_FLUSH | DMA_TLB_IVT | (BigInt(did & 0xffff) << DMA_TLB_DID_SHIFT);
+      break;
+    default:
+      throw new Error(`IOTLB flush granularity ${gran as number}`); // BUG()
+  }
+  return dw ? val | DMA_TLB_WRITE_DRAIN : val;
+}
+
+/**
+ * CCMD_REG value of a register-based context-cache invalidation, as __iommu_flush_context builds
+ * it: DMA_CCMD_GLOBAL_INVL; DMA_CCMD_DOMAIN_INVL with DMA_CCMD_DID(did); DMA_CCMD_DEVICE_INVL with
+ * DMA_CCMD_DID(did), DMA_CCMD_SID(sid) and DMA_CCMD_FM(fm); always DMA_CCMD_ICC.
+ */
+export function contextCommand(gran: InvGranularity, did: number, sid: number, fm: number): bigint {
+  let val: bigint;
+  switch (gran) {
+    case InvGranularity.Global:
+      val = DMA_CCMD_GLOBAL_INVL;
+      break;
+    case InvGranularity.Domain:
+      val = DMA_CCMD_DOMAIN_INVL | BigInt(did & 0xffff);
+      break;
+    case InvGranularity.Page:
+      val =
+        DMA_CCMD_DEVICE_INVL |
+        BigInt(did & 0xffff) |
+        (BigInt(sid & 0xffff) << DMA_CCMD_SID_SHIFT) |
+        (BigInt(fm & 3) << DMA_CCMD_FM_SHIFT);
+      break;
+    default:
+      throw new Error(`context-cache flush granularity ${gran as number}`); // BUG()
+  }
+  return val | DMA_CCMD_ICC;
 }
 
 /** The type names the intel_iommu:qi_submit event prints for (qw0 & 0xf). */

@@ -19,6 +19,8 @@ export const DMA_PTE_WRITE = 1 << 1;
 /** PS: a leaf at level 2 (2 MiB) or 3 (1 GiB). */
 export const DMA_PTE_LARGE_PAGE = 1 << 7;
 export const DMA_PTE_SNP = 1 << 11;
+/** DMA_FL_PTE_PRESENT: bit 0, the same bit as second-level R; both releases' __domain_mapping set it on every leaf (kernel-semantics 9.5.2, 10.0 #1) */
+export const DMA_FL_PTE_PRESENT = 1 << 0;
 /** TM (transient mapping) sits at bit 62, i.e. bit 30 of the high dword. */
 export const DMA_PTE_TM_HI = 1 << 30;
 
@@ -68,16 +70,31 @@ export const DMA_FSTS_ITE = 1 << 6;
 
 // ---- register-based invalidation (DMA_TLB_*, DMA_CCMD_*) ----
 export const DMA_TLB_IVT = 1n << 63n;
-export const DMA_TLB_IIRG_SHIFT = 60n; // bits 61:60
-export const DMA_TLB_IAIG_SHIFT = 57n; // bits 58:57
+/** IIRG, bits 61:60 (DMA_TLB_FLUSH_GRANU_OFFSET in the kernel) */
+export const DMA_TLB_IIRG_SHIFT = 60n;
+/** IAIG, bits 58:57, read back as DMA_TLB_IAIG(val) = (val >> 57) & 3 */
+export const DMA_TLB_IAIG_SHIFT = 57n;
+/** IIRG values: DMA_TLB_GLOBAL_FLUSH / DSI / PSI (VTD_TLB_GLOBAL_FLUSH / DSI / PSI in QEMU) */
+export const DMA_TLB_GLOBAL_FLUSH = 1n << DMA_TLB_IIRG_SHIFT;
+export const DMA_TLB_DSI_FLUSH = 2n << DMA_TLB_IIRG_SHIFT;
+export const DMA_TLB_PSI_FLUSH = 3n << DMA_TLB_IIRG_SHIFT;
 export const DMA_TLB_READ_DRAIN = 1n << 49n;
 export const DMA_TLB_WRITE_DRAIN = 1n << 48n;
 export const DMA_TLB_DID_SHIFT = 32n;
+/** IVA_REG's IH (invalidation hint) bit: DMA_TLB_IH_NONLEAF */
+export const DMA_TLB_IH_NONLEAF = 1n << 6n;
 export const DMA_CCMD_ICC = 1n << 63n;
-export const DMA_CCMD_CIRG_SHIFT = 61n; // bits 62:61
+/** CIRG, bits 62:61 (DMA_CCMD_INVL_GRANU_OFFSET in the kernel) */
+export const DMA_CCMD_CIRG_SHIFT = 61n;
 export const DMA_CCMD_CAIG_SHIFT = 59n; // bits 60:59
+/** CIRG values: DMA_CCMD_GLOBAL_INVL / DOMAIN_INVL / DEVICE_INVL (VTD_CCMD_* in QEMU) */
+export const DMA_CCMD_GLOBAL_INVL = 1n << DMA_CCMD_CIRG_SHIFT;
+export const DMA_CCMD_DOMAIN_INVL = 2n << DMA_CCMD_CIRG_SHIFT;
+export const DMA_CCMD_DEVICE_INVL = 3n << DMA_CCMD_CIRG_SHIFT;
 export const DMA_CCMD_FM_SHIFT = 32n;
 export const DMA_CCMD_SID_SHIFT = 16n;
+/** Function mask of a device-selective flush: no function bits masked (DMA_CCMD_MASK_NOBIT). */
+export const DMA_CCMD_MASK_NOBIT = 0;
 
 /** Invalidation granularities, shared by the register and queued interfaces. */
 export const enum InvGranularity {
@@ -130,6 +147,23 @@ export const VTD_FR_ROOT_ENTRY_RSVD = 0xa;
 export const VTD_FR_CONTEXT_ENTRY_RSVD = 0xb;
 export const VTD_FR_PAGING_ENTRY_RSVD = 0xc;
 export const VTD_FR_CONTEXT_ENTRY_TT = 0xd;
+
+// ---- page-table level arithmetic (drivers/iommu/intel/iommu.c), on 4 KiB pfns ----
+
+/** lvl_to_nr_pages: 4 KiB pages one entry at level covers (level_size in pfns is the same). */
+export function lvlToNrPages(level: number): number {
+  return 2 ** (LEVEL_STRIDE * (level - 1));
+}
+
+/** pfn_level_offset: the index of pfn's entry in its level's table. */
+export function pfnLevelOffset(pfn: number, level: number): number {
+  return Math.floor(pfn / lvlToNrPages(level)) % PTES_PER_TABLE;
+}
+
+/** pfn & level_mask(level): the first pfn of the level-sized page containing pfn. */
+export function levelBase(pfn: number, level: number): number {
+  return pfn - (pfn % lvlToNrPages(level));
+}
 
 /** agaw → address width: 30 + 9 * agaw (agaw_to_width); levels = agaw + 2 (agaw_to_level). */
 export function agawToWidth(agaw: number): number {
