@@ -2,11 +2,11 @@
  * The property run's figures: generated steps checked per second end to end, and how long the
  * search takes to find and shrink each seeded bug and the i915 divergence (median of 3 seeds).
  */
-import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from '../harness/paths.js';
 import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, runChunk, type SearchConfig } from '../harness/property.js';
 import type { Consumer } from '../harness/scenario.js';
 
-function cfgFor(platform: string, consumers: Consumer[], faults: GenericFaults): SearchConfig {
+function cfgFor(platform: string, consumers: Consumer[], faults: SeededBugs): SearchConfig {
   return { platform: PLATFORM_MATRIX.find((p) => p.name === platform)!, consumers, maxSteps: 30, traceParity: false, faults };
 }
 
@@ -33,7 +33,7 @@ export function benchSearch(): Record<string, number> {
   let steps = 0;
   for (let j = 0; j < 4; j++) steps += runChunk(cfg, chunkSeed(99, j)).tally.steps;
   out['generated_steps_per_sec_checked_end_to_end'] = Math.round(steps / (Number(process.hrtime.bigint() - t0) / 1e9));
-  const targets: Array<[string, string, Consumer[], GenericFaults]> = [
+  const targets: Array<[string, string, Consumer[], SeededBugs]> = [
     ['i915', 'qemu-strict', ['correct', 'i915'], {}],
     ['noIotlbSync', 'qemu-strict', ['correct'], { noIotlbSync: true }],
     ['noIotlbSyncMap', 'caching-mode', ['correct'], { noIotlbSyncMap: true }],

@@ -3,7 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from './paths.js';
 import { CommandError, gate, merge, nightly, replay, type Io, type SearchFlags } from './commands.js';
 import { PLATFORM_MATRIX } from './property.js';
 import { CONSUMERS, type Consumer } from './scenario.js';
@@ -111,13 +111,13 @@ function shardArg(v: string): { index: number; count: number } {
   return { index: Number(m[1]), count: Number(m[2]) };
 }
 
-function brokenArg(v: string): GenericFaults {
+function brokenArg(v: string): SeededBugs {
   if (!(SEEDED_BUGS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--broken: unknown seeded bug "${v}" (${SEEDED_BUGS.join(', ')})`);
   return { [v]: true };
 }
 
 /** What commander hands over: SearchFlags with the two switches still optional. */
-type SearchCliOptions = Omit<SearchFlags, 'traceParity' | 'faults'> & { traceParity?: boolean; broken?: GenericFaults };
+type SearchCliOptions = Omit<SearchFlags, 'traceParity' | 'faults'> & { traceParity?: boolean; broken?: SeededBugs };
 
 function searchOptions(cmd: Command, runs: number): Command {
   return cmd

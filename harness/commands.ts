@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from './paths.js';
 import type { Divergence } from './checker.js';
 import { exportScenario, loadCorpus, storeFailure, writeAtomic } from './corpus.js';
 import { stableJson } from './json.js';
@@ -34,7 +34,7 @@ export interface SearchFlags {
   maxSteps: number;
   corpus: string;
   traceParity: boolean;
-  faults: GenericFaults;
+  faults: SeededBugs;
 }
 
 function selectPlatforms(names: string[]): { platforms: typeof PLATFORM_MATRIX; ids: number[] } {
@@ -57,7 +57,7 @@ function brokenConsumer(f: FoundFailure): string | undefined {
   return undefined;
 }
 
-function faultsOf(token: string): GenericFaults {
+function faultsOf(token: string): SeededBugs {
   try {
     return decodeToken(token).cfg.faults;
   } catch {

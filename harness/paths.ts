@@ -10,13 +10,16 @@ import type { Scenario } from './scenario.js';
 
 export type PathName = 'legacy-intel' | 'dma-iommu';
 
+/** Seeded bugs, for proving the harness can fail: switches in either model, all off by default. */
+export type SeededBugs = GenericFaults;
+
 /** The reserved ranges as inclusive pfn ranges (reserve_iova's arguments). */
 export function reservedPfns(s: Scenario): Array<{ lo: number; hi: number }> {
   return s.reserved.map((r) => ({ lo: Number(r.start >> 12n), hi: Number(r.end >> 12n) }));
 }
 
 /** Build a path; `faults` switches on seeded bugs in the generic path (tests of the checker). */
-export function createPath(name: PathName, s: Scenario, faults: GenericFaults = {}): DmaPath {
+export function createPath(name: PathName, s: Scenario, faults: SeededBugs = {}): DmaPath {
   const devices = s.devices.map(makeDevice);
   const ids = s.devices.map((d) => d.id);
   switch (name) {

@@ -5,7 +5,7 @@
  * can be split over shards (chunk c belongs to shard c mod n) and still cover the same runs.
  */
 import fc from 'fast-check';
-import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from './paths.js';
 import { padPages } from './allowlist.js';
 import type { Divergence } from './checker.js';
 import { toScenario, workloadArb, type Workload } from './generators.js';
@@ -42,7 +42,7 @@ export interface SearchConfig {
   maxSteps: number;
   traceParity: boolean;
   /** seeded bugs in the generic path (tests of the harness) */
-  faults: GenericFaults;
+  faults: SeededBugs;
 }
 
 export interface Tally {
@@ -94,7 +94,7 @@ function branchesHit(s: Scenario, doc: ResultDoc, gen: ReturnType<typeof runWith
 }
 
 /** runScenario, plus the segment boundary in force at each map_sg step (for the pad branch). */
-function runWithBoundaries(s: Scenario, faults: GenericFaults): { doc: ResultDoc; stats: ResultDoc['stats'] & { boundaryAt: Record<number, bigint> } } {
+function runWithBoundaries(s: Scenario, faults: SeededBugs): { doc: ResultDoc; stats: ResultDoc['stats'] & { boundaryAt: Record<number, bigint> } } {
   const doc = runScenario(s, { faults });
   const boundaryAt: Record<number, bigint> = {};
   const bounds = new Map(s.devices.map((d) => [d.id, d.segBoundaryMask]));

@@ -5,7 +5,7 @@
  */
 import { formatTimestamp } from '../kernel/clock.js';
 import type { PathStats } from '../kernel/dma-api.js';
-import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from './paths.js';
 import { allowlisted } from './allowlist.js';
 import { ReachableWatch, checkSgResult, checkTrace, compareResults, type Divergence } from './checker.js';
 import { PathRunner, type StepResult } from './path-runner.js';
@@ -39,7 +39,7 @@ export interface ResultDoc {
 export interface RunOptions {
   strictIova?: boolean;
   /** seeded bugs in the generic path (tests of the checker only) */
-  faults?: GenericFaults;
+  faults?: SeededBugs;
 }
 
 export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {

@@ -4,7 +4,7 @@
  * and its number. A shard i/n takes the chunks whose ordinal is i-1 modulo n, so the shards of
  * a budget together run exactly the runs one unsharded search of that budget runs.
  */
-import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from './paths.js';
 import type { Divergence } from './checker.js';
 import { scenarioHash } from './corpus.js';
 import { CHUNK_RUNS, addTally, chunkSeed, emptyTally, runChunk, type NamedPlatform, type SearchConfig, type Tally } from './property.js';
@@ -23,7 +23,7 @@ export interface SearchOptions {
   consumers: Consumer[];
   maxSteps: number;
   traceParity: boolean;
-  faults: GenericFaults;
+  faults: SeededBugs;
   shard?: { index: number; count: number };
   /** the gate stops a platform at its first failure; the nightly search goes on */
   stopAtFirstFailure: boolean;

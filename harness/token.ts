@@ -3,12 +3,12 @@
  * fast-check's seed and shrink path, the platform, the consumers, the step budget and any
  * seeded bug switched on. `dmadiff replay TOKEN` turns it back into the same failure.
  */
-import type { GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from './paths.js';
 import { PLATFORM_MATRIX, type SearchConfig } from './property.js';
 import { CONSUMERS, type Consumer } from './scenario.js';
 
 const PREFIX = 'dmadiff1.';
-const FAULTS: ReadonlyArray<keyof GenericFaults> = ['noIotlbSync', 'noIotlbSyncMap', 'noBouncePaddingZero', 'mergeIgnoresMaxSeg', 'lazyUntrusted'];
+const FAULTS: ReadonlyArray<keyof SeededBugs> = ['noIotlbSync', 'noIotlbSyncMap', 'noBouncePaddingZero', 'mergeIgnoresMaxSeg', 'lazyUntrusted'];
 
 export class TokenError extends Error {}
 
@@ -19,7 +19,7 @@ export interface ReplayToken {
   consumers: Consumer[];
   maxSteps: number;
   traceParity: boolean;
-  faults: Array<keyof GenericFaults>;
+  faults: Array<keyof SeededBugs>;
 }
 
 export function encodeToken(cfg: SearchConfig, seed: number, path: string): string {
@@ -57,7 +57,7 @@ export function decodeToken(token: string): { token: ReplayToken; cfg: SearchCon
   if (!Array.isArray(consumers) || consumers.length === 0 || !consumers.every((c) => CONSUMERS.includes(c as Consumer))) bad(`consumers: expected a list of ${CONSUMERS.join(', ')}`);
   if (typeof o['maxSteps'] !== 'number' || !Number.isInteger(o['maxSteps']) || o['maxSteps'] < 1) bad('maxSteps: expected a positive integer');
   const faults = o['faults'];
-  if (!Array.isArray(faults) || !faults.every((f) => FAULTS.includes(f as keyof GenericFaults))) bad('faults: unknown seeded bug');
+  if (!Array.isArray(faults) || !faults.every((f) => FAULTS.includes(f as keyof SeededBugs))) bad('faults: unknown seeded bug');
   const t: ReplayToken = {
     seed: o['seed'],
     path: o['path'],
@@ -65,9 +65,9 @@ export function decodeToken(token: string): { token: ReplayToken; cfg: SearchCon
     consumers: consumers as Consumer[],
     maxSteps: o['maxSteps'],
     traceParity: o['traceParity'] === true,
-    faults: faults as Array<keyof GenericFaults>,
+    faults: faults as Array<keyof SeededBugs>,
   };
-  const f: GenericFaults = {};
+  const f: SeededBugs = {};
   for (const k of t.faults) f[k] = true;
   return { token: t, cfg: { platform, consumers: t.consumers, maxSteps: t.maxSteps, traceParity: t.traceParity, faults: f } };
 }

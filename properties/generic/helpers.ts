@@ -11,7 +11,7 @@
  *
  * Nothing here computes what the model should answer.
  */
-import type { GenericFaults } from '../../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from '../../harness/paths.js';
 import type { PathRunner } from '../../harness/path-runner.js';
 import type { DmaPath } from '../../kernel/dma-api.js';
 import { IOAPIC_RESERVED, runPath, scenarioJson as baseScenarioJson, type Run, type ScenarioOptions } from '../support/scenario.js';
@@ -24,12 +24,12 @@ export function scenarioJson(o: ScenarioOptions): Record<string, unknown> {
 }
 
 /** Parse, build the generic path (with optional seeded bugs), run every step. */
-export function run(json: unknown, faults: GenericFaults = {}, after?: (step: number, model: DmaPath, runner: PathRunner) => void): Run {
+export function run(json: unknown, faults: SeededBugs = {}, after?: (step: number, model: DmaPath, runner: PathRunner) => void): Run {
   return runPath('dma-iommu', json, { faults, after });
 }
 
 /** Build the JSON and run it in one go. */
-export function runSteps(o: ScenarioOptions, faults: GenericFaults = {}, after?: (step: number, model: DmaPath, runner: PathRunner) => void): Run {
+export function runSteps(o: ScenarioOptions, faults: SeededBugs = {}, after?: (step: number, model: DmaPath, runner: PathRunner) => void): Run {
   return run(scenarioJson(o), faults, after);
 }
 

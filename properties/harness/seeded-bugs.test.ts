@@ -1,12 +1,12 @@
 /**
- * The checker against seeded bugs in the generic path (GenericFaults): each scenario diverges
+ * The checker against seeded bugs in the generic path (SeededBugs): each scenario diverges
  * only when its bug is switched on, and the checker reports it with the right kind and fails the
  * gate; with every bug off the two models show no failing divergence. Then the models' one real,
  * intended exposure difference -- 6.1's segment-boundary pad (kernel-semantics 7.15b) -- and the
  * allowlist entries D1, D2, D3, each of which must recognise its divergence and nothing else.
  */
 import { describe, expect, it } from 'vitest';
-import type { GenericFaults } from '../../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from '../../harness/paths.js';
 import { ALLOWLIST, allowlisted, padPages, type AllowContext } from '../../harness/allowlist.js';
 import type { Divergence } from '../../harness/checker.js';
 import { PathRunner, type Mapping } from '../../harness/path-runner.js';
@@ -15,7 +15,7 @@ import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
 import { parseScenario } from '../../harness/validation.js';
 import { DEV, DEV_NAME, loadFixture, patternHex, scenarioJson, zeroHex, type StepJson } from './helpers.js';
 
-function run(json: Record<string, unknown>, faults: GenericFaults = {}): ResultDoc {
+function run(json: Record<string, unknown>, faults: SeededBugs = {}): ResultDoc {
   return runScenario(parseScenario(json), { faults });
 }
 

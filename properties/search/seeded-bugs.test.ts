@@ -24,7 +24,7 @@
  * does not remove -- so the seeds here are fixed.) The bug-free 200-run gates take 4-8 s each.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GenericFaults } from '../../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from '../../harness/paths.js';
 import { decodeToken, SEEDED_BUGS } from '../../harness/token.js';
 import { TmpDirs, cli, parseTable, printedFailures, readScenarioFile, searchArgs, stepList } from './helpers.js';
 
@@ -32,7 +32,7 @@ const tmp = new TmpDirs();
 afterAll(() => tmp.dispose());
 
 interface Case {
-  bug: keyof GenericFaults;
+  bug: keyof SeededBugs;
   platform: string;
   seed: number;
   /** divergence kinds the bug shows as */

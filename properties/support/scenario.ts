@@ -7,7 +7,7 @@
  *
  * Nothing here computes what the model should answer.
  */
-import type { GenericFaults } from '../../dma-iommu/dma-iommu-path.js';
+import type { SeededBugs } from '../../harness/paths.js';
 import { PathRunner, type StepResult } from '../../harness/path-runner.js';
 import { createPath, type PathName } from '../../harness/paths.js';
 import type { Scenario } from '../../harness/scenario.js';
@@ -97,7 +97,7 @@ export type AfterStep = (step: number, model: DmaPath, runner: PathRunner) => vo
 
 export interface RunOptions {
   /** seeded bugs, for the generic path only */
-  faults?: GenericFaults;
+  faults?: SeededBugs;
   after?: AfterStep;
 }
 
