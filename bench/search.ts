@@ -5,13 +5,15 @@
 import type { SeededBugs } from '../harness/paths.js';
 import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, runChunk, type SearchConfig } from '../harness/property.js';
 import type { Consumer } from '../harness/scenario.js';
+import { search } from '../harness/search.js';
+import { SEEDED_BUGS } from '../harness/token.js';
 
 function cfgFor(platform: string, consumers: Consumer[], faults: SeededBugs): SearchConfig {
-  return { platform: PLATFORM_MATRIX.find((p) => p.name === platform)!, consumers, maxSteps: 30, traceParity: false, faults };
+  return { platform: PLATFORM_MATRIX.find((p) => p.name === platform)!, consumers, maxSteps: 30, checkTrace: true, faults };
 }
 
-/** ms until the first failure is found and shrunk, and its size; capped at maxChunks chunks */
-function timeToFind(cfg: SearchConfig, seed: number, maxChunks = 80): { ms: number; steps: number } | undefined {
+/** ms until the first failure is found and shrunk, and its size; capped at maxChunks chunks (200 runs, as a gate's platform budget doubled) */
+function timeToFind(cfg: SearchConfig, seed: number, maxChunks = 8): { ms: number; steps: number } | undefined {
   const t0 = process.hrtime.bigint();
   for (let j = 0; j < maxChunks; j++) {
     const r = runChunk(cfg, chunkSeed(seed, j), CHUNK_RUNS);
@@ -33,19 +35,40 @@ export function benchSearch(): Record<string, number> {
   let steps = 0;
   for (let j = 0; j < 4; j++) steps += runChunk(cfg, chunkSeed(99, j)).tally.steps;
   out['generated_steps_per_sec_checked_end_to_end'] = Math.round(steps / (Number(process.hrtime.bigint() - t0) / 1e9));
-  const targets: Array<[string, string, Consumer[], SeededBugs]> = [
-    ['i915', 'qemu-strict', ['correct', 'i915'], {}],
-    ['noIotlbSync', 'qemu-strict', ['correct'], { noIotlbSync: true }],
-    ['noIotlbSyncMap', 'caching-mode', ['correct'], { noIotlbSyncMap: true }],
-    ['noBouncePaddingZero', 'qemu-strict', ['correct'], { noBouncePaddingZero: true }],
-    ['mergeIgnoresMaxSeg', 'qemu-strict', ['correct'], { mergeIgnoresMaxSeg: true }],
-    ['lazyUntrusted', 'lazy-2cpu', ['correct'], { lazyUntrusted: true }],
-  ];
+  // i915 and every seeded bug, each on a platform where it matters (the exhaustion bugs on
+  // exhaust-1cpu); find_and_shrink covers finding and shrinking, from the first chunk on
+  const targets: Array<[string, string, Consumer[], SeededBugs]> = [['i915', 'qemu-strict', ['correct', 'i915'], {}]];
+  for (const bug of SEEDED_BUGS) targets.push([bug, BUG_PLATFORM[bug] ?? 'qemu-strict', ['correct'], { [bug]: true }]);
   for (const [name, platform, consumers, faults] of targets) {
     const found = [1, 2, 3].map((s) => timeToFind(cfgFor(platform, consumers, faults), s)).filter((x) => x !== undefined);
+    out[`found_of_3_seeds_${name}`] = found.length;
     if (found.length === 0) continue;
     out[`find_and_shrink_ms_median_${name}`] = Math.round(median(found.map((f) => f.ms)));
     out[`shrunk_steps_median_${name}`] = median(found.map((f) => f.steps));
   }
+  // the default gate as CI runs it: every platform, 100 runs each, consumers correct,i915-fixed
+  const g0 = process.hrtime.bigint();
+  const r = search({
+    seed: 1,
+    runsPerPlatform: 100,
+    platforms: PLATFORM_MATRIX,
+    platformIds: PLATFORM_MATRIX.map((_, i) => i),
+    consumers: ['correct', 'i915-fixed'],
+    maxSteps: 30,
+    checkTrace: true,
+    faults: {},
+    stopAtFirstFailure: true,
+  });
+  out['default_gate_seconds'] = Math.round(Number(process.hrtime.bigint() - g0) / 1e8) / 10;
+  out['default_gate_failures'] = r.failures.length;
   return out;
 }
+
+/** where each seeded bug can show: the allocator bugs need the exhaustion workload, lazyUntrusted a flush queue, noIotlbSyncMap caching mode */
+const BUG_PLATFORM: Partial<Record<string, string>> = {
+  noIotlbSyncMap: 'caching-mode',
+  lazyUntrusted: 'lazy-2cpu',
+  retryFromCachedNode: 'exhaust-1cpu',
+  roundAllToPowerOfTwo: 'exhaust-1cpu',
+  noDepotFlushOnFailure: 'exhaust-1cpu',
+};

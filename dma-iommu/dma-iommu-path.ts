@@ -11,7 +11,7 @@ import type { DmaDirection, Device } from '../kernel/device.js';
 import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { FlushQueue } from '../kernel/flush-queue.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
-import { IovaDomain } from '../kernel/iova.js';
+import { IovaDomain, type IovaFaults } from '../kernel/iova.js';
 import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
 import {
@@ -28,9 +28,10 @@ import {
   type DmaIommuFaults,
 } from './dma-iommu.js';
 import { IntelIommuOps, type IntelIommuFaults } from './intel-iommu.js';
-import { IommuCore } from './iommu.js';
+import { IommuCore, type IommuCoreFaults } from './iommu.js';
 
-export type GenericFaults = DmaIommuFaults & IntelIommuFaults;
+/** Every seeded bug of the generic path: the DMA layer, the IOMMU core, the VT-d ops and the 6.1 IOVA allocator. */
+export type GenericFaults = DmaIommuFaults & IntelIommuFaults & IommuCoreFaults & IovaFaults;
 
 export class DmaIommu implements DmaPath {
   readonly release = '6.1' as const;
@@ -51,7 +52,7 @@ export class DmaIommu implements DmaPath {
     this.machine = m;
     this.pt = new IntelPageTable(m.memory, m.ptPages, '6.1');
     const ops = new IntelIommuOps(m, this.pt, faults);
-    const core = new IommuCore(ops, m.trace);
+    const core = new IommuCore(ops, m.trace, faults);
     this.ctx = { m, core, ops, domainOf: (d) => this.domain(d), forcedac: platform.forcedac, faults };
     let strict = platform.strict;
     if (m.hw.caps.cm) {
@@ -63,7 +64,7 @@ export class DmaIommu implements DmaPath {
       const did = m.dmar.allocDomainId();
       if (typeof g === 'number') continue;
       const dmar = ops.attach(g.sid, did);
-      const iovad = new IovaDomain('6.1', 4096, 1, platform.cpus);
+      const iovad = new IovaDomain('6.1', 4096, 1, platform.cpus, faults);
       for (const r of reserved) iovad.reserveIova(r.lo, r.hi);
       // iommu_get_def_domain_type: untrusted PCI devices always get a strict DMA domain
       const fqDomain = !strict && (!(g.pci && g.untrusted) || faults.lazyUntrusted === true);

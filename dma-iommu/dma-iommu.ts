@@ -12,6 +12,7 @@ import { MAX_ORDER } from '../kernel/page-alloc.js';
 import { alignUp } from '../kernel/release.js';
 import { sgFromPages, sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
 import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';
+import { fmtIommuMap } from '../kernel/trace.js';
 import type { IommuCore } from './iommu.js';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
 
@@ -36,6 +37,16 @@ export interface DmaIommuFaults {
   mergeIgnoresMaxSeg?: boolean;
   /** untrusted devices get a flush-queue domain, as in v5.11-v5.14 (kernel-semantics 7.3) */
   lazyUntrusted?: boolean;
+  /** sync_sg of a bounced list: one single sync from sgl[0] for the summed length, as if merged */
+  syncSgWholeList?: boolean;
+  /** unmap_page copies a bounce back only for FROM_DEVICE (SKIP_CPU_SYNC for every other direction) */
+  unmapCopyBackFromDeviceOnly?: boolean;
+  /** unmap_page hands swiotlb the slot's aligned size as the mapping size: the padding is copied back */
+  unmapCopyBackAligned?: boolean;
+  /** a bounced map_page also traces an iommu:map of the caller's buffer, as 5.10's bounce_map_single traced it */
+  bounceTracesOriginal?: boolean;
+  /** sync_single_for_device refills the whole aligned slot from the original buffer */
+  syncForDeviceWholeSlot?: boolean;
 }
 
 export interface DmaIommuContext {
@@ -130,8 +141,10 @@ export function iommuDmaMap(c: DmaIommuContext, dev: Device, phys: number, size:
 export function iommuDmaMapPage(c: DmaIommuContext, dev: Device, phys: number, size: number, dir: DmaDirection, attrs: number, cpu: number): bigint {
   const prot = dmaInfoToProt(dir);
   const sw = c.m.swiotlb;
-  if (devUseSwiotlb(dev) && (phys % GRANULE !== 0 || size % GRANULE !== 0)) {
-    const aligned = iovaAlign(size);
+  const orig = phys;
+  const bounced = devUseSwiotlb(dev) && (phys % GRANULE !== 0 || size % GRANULE !== 0);
+  const aligned = iovaAlign(size);
+  if (bounced) {
     const tlb = sw.mapSingle(dev, cpu, phys, size, aligned, GRANULE - 1, attrs);
     if (tlb === SWIOTLB_MAP_ERROR) return DMA_MAPPING_ERROR;
     if (!c.faults.noBouncePaddingZero) zeroBouncePadding(c.m.memory, tlb, size, aligned, dir, attrs);
@@ -139,6 +152,10 @@ export function iommuDmaMapPage(c: DmaIommuContext, dev: Device, phys: number, s
   }
   const iova = iommuDmaMap(c, dev, phys, size, prot, dev.dmaMask, cpu);
   if (iova === DMA_MAPPING_ERROR && sw.isSwiotlbBuffer(phys)) sw.unmapSingle(dev, phys, size, 0, dir, attrs);
+  // seeded bug (bounceTracesOriginal): 6.1 traces only the slot's mapping, never the original buffer
+  if (c.faults.bounceTracesOriginal === true && iova !== DMA_MAPPING_ERROR && bounced) {
+    c.m.trace.emit('iommu', 'map', fmtIommuMap(iova & ~BigInt(GRANULE - 1), BigInt(orig - (orig % GRANULE)), aligned));
+  }
   return iova;
 }
 
@@ -150,7 +167,14 @@ export function iommuDmaUnmapPage(c: DmaIommuContext, dev: Device, handle: bigin
     return;
   }
   iommuDmaUnmap(c, dev, handle, size, cpu);
-  if (c.m.swiotlb.isSwiotlbBuffer(Number(phys))) c.m.swiotlb.unmapSingle(dev, Number(phys), size, 0, dir, attrs);
+  if (c.m.swiotlb.isSwiotlbBuffer(Number(phys))) {
+    // seeded bugs: 6.1 hands swiotlb the caller's attrs and size, so FROM_DEVICE and BIDIRECTIONAL
+    // both copy back, and exactly the caller's bytes
+    let unmapAttrs = attrs;
+    if (c.faults.unmapCopyBackFromDeviceOnly === true && dir !== DmaDirection.FromDevice) unmapAttrs |= DMA_ATTR_SKIP_CPU_SYNC;
+    const mappingSize = c.faults.unmapCopyBackAligned === true ? iovaAlign(size) : size;
+    c.m.swiotlb.unmapSingle(dev, Number(phys), mappingSize, 0, dir, unmapAttrs);
+  }
 }
 
 /** iommu_dma_sync_single_for_cpu / _for_device: only swiotlb users have anything to do on x86 */
@@ -159,12 +183,21 @@ export function iommuDmaSyncSingle(c: DmaIommuContext, dev: Device, handle: bigi
   const phys = Number(c.ops.iovaToPhys(c.domainOf(dev).dmar, handle));
   if (!c.m.swiotlb.isSwiotlbBuffer(phys)) return;
   if (forCpu) c.m.swiotlb.syncForCpu(dev, phys, size, dir);
-  else c.m.swiotlb.syncForDevice(dev, phys, size, dir);
+  // seeded bug (syncForDeviceWholeSlot): 6.1 copies only the caller's size into the slot
+  else c.m.swiotlb.syncForDevice(dev, phys, c.faults.syncForDeviceWholeSlot === true ? iovaAlign(size) : size, dir);
 }
 
 /** iommu_dma_sync_sg_*: per entry by DMA address and CPU length, for swiotlb users only */
 export function iommuDmaSyncSg(c: DmaIommuContext, dev: Device, sgl: Scatterlist[], nelems: number, dir: DmaDirection, forCpu: boolean): void {
   if (!devUseSwiotlb(dev)) return;
+  if (c.faults.syncSgWholeList === true) {
+    // seeded bug: 6.1 syncs every entry of a bounced list on its own, never the list as one segment
+    if (nelems === 0) return;
+    let total = 0;
+    for (let i = 0; i < nelems; i++) total += sgl[i]!.length;
+    iommuDmaSyncSingle(c, dev, sgl[0]!.dmaAddress, total, dir, forCpu);
+    return;
+  }
   for (let i = 0; i < nelems; i++) iommuDmaSyncSingle(c, dev, sgl[i]!.dmaAddress, sgl[i]!.length, dir, forCpu);
 }
 

@@ -46,14 +46,24 @@ export function iommuPgsize(bitmap: number, iova: bigint, paddr: bigint, size: b
   return { pgsize, count: size >> BigInt(idx) };
 }
 
+/** Seeded bugs for proving the harness can fail; all off by default. */
+export interface IommuCoreFaults {
+  /** iommu_map_atomic maps the pages but records no iommu:map event (iommu_map_sg still does) */
+  noMapTraceAtomic?: boolean;
+}
+
 export class IommuCore {
   constructor(
     private readonly ops: IntelIommuOps,
     private readonly trace: TraceRing,
+    readonly faults: IommuCoreFaults = {},
   ) {}
 
-  /** __iommu_map: chunks through map_pages; one map event on success, unroll on failure. */
-  private map(d: DmarDomain, iova: bigint, paddr: bigint, size: bigint, prot: number): number {
+  /**
+   * __iommu_map: chunks through map_pages; one map event on success, unroll on failure.
+   * `traced` false is the seeded noMapTraceAtomic bug (the event is left out).
+   */
+  private map(d: DmarDomain, iova: bigint, paddr: bigint, size: bigint, prot: number, traced = true): number {
     if (((iova | paddr | size) & 0xfffn) !== 0n) return -22;
     const origIova = iova;
     const origPaddr = paddr;
@@ -69,13 +79,16 @@ export class IommuCore {
       paddr += BigInt(r.mapped);
     }
     if (ret !== 0) this.unmap(d, origIova, origSize - size);
-    else this.trace.emit('iommu', 'map', fmtIommuMap(origIova, origPaddr, Number(origSize)));
+    else if (traced) this.trace.emit('iommu', 'map', fmtIommuMap(origIova, origPaddr, Number(origSize)));
     return ret;
   }
 
-  /** iommu_map / iommu_map_atomic: __iommu_map, then iotlb_sync_map on success */
+  /**
+   * iommu_map / iommu_map_atomic: __iommu_map, then iotlb_sync_map on success. Seeded bug
+   * noMapTraceAtomic: the kernel traces every successful __iommu_map; here this caller does not.
+   */
   mapAtomic(d: DmarDomain, iova: bigint, paddr: bigint, size: number, prot: number): number {
-    const ret = this.map(d, iova, paddr, BigInt(size), prot);
+    const ret = this.map(d, iova, paddr, BigInt(size), prot, this.faults.noMapTraceAtomic !== true);
     if (ret === 0) this.ops.iotlbSyncMap(d, iova, size);
     return ret;
   }

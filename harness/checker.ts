@@ -3,9 +3,11 @@
  * a device tell the two paths apart? Each difference becomes a divergence with a kind, the step,
  * both observations and a one-line explanation.
  */
+import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
-import { diffReachable, reachable, traceAccount, type Reachable } from './observe.js';
+import { diffReachable, reachable, type Reachable } from './observe.js';
+import { TraceAccountant, multisetMinus, type StepAccount } from './trace-account.js';
 import type { DeviceAccessPiece } from './consumers.js';
 import type { Mapping, PathRunner, StepResult } from './path-runner.js';
 import type { Step } from './scenario.js';
@@ -23,6 +25,9 @@ export type DivergenceKind =
   | 'consumer'
   | 'iova'
   | 'trace'
+  | 'cpu-view'
+  | 'device-view'
+  | 'exhaustion'
   | 'leak';
 
 export interface Divergence {
@@ -45,10 +50,42 @@ export interface Divergence {
   narrowerGeneric?: number;
   /** exposure: the device-side pieces of the access on each path */
   probe?: { legacy: DeviceAccessPiece[]; generic: DeviceAccessPiece[] };
+  /** exposure reads both sides completed: per path, page by page, where the device went */
+  probePages?: { legacy: ProbePage[]; generic: ProbePage[] };
   /** sg-limits: which path broke which rule */
   path?: 'legacy-intel' | 'dma-iommu';
   rule?: 'max-seg' | 'boundary' | 'dma-mask';
   firstEntryExceeds?: boolean;
+}
+
+/** One page of a device access: access offset `at`, `n` bytes, in the IOVA page `iova`; the
+ * physical pfn the device actually reached (IOTLB included) and the one the page table holds. */
+export interface ProbePage {
+  iova: bigint;
+  at: number;
+  n: number;
+  reached: number;
+  mapped: number;
+}
+
+function probePages(r: PathRunner, m: Mapping, pieces: readonly DeviceAccessPiece[]): ProbePage[] {
+  const out: ProbePage[] = [];
+  let at = 0;
+  for (const p of pieces) {
+    let a = p.iova;
+    let left = p.len;
+    while (left > 0) {
+      const n = Math.min(left, 4096 - Number(a & 0xfffn));
+      const page = a & ~0xfffn;
+      const reached = r.model.machine.hw.peek(m.dev.sid, Number(page >> 12n), false);
+      const w = r.model.iovaToPhys(m.dev, page);
+      out.push({ iova: page, at, n, reached, mapped: w === 0n ? -1 : Number(w >> 12n) });
+      at += n;
+      left -= n;
+      a += BigInt(n);
+    }
+  }
+  return out;
 }
 
 export interface CheckOptions {
@@ -121,7 +158,9 @@ export function compareResults(i: number, step: Step, l: StepResult, g: StepResu
       if (kind === 'exposure') {
         // where each path's device went, for predicates that need the addresses
         const gm = gr.mappings.get(step.map)!;
-        out[out.length - 1]!.probe = { legacy: lr.pieces(m, step.offset, step.len), generic: gr.pieces(gm, step.offset, step.len) };
+        const d = out[out.length - 1]!;
+        d.probe = { legacy: lr.pieces(m, step.offset, step.len), generic: gr.pieces(gm, step.offset, step.len) };
+        if (step.op === 'dma_read' && l.ok && g.ok) d.probePages = { legacy: probePages(lr, m, d.probe.legacy), generic: probePages(gr, gm, d.probe.generic) };
       }
       break;
     }
@@ -282,13 +321,68 @@ export class ReachableWatch {
   }
 }
 
-/** Trace parity: the same physical pages mapped and as many IOVA pages unmapped, per step. */
-export function checkTrace(i: number, l: readonly TraceEvent[], g: readonly TraceEvent[]): Divergence[] {
-  const a = traceAccount(l);
-  const b = traceAccount(g);
-  if (JSON.stringify(a) === JSON.stringify(b)) return [];
-  const parts: string[] = [];
-  if (JSON.stringify(a.mapped) !== JSON.stringify(b.mapped)) parts.push(`mapped [${a.mapped.slice(0, 3).join(' ')}] vs [${b.mapped.slice(0, 3).join(' ')}]`);
-  if (a.unmappedPages !== b.unmappedPages) parts.push(`unmapped ${a.unmappedPages} vs ${b.unmappedPages} IOVA page(s)`);
-  return [{ step: i, kind: 'trace', detail: `the trace events account differently: ${parts.join('; ')}`, legacy: a, generic: b }];
+/**
+ * Trace accounting for both paths (trace-account.ts): each path's events against its own page
+ * tables after every step, then what the two paths' events of the step mapped and unmapped.
+ */
+export class TraceWatch {
+  private readonly l: TraceAccountant;
+  private readonly g: TraceAccountant;
+
+  constructor(
+    private readonly lr: PathRunner,
+    private readonly gr: PathRunner,
+  ) {
+    this.l = new TraceAccountant(lr);
+    this.g = new TraceAccountant(gr);
+  }
+
+  /** The device of the DMA-API call a step makes, on one path (6.1's events belong to it). */
+  private static deviceOf(r: PathRunner, step: Step): Device | undefined {
+    if ('dev' in step && (step.op === 'map_page' || step.op === 'map_sg' || step.op === 'alloc_coherent')) return r.model.device(step.dev);
+    if (step.op === 'unmap' || step.op === 'free_coherent') return r.mappings.get(step.map)?.dev;
+    return undefined;
+  }
+
+  check(i: number, step: Step, lEvents: readonly TraceEvent[], gEvents: readonly TraceEvent[]): Divergence[] {
+    const out: Divergence[] = [];
+    const map = 'as' in step ? step.as : 'map' in step ? step.map : undefined;
+    const accounts: StepAccount[] = [];
+    for (const [path, r, acct, events] of [
+      ['legacy-intel', this.lr, this.l, lEvents],
+      ['dma-iommu', this.gr, this.g, gEvents],
+    ] as const) {
+      const dev = TraceWatch.deviceOf(r, step);
+      const a = acct.apply(events, dev);
+      accounts.push(a);
+      const problems = [...a.problems, ...(dev !== undefined ? acct.audit(dev) : [])];
+      if (problems.length === 0) continue;
+      out.push({
+        step: i,
+        kind: 'trace',
+        path,
+        detail: `on ${path} the trace events do not account for what the path mapped: ${problems.join('; ')}`,
+        legacy: path === 'legacy-intel' ? problems : 'consistent',
+        generic: path === 'dma-iommu' ? problems : 'consistent',
+        ...(map !== undefined ? { map } : {}),
+      });
+    }
+    const [a, b] = accounts as [StepAccount, StepAccount];
+    const onlyLegacy = [...multisetMinus(a.mapped, b.mapped).map((x) => `map ${x}`), ...multisetMinus(a.unmapped, b.unmapped).map((x) => `unmap ${x}`)];
+    const onlyGeneric = [...multisetMinus(b.mapped, a.mapped).map((x) => `map ${x}`), ...multisetMinus(b.unmapped, a.unmapped).map((x) => `unmap ${x}`)];
+    if (onlyLegacy.length + onlyGeneric.length > 0) {
+      const show = (xs: string[]): string => `[${xs.slice(0, 4).join(', ')}${xs.length > 4 ? `, ... (${xs.length})` : ''}]`;
+      out.push({
+        step: i,
+        kind: 'trace',
+        detail: `the step's trace events account differently: only legacy ${show(onlyLegacy)}, only generic ${show(onlyGeneric)}`,
+        legacy: onlyLegacy,
+        generic: onlyGeneric,
+        onlyLegacy,
+        onlyGeneric,
+        ...(map !== undefined ? { map } : {}),
+      });
+    }
+    return out;
+  }
 }

@@ -39,8 +39,8 @@ function program(run: Invocation): Command {
     .argument('<file>', 'scenario file (JSON)')
     .option('--json', 'print the dmadiff-result/1 document')
     .option('--strict-iova', 'compare IOVA values too')
-    .option('--trace-parity', 'trace divergences fail like any other')
-    .action((file: string, o: { json?: boolean; strictIova?: boolean; traceParity?: boolean }) => {
+    .option('--no-trace', 'do not fail on trace-accounting divergences (they are still reported)')
+    .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean }) => {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -50,10 +50,10 @@ function program(run: Invocation): Command {
       const s = parseScenarioText(text);
       const doc = runScenario(s, { strictIova: o.strictIova === true });
       out(o.json === true ? stableJson(doc) : renderText(s, doc));
-      run.code = failing(doc, o.traceParity === true).length > 0 ? 1 : 0;
+      run.code = failing(doc, o.trace).length > 0 ? 1 : 0;
     });
   searchOptions(
-    p.command('gate').description('search for divergences over the platform matrix; exit 0 only if none outside the allowlist (1: found, 2: bad usage)'),
+    p.command('gate').description('search for divergences over the platform matrix; exit 0 only if none outside the allowlist and every branch that applies was reached (1: divergence, 2: bad usage, 3: internal error, 4: inconclusive)'),
     100,
   ).action((o: SearchCliOptions) => {
     run.code = gate(flags(o), io);
@@ -117,7 +117,7 @@ function brokenArg(v: string): SeededBugs {
 }
 
 /** What commander hands over: SearchFlags with the two switches still optional. */
-type SearchCliOptions = Omit<SearchFlags, 'traceParity' | 'faults'> & { traceParity?: boolean; broken?: SeededBugs };
+type SearchCliOptions = Omit<SearchFlags, 'checkTrace' | 'faults' | 'allowUnhit'> & { trace: boolean; broken?: SeededBugs; allowUnhit?: boolean };
 
 function searchOptions(cmd: Command, runs: number): Command {
   return cmd
@@ -130,13 +130,14 @@ function searchOptions(cmd: Command, runs: number): Command {
     )
     .addOption(new Option('--max-steps <n>', 'generated steps per run at most').argParser(positiveInt('--max-steps')).default(30))
     .option('--corpus <dir>', 'failure corpus directory', '.dmadiff/corpus')
-    .option('--trace-parity', 'trace divergences fail like any other')
-    .addOption(new Option('--broken <bug>', `switch on a seeded bug in the generic path (${SEEDED_BUGS.join(', ')})`).argParser(brokenArg));
+    .option('--no-trace', 'do not fail on trace-accounting divergences (the trace events were a named blocker of the migration: keep this on)')
+    .option('--allow-unhit', 'a branch that applies and was never reached does not make the verdict INCONCLUSIVE')
+    .addOption(new Option('--broken <bug>', `switch on a seeded bug in one of the models (${SEEDED_BUGS.join(', ')})`).argParser(brokenArg));
 }
 
 function flags(o: SearchCliOptions): SearchFlags {
-  const { traceParity, broken, ...rest } = o;
-  return { ...rest, traceParity: traceParity === true, faults: broken ?? {} };
+  const { trace, broken, allowUnhit, ...rest } = o;
+  return { ...rest, checkTrace: trace, allowUnhit: allowUnhit === true, faults: broken ?? {} };
 }
 
 /** Run the CLI; returns the exit code. */

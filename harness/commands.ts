@@ -9,15 +9,19 @@ import type { SeededBugs } from './paths.js';
 import type { Divergence } from './checker.js';
 import { exportScenario, loadCorpus, storeFailure, writeAtomic } from './corpus.js';
 import { stableJson } from './json.js';
-import { COVERAGE_BRANCHES, PLATFORM_MATRIX, addTally, emptyTally, replayChunk, type Tally } from './property.js';
+import { COVERAGE_KEYS, PLATFORM_MATRIX, addTally, emptyTally, replayChunk, type Tally } from './property.js';
 import { renderDivergence } from './render.js';
 import { failing, runScenario } from './runner.js';
 import { scenarioToJson, type Consumer, type Scenario } from './scenario.js';
-import { renderTable, search, type FoundFailure, type PlatformReport, type SearchReport } from './search.js';
+import { renderTable, search, unhit, type FoundFailure, type PlatformReport, type SearchReport } from './search.js';
 import { decodeToken, TokenError } from './token.js';
 import { parseScenario } from './validation.js';
 
 export class CommandError extends Error {}
+
+/** Exit codes: 0 pass, 1 a divergence outside the allowlist, 2 bad usage, 3 internal error, 4 inconclusive. */
+export const EXIT_FAIL = 1;
+export const EXIT_INCONCLUSIVE = 4;
 
 export interface Io {
   out: (line: string) => void;
@@ -33,7 +37,9 @@ export interface SearchFlags {
   platforms: string[];
   maxSteps: number;
   corpus: string;
-  traceParity: boolean;
+  checkTrace: boolean;
+  /** a branch that applies and was never reached does not make the verdict INCONCLUSIVE */
+  allowUnhit: boolean;
   faults: SeededBugs;
 }
 
@@ -66,7 +72,7 @@ function faultsOf(token: string): SeededBugs {
 }
 
 /** Replay the corpus: entries that still fail, and the unreadable ones (reported, kept). */
-function replayCorpus(dir: string, traceParity: boolean, io: Io): { replayed: number; failing: string[]; corrupt: number } {
+function replayCorpus(dir: string, checkTrace: boolean, io: Io): { replayed: number; failing: string[]; corrupt: number } {
   const r = { replayed: 0, failing: [] as string[], corrupt: 0 };
   for (const e of loadCorpus(dir)) {
     if (e.error !== undefined || e.scenario === undefined || e.entry === undefined) {
@@ -76,7 +82,7 @@ function replayCorpus(dir: string, traceParity: boolean, io: Io): { replayed: nu
     }
     r.replayed++;
     const doc = runScenario(e.scenario, { faults: faultsOf(e.entry.token) });
-    if (failing(doc, traceParity).length > 0) r.failing.push(e.file);
+    if (failing(doc, checkTrace).length > 0) r.failing.push(e.file);
   }
   return r;
 }
@@ -106,7 +112,7 @@ function searchWith(f: SearchFlags, io: Io, how: { shard?: { index: number; coun
     platformIds: ids,
     consumers: f.consumers,
     maxSteps: f.maxSteps,
-    traceParity: f.traceParity,
+    checkTrace: f.checkTrace,
     faults: f.faults,
     ...how,
     ...(io.progress !== undefined ? { progress: io.progress } : {}),
@@ -115,7 +121,7 @@ function searchWith(f: SearchFlags, io: Io, how: { shard?: { index: number; coun
 
 export function gate(f: SearchFlags, io: Io): number {
   selectPlatforms(f.platforms); // bad names are usage errors before the corpus is touched
-  const corpus = replayCorpus(f.corpus, f.traceParity, io);
+  const corpus = replayCorpus(f.corpus, f.checkTrace, io);
   io.out(`corpus ${f.corpus}: ${corpus.replayed} entr${corpus.replayed === 1 ? 'y' : 'ies'} replayed, ${corpus.failing.length} still failing, ${corpus.corrupt} unreadable`);
   for (const file of corpus.failing) io.out(`FAIL (corpus) ${file}`);
   const r = searchWith(f, io, { stopAtFirstFailure: true });
@@ -124,9 +130,16 @@ export function gate(f: SearchFlags, io: Io): number {
   const runs = r.platforms.reduce((a, p) => a + p.tally.runs, 0);
   if (r.failures.length > 0 || corpus.failing.length > 0) {
     io.out(`verdict: FAIL -- a driver or a device can tell the two paths apart in a way no allowlist entry explains; the migration is not safe as it stands (consumers: ${f.consumers.join(',')})`);
-    return 1;
+    return EXIT_FAIL;
   }
-  io.out(`verdict: PASS -- in ${runs} generated runs no driver (consumers: ${f.consumers.join(',')}) or device could tell the two paths apart beyond the allowlisted differences`);
+  const missing = unhit(r.platforms);
+  if (missing.length > 0 && !f.allowUnhit) {
+    io.out(`verdict: INCONCLUSIVE -- no divergence outside the allowlist in ${runs} generated runs, but branches that apply were never reached, so the gate cannot vouch for them:`);
+    for (const m of missing) io.out(`  ${m}`);
+    io.out('  (raise --runs, or accept with --allow-unhit)');
+    return EXIT_INCONCLUSIVE;
+  }
+  io.out(`verdict: PASS -- in ${runs} generated runs no driver (consumers: ${f.consumers.join(',')}) or device could tell the two paths apart beyond the allowlisted differences${missing.length > 0 ? ` (unreached branches allowed: ${missing.join('; ')})` : ''}`);
   return 0;
 }
 
@@ -212,10 +225,13 @@ function checkShard(file: string, d: unknown): ShardDoc {
     const t = po['tally'];
     if (!isObject(t)) bad(`${w}.tally`, 'expected an object');
     const to = t as Fields;
-    for (const k of ['runs', 'steps', 'divergences', 'allowlisted']) count(to, k, `${w}.tally`);
+    for (const k of ['runs', 'steps', 'divergences']) count(to, k, `${w}.tally`);
+    const al = to['allowlisted'];
+    if (!isObject(al)) bad(`${w}.tally.allowlisted`, 'expected an object of counts by allowlist entry');
+    for (const k of Object.keys(al as Fields)) count(al as Fields, k, `${w}.tally.allowlisted`);
     const cov = to['coverage'];
-    if (!isObject(cov)) bad(`${w}.tally.coverage`, `expected an object with a count for each of ${COVERAGE_BRANCHES.join(', ')}`);
-    for (const b of COVERAGE_BRANCHES) count(cov as Fields, b, `${w}.tally.coverage`);
+    if (!isObject(cov)) bad(`${w}.tally.coverage`, `expected an object with a count for each of ${COVERAGE_KEYS.join(', ')}`);
+    for (const b of COVERAGE_KEYS) count(cov as Fields, b, `${w}.tally.coverage`);
   });
   list('failures').forEach((x, i) => {
     const w = `failures[${i}]`;

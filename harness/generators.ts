@@ -30,7 +30,36 @@ export type GenStep =
   | { k: 'churn'; dev: number; n: number; cpu: number }
   | { k: 'mask'; dev: number; bits: number; which: MaskWhich }
   | { k: 'maxseg'; dev: number; size: number }
-  | { k: 'boundary'; dev: number; bits: number };
+  | { k: 'boundary'; dev: number; bits: number }
+  | Life
+  | { k: 'fill'; dev: number; n: number; cpu: number; reverse: boolean; then: number };
+
+/**
+ * One mapping's whole DMA lifecycle (kernel-semantics 4.3, 9.4.7, 10.10): CPU writes, map,
+ * device reads, device writes, sync_for_cpu, CPU reads, CPU writes, sync_for_device, device
+ * reads, device writes again (so the unmap has data of its own to copy back), unmap, CPU reads.
+ * `keep` says which of those twelve steps are there: generated all (or nearly all) present, it
+ * shrinks toward fewer, so a failure keeps only the steps it needs.
+ */
+export interface Life {
+  k: 'life';
+  dev: number;
+  /** the kind of device wanted: the first device of that kind takes the mapping */
+  untrusted: boolean;
+  dir: Dir;
+  sg: boolean;
+  entries: Buf[];
+  fills: [number, number, number];
+  /** the device write: the whole buffer, or [at % size, +len) */
+  whole: boolean;
+  at: number;
+  len: number;
+  keep: boolean[];
+  cpu: number;
+}
+
+/** the steps of a lifecycle, in order (indices into Life.keep) */
+export const LIFE_STEPS = ['cpu_write', 'map', 'dma_read', 'dma_write', 'sync_for_cpu', 'cpu_read', 'cpu_write', 'sync_for_device', 'dma_read', 'dma_write', 'unmap', 'cpu_read'] as const;
 
 /** A buffer: a slot, an offset in it and a length (phys computed at normalisation). */
 export interface Buf {
@@ -45,6 +74,8 @@ export interface GenOptions {
   consumers: readonly Consumer[];
   maxSteps: number;
   maxDevices: number;
+  /** 'exhaust': workloads that drive a small IOVA window to exhaustion and back */
+  mode?: 'mixed' | 'exhaust';
 }
 
 const dirArb = fc.constantFrom<Dir>('to_device', 'from_device', 'bidirectional');
@@ -68,7 +99,7 @@ const largeBufArb: fc.Arbitrary<Buf> = fc.record({
   len: fc.constantFrom(0x20_0000, 0x20_0000 + 0x3000, 0x40_0000 - 0x1000),
 });
 
-const bufArb: fc.Arbitrary<Buf> = fc.oneof({ weight: 9, arbitrary: smallBufArb }, { weight: 1, arbitrary: largeBufArb });
+const bufArb: fc.Arbitrary<Buf> = fc.oneof({ weight: 8, arbitrary: smallBufArb }, { weight: 2, arbitrary: largeBufArb });
 
 /** sg entries: contiguous runs, scattered pages, the same page twice */
 const sgEntriesArb: fc.Arbitrary<Buf[]> = fc.oneof(
@@ -82,7 +113,84 @@ const sgEntriesArb: fc.Arbitrary<Buf[]> = fc.oneof(
   ]),
 );
 
+/**
+ * Lifecycle buffers: sub-page, unaligned multi-page, page-aligned, several in one bounce-slot
+ * class (2049..4096 bytes: two 2 KiB slots), and over swiotlb's largest mapping (256 KiB).
+ */
+const lifeBufArb: fc.Arbitrary<Buf> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.integer({ min: 0, max: 0xfff }), len: fc.integer({ min: 1, max: 4096 }) }) },
+  { weight: 3, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.integer({ min: 0, max: 0xfff }), len: fc.integer({ min: 4097, max: 0x5000 }) }) },
+  { weight: 2, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.constant(0), len: fc.constantFrom(4096, 8192) }) },
+  { weight: 2, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.integer({ min: 0, max: 0xfff }), len: fc.integer({ min: 2049, max: 4096 }) }) },
+  { weight: 1, arbitrary: fc.record({ large: fc.constant(true), slot: fc.nat(3), off: fc.integer({ min: 1, max: 0xfff }), len: fc.integer({ min: 0x4_0001, max: 0x4_0800 }) }) },
+);
+
+/** present, nearly always; shrinks to absent */
+const keepArb = fc.oneof({ withCrossShrink: true }, { weight: 1, arbitrary: fc.constant(false) }, { weight: 40, arbitrary: fc.constant(true) });
+
+function lifeArb(o: GenOptions): fc.Arbitrary<Life> {
+  return fc.record({
+    k: fc.constant('life' as const),
+    dev: fc.nat(o.maxDevices - 1),
+    // untrusted cells need a bounce as well as the device: asked for a little more often
+    untrusted: fc.oneof({ weight: 2, arbitrary: fc.constant(false) }, { weight: 3, arbitrary: fc.constant(true) }),
+    dir: dirArb,
+    sg: fc.boolean(),
+    entries: fc.array(lifeBufArb, { minLength: 1, maxLength: 4 }),
+    fills: fc.tuple(fc.integer({ min: 1, max: 255 }), fc.integer({ min: 1, max: 255 }), fc.integer({ min: 1, max: 255 })),
+    whole: fc.oneof({ withCrossShrink: true }, fc.constant(true), fc.constant(false)),
+    at: fc.nat(0xffff),
+    len: fc.integer({ min: 1, max: 0x2000 }),
+    keep: fc.array(keepArb, { minLength: LIFE_STEPS.length, maxLength: LIFE_STEPS.length }),
+    cpu: fc.nat(1),
+  });
+}
+
+/** Page counts around powers of two: 5.10 rounds them all up, 6.1 only those below 32. */
+const EXHAUST_PAGES = [1, 2, 3, 5, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513] as const;
+
+/**
+ * The exhaustion workload: maps, lists and coherent buffers of page counts around powers of
+ * two, frees, and fills -- many one-page mappings then all unmapped, so the rcache magazines
+ * fill and spill into the depot -- on a platform with a small IOVA window.
+ */
+function exhaustStepArb(o: GenOptions): fc.Arbitrary<GenStep> {
+  const dev = fc.nat(o.maxDevices - 1);
+  const cpu = fc.nat(1);
+  const pick = fc.nat(15);
+  const pages = fc.constantFrom(...EXHAUST_PAGES);
+  const buf = fc.record({ slot: fc.nat(3), pages, off: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 0xfff }) }) }).map(
+    ({ slot, pages: n, off }): Buf => ({ large: true, slot, off, len: n * 4096 - (off > 0 ? off : 0) }),
+  );
+  return fc.oneof(
+    { weight: 6, arbitrary: fc.record({ k: fc.constant('map_page' as const), dev, buf, dir: dirArb, cpu }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('map_sg' as const), dev, entries: fc.array(buf, { minLength: 1, maxLength: 3 }), dir: dirArb, cpu }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('alloc' as const), dev, size: pages.map((n) => n * 4096), cpu }) },
+    { weight: 6, arbitrary: fc.record({ k: fc.constant('unmap' as const), pick, cpu }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('free' as const), pick, cpu }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({ k: fc.constant('fill' as const), dev, n: fc.constantFrom(1, 40, 130, 260), cpu, reverse: fc.boolean(), then: fc.constantFrom(1, 33, 257, 512, 513) }),
+    },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('churn' as const), dev, n: fc.integer({ min: 1, max: 8 }), cpu }) },
+    { weight: 3, arbitrary: fc.record({ k: fc.constant('mask' as const), dev, bits: fc.constantFrom(30, 32, 64), which: fc.constantFrom<MaskWhich>('both', 'streaming', 'coherent') }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        k: fc.constant('access' as const),
+        write: fc.boolean(),
+        pick,
+        where: fc.constantFrom('inside', 'after', 'dead') as fc.Arbitrary<'inside' | 'before' | 'after' | 'dead'>,
+        at: fc.nat(0xffff),
+        len: fc.integer({ min: 1, max: 256 }),
+        fill: fc.integer({ min: 0, max: 255 }),
+      }),
+    },
+  );
+}
+
 function stepArb(o: GenOptions): fc.Arbitrary<GenStep> {
+  if (o.mode === 'exhaust') return exhaustStepArb(o);
   const dev = fc.nat(o.maxDevices - 1);
   const cpu = fc.nat(1);
   const pick = fc.nat(15);
@@ -110,10 +218,11 @@ function stepArb(o: GenOptions): fc.Arbitrary<GenStep> {
     { weight: 2, arbitrary: fc.constant({ k: 'fq_timeout' as const }) },
     // map and unmap one page many times: rcache reuse, and a full flush-queue ring when lazy
     // n shrinks toward 1; the top of the range (256 and more) fills a CPU's flush-queue ring
-    { weight: 1, arbitrary: fc.record({ k: fc.constant('churn' as const), dev, n: fc.integer({ min: 1, max: 12 }).map((k) => (k <= 8 ? k : 256 + (k - 9) * 16)), cpu }) },
+    { weight: 3, arbitrary: fc.record({ k: fc.constant('churn' as const), dev, n: fc.integer({ min: 1, max: 12 }).map((k) => (k <= 8 ? k : 256 + (k - 9) * 16)), cpu }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('mask' as const), dev, bits: fc.constantFrom(32, 36, 39, 48, 64), which: fc.constantFrom<MaskWhich>('both', 'streaming', 'coherent') }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('maxseg' as const), dev, size: fc.constantFrom(4096, 0x2000, 0x3000, 0x10000, 0xffff_ffff) }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('boundary' as const), dev, bits: fc.constantFrom(13, 14, 16, 32) }) },
+    { weight: 25, arbitrary: lifeArb(o) },
   );
 }
 
@@ -121,7 +230,7 @@ export function deviceArb(index: number): fc.Arbitrary<ScenarioDevice> {
   return fc
     .record({
       pci: fc.oneof({ weight: 5, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
-      untrusted: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+      untrusted: fc.oneof({ weight: 1, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
       dmaMask: fc.constantFrom(32, 36, 39, 48, 64),
       coherentMask: fc.constantFrom(32, 64),
       maxSegSize: fc.constantFrom(65536, 4096, 0x2000, 0xffff_ffff),
@@ -147,14 +256,18 @@ export interface Workload {
 export function workloadArb(o: GenOptions): fc.Arbitrary<Workload> {
   return fc.integer({ min: 1, max: o.maxDevices }).chain((n) =>
     fc.record({
-      devices: fc.tuple(...Array.from({ length: n }, (_, i) => deviceArb(i))),
+      // a second PCI device is of the other kind than the first: workloads of two devices always
+      // have a trusted and (if PCI) an untrusted one for the lifecycles to pick from
+      devices: fc.tuple(...Array.from({ length: n }, (_, i) => deviceArb(i))).map((ds) =>
+        ds.map((d, i) => (i === 1 && d.pci ? { ...d, untrusted: !(ds[0]!.pci && ds[0]!.untrusted) } : d)),
+      ),
       // minLength 0: fast-check's array shrinker cannot drop the last item while minLength keeps one
       steps: fc.array(stepArb(o), { minLength: 0, maxLength: o.maxSteps }),
     }),
   );
 }
 
-function bufPhys(b: Buf): { phys: number; length: number } {
+export function bufPhys(b: Buf): { phys: number; length: number } {
   const base = b.large ? LARGE_BASE + b.slot * LARGE_SLOT : SMALL_BASE + b.slot * SMALL_SLOT;
   return { phys: base + b.off, length: b.len };
 }
@@ -259,6 +372,64 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
       case 'boundary':
         steps.push({ op: 'set_seg_boundary', dev: devId(g.dev), mask: (1n << BigInt(g.bits)) - 1n });
         break;
+      case 'fill': {
+        // many one-page mappings live at once, then all unmapped: the magazines fill and spill
+        const made: string[] = [];
+        for (let j = 0; j < g.n; j++) {
+          const as = `m${n++}`;
+          steps.push({ op: 'map_page', dev: devId(g.dev), phys: SMALL_BASE + (j % SMALL_SLOTS) * SMALL_SLOT + Math.floor(j / SMALL_SLOTS) * 4096, size: 4096, dir: 'to_device', cpu: cpuOf(g.cpu), as });
+          made.push(as);
+        }
+        if (g.reverse) made.reverse();
+        for (const as of made) {
+          steps.push({ op: 'unmap', map: as, cpu: cpuOf(g.cpu) });
+          dead.push({ name: as, kind: 'single', size: 4096 });
+        }
+        // then a request that may need the cached space back: the failure path, flushes, retries
+        const as = `m${n++}`;
+        steps.push({ op: 'map_page', dev: devId(g.dev), phys: LARGE_BASE, size: g.then * 4096, dir: 'to_device', cpu: cpuOf(g.cpu), as });
+        live.push({ name: as, kind: 'single', size: g.then * 4096 });
+        break;
+      }
+      case 'life': {
+        const want = devices.findIndex((d) => d.pci && d.untrusted === g.untrusted);
+        const dev = devices[want >= 0 ? want : g.dev % devices.length]!.id;
+        const sg = g.entries.map(bufPhys);
+        const one = sg[0]!;
+        const bufs = g.sg ? sg : [one];
+        const size = bufs.reduce((a, e) => a + e.length, 0);
+        const cpuWrite = (fill: number): void => {
+          for (const e of bufs) steps.push({ op: 'cpu_write', phys: e.phys, len: e.length, fill });
+        };
+        const cpuRead = (): void => {
+          for (const e of bufs) steps.push({ op: 'cpu_read', phys: e.phys, len: Math.min(e.length, 256) });
+        };
+        const keep = (j: number): boolean => g.keep[j] !== false;
+        if (keep(0)) cpuWrite(g.fills[0]);
+        if (!keep(1)) break;
+        const as = g.sg ? `s${n++}` : `m${n++}`;
+        if (g.sg) steps.push({ op: 'map_sg', dev, dir: g.dir, sg: bufs, cpu: cpuOf(g.cpu), as });
+        else steps.push({ op: 'map_page', dev, phys: one.phys, size: one.length, dir: g.dir, cpu: cpuOf(g.cpu), as });
+        const at = g.whole ? 0 : g.at % size;
+        const len = g.whole ? size : Math.min(g.len, size - at);
+        if (keep(2)) steps.push({ op: 'dma_read', map: as, offset: 0, len: Math.min(size, 1 << 24) });
+        if (keep(3)) steps.push({ op: 'dma_write', map: as, offset: at, len, fill: g.fills[1] });
+        if (keep(4)) steps.push({ op: 'sync_for_cpu', map: as });
+        if (keep(5)) cpuRead();
+        if (keep(6)) cpuWrite(g.fills[2]);
+        if (keep(7)) steps.push({ op: 'sync_for_device', map: as });
+        if (keep(8)) steps.push({ op: 'dma_read', map: as, offset: 0, len: Math.min(size, 1 << 24) });
+        if (keep(9)) steps.push({ op: 'dma_write', map: as, offset: at, len, fill: g.fills[1] ^ 0xff });
+        const kind = g.sg ? ('sg' as const) : ('single' as const);
+        if (keep(10)) {
+          steps.push({ op: 'unmap', map: as, cpu: cpuOf(g.cpu) });
+          dead.push({ name: as, kind, size });
+          if (keep(11)) cpuRead();
+        } else {
+          live.push({ name: as, kind, size });
+        }
+        break;
+      }
     }
   }
   return { format: SCENARIO_FORMAT, platform: { ...platform, superpages: [...platform.superpages] }, devices, reserved: [{ start: 0xfee0_0000n, end: 0xfeef_ffffn }], steps };

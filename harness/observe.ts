@@ -10,7 +10,6 @@
  */
 import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
-import type { TraceEvent } from '../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE, lvlToNrPages } from '../vtd/regs.js';
 
@@ -125,74 +124,4 @@ export function diffReachable(a: Reachable, b: Reachable): ReachableDiff | null 
     if (y > x) d.onlyB.push(`${y - x} ${k} page(s)`);
   }
   return d.onlyA.length === 0 && d.onlyB.length === 0 ? null : d;
-}
-
-/**
- * What a step's trace events say was mapped and unmapped, in terms both vocabularies share:
- * the physical pages mapped (buffer pages by address, pooled pages by count) and the number of
- * IOVA pages unmapped. 5.10's unmap_sg, bounce_unmap_single and bounce_map_sg repeat what an
- * unmap_single or bounce_map_single before them said, so they are not counted again.
- */
-export interface TraceAccount {
-  mapped: string[];
-  unmappedPages: number;
-}
-
-function pagesOf(start: bigint, size: bigint): Array<number> {
-  if (size <= 0n) return [];
-  const first = Number(start >> 12n);
-  const last = Number((start + size - 1n) >> 12n);
-  const out: number[] = [];
-  for (let p = first; p <= last && out.length < 1 << 18; p++) out.push(p);
-  return out;
-}
-
-const FIELD = /(\w+)=(0x[0-9a-f]+|\d+)/g;
-
-function fields(text: string): Record<string, bigint> {
-  const o: Record<string, bigint> = {};
-  for (const m of text.matchAll(FIELD)) o[m[1]!] = BigInt(m[2]!);
-  return o;
-}
-
-export function traceAccount(events: readonly TraceEvent[]): TraceAccount {
-  const phys: number[] = [];
-  let unmappedPages = 0;
-  for (const e of events) {
-    const f = fields(e.text);
-    switch (e.event) {
-      case 'map_single':
-        // size counts whole pages from the page of phys_addr (npages << 12)
-        phys.push(...pagesOf(f['phys_addr']! & ~0xfffn, f['size']!));
-        break;
-      case 'bounce_map_single':
-      case 'map_sg':
-        // the caller's bytes: the pages [phys, phys + size) touches
-        phys.push(...pagesOf(f['phys_addr']!, f['size']!));
-        break;
-      case 'map':
-        phys.push(...pagesOf(f['paddr']!, f['size']!));
-        break;
-      case 'unmap_single':
-        unmappedPages += pagesOf(f['dev_addr']!, f['size']!).length;
-        break;
-      case 'unmap':
-        unmappedPages += Number(f['unmapped_size']! >> 12n);
-        break;
-      default:
-        // unmap_sg, bounce_unmap_single and bounce_map_sg repeat what the unmap_single or
-        // bounce_map_single before them said; qi_submit maps nothing
-        break;
-    }
-  }
-  const pooled = new Map<string, number>();
-  const mapped: string[] = [];
-  for (const p of phys) {
-    const r = regionOf(p);
-    if (r === null) mapped.push(`0x${(p * VTD_PAGE_SIZE).toString(16)}`);
-    else pooled.set(r, (pooled.get(r) ?? 0) + 1);
-  }
-  mapped.sort();
-  for (const [r, n] of [...pooled].sort()) mapped.push(`${n} ${r} page(s)`);
-  return { mapped, unmappedPages };
 }

@@ -52,6 +52,8 @@ export interface Mapping {
   maxSegSize?: number;
   /** the map failed because no IOVA range could be allocated */
   iovaFailed?: boolean;
+  /** ... and the exhaustion check found no free range it should have used (exhaustion.ts) */
+  noFreeRange?: boolean;
 }
 
 function faultJson(f: DmaFault): FaultJson {

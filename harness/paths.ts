@@ -4,6 +4,7 @@
  */
 import type { DmaPath } from '../kernel/dma-api.js';
 import { DmaIommu, type GenericFaults } from '../dma-iommu/dma-iommu-path.js';
+import type { LegacyFaults } from '../legacy-intel/dma-ops.js';
 import { LegacyIntel } from '../legacy-intel/intel-iommu.js';
 import { makeDevice } from './devices.js';
 import type { Scenario } from './scenario.js';
@@ -11,20 +12,20 @@ import type { Scenario } from './scenario.js';
 export type PathName = 'legacy-intel' | 'dma-iommu';
 
 /** Seeded bugs, for proving the harness can fail: switches in either model, all off by default. */
-export type SeededBugs = GenericFaults;
+export type SeededBugs = GenericFaults & LegacyFaults;
 
 /** The reserved ranges as inclusive pfn ranges (reserve_iova's arguments). */
 export function reservedPfns(s: Scenario): Array<{ lo: number; hi: number }> {
   return s.reserved.map((r) => ({ lo: Number(r.start >> 12n), hi: Number(r.end >> 12n) }));
 }
 
-/** Build a path; `faults` switches on seeded bugs in the generic path (tests of the checker). */
+/** Build a path; `faults` switches on seeded bugs (tests of the checker): each model reads only its own switches. */
 export function createPath(name: PathName, s: Scenario, faults: SeededBugs = {}): DmaPath {
   const devices = s.devices.map(makeDevice);
   const ids = s.devices.map((d) => d.id);
   switch (name) {
     case 'legacy-intel':
-      return new LegacyIntel({ ...s.platform, superpages: [...s.platform.superpages] }, devices, ids, reservedPfns(s));
+      return new LegacyIntel({ ...s.platform, superpages: [...s.platform.superpages] }, devices, ids, reservedPfns(s), faults);
     case 'dma-iommu':
       return new DmaIommu({ ...s.platform, superpages: [...s.platform.superpages] }, devices, ids, reservedPfns(s), faults);
   }

@@ -7,7 +7,21 @@
 import type { SeededBugs } from './paths.js';
 import type { Divergence } from './checker.js';
 import { scenarioHash } from './corpus.js';
-import { CHUNK_RUNS, addTally, chunkSeed, emptyTally, runChunk, type NamedPlatform, type SearchConfig, type Tally } from './property.js';
+import {
+  CHUNK_RUNS,
+  COVERAGE_BRANCHES,
+  COVERAGE_KEYS,
+  LIFECYCLE_CELLS,
+  PLATFORM_MATRIX,
+  addTally,
+  applies,
+  chunkSeed,
+  emptyTally,
+  runChunk,
+  type NamedPlatform,
+  type SearchConfig,
+  type Tally,
+} from './property.js';
 import type { Consumer, Scenario } from './scenario.js';
 import { encodeToken } from './token.js';
 
@@ -22,7 +36,7 @@ export interface SearchOptions {
   platformIds: readonly number[];
   consumers: Consumer[];
   maxSteps: number;
-  traceParity: boolean;
+  checkTrace: boolean;
   faults: SeededBugs;
   shard?: { index: number; count: number };
   /** the gate stops a platform at its first failure; the nightly search goes on */
@@ -56,7 +70,7 @@ export function search(o: SearchOptions): SearchReport {
   const seen = new Set<string>();
   o.platforms.forEach((p, k) => {
     const pid = o.platformIds[k]!;
-    const cfg: SearchConfig = { platform: p, consumers: o.consumers, maxSteps: o.maxSteps, traceParity: o.traceParity, faults: o.faults };
+    const cfg: SearchConfig = { platform: p, consumers: o.consumers, maxSteps: o.maxSteps, checkTrace: o.checkTrace, faults: o.faults };
     const tally = emptyTally();
     const started = Date.now();
     for (let j = 0; j < chunksPer; j++) {
@@ -89,7 +103,22 @@ export function search(o: SearchOptions): SearchReport {
   return report;
 }
 
-/** The summary table: platform, runs, steps, divergences, allowlisted, coverage. */
+/** The platform of the matrix a row names (rows of merged shards name matrix platforms too). */
+function platformNamed(name: string): NamedPlatform | undefined {
+  return PLATFORM_MATRIX.find((p) => p.name === name);
+}
+
+/** A coverage count as the table shows it: n/a where the branch cannot occur on that platform. */
+function coverageCell(row: PlatformReport, key: string): string {
+  const p = platformNamed(row.name);
+  if (p !== undefined && !applies(p, key)) return 'n/a';
+  return String(row.tally.coverage[key] ?? 0);
+}
+
+/**
+ * The summary table: platform, runs, steps, divergences (of the kinds checked), allowlisted (by
+ * entry), and the runs that hit each branch; then the lifecycle cells, one row each.
+ */
 export function renderTable(rows: readonly PlatformReport[]): string[] {
   const head = ['platform', 'runs', 'steps', 'divergences', 'allowlisted', 'coverage (runs that hit each branch)'];
   const body = rows.map((r) => [
@@ -97,12 +126,32 @@ export function renderTable(rows: readonly PlatformReport[]): string[] {
     String(r.tally.runs),
     String(r.tally.steps),
     String(r.tally.divergences),
-    String(r.tally.allowlisted),
-    Object.entries(r.tally.coverage)
-      .map(([b, n]) => `${b} ${n}`)
-      .join(', '),
+    Object.entries(r.tally.allowlisted)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([id, n]) => `${id} ${n}`)
+      .join(', ') || '0',
+    COVERAGE_BRANCHES.map((b) => `${b} ${coverageCell(r, b)}`).join(', '),
   ]);
   const widths = head.slice(0, 5).map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : i < 5 ? c.padStart(widths[i]!) : c)).join('  ');
-  return [line(head), ...body.map(line)];
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : i < 4 ? c.padStart(widths[i]!) : i === 4 ? c.padEnd(widths[4]!) : c)).join('  ');
+  const out = [line(head), ...body.map(line)];
+  // the lifecycle cells: one row per cell, one column per platform
+  const cellW = Math.max(...LIFECYCLE_CELLS.map((c) => c.length), 'lifecycle cell (runs)'.length);
+  const colW = rows.map((r) => Math.max(r.name.length, 3));
+  out.push('');
+  out.push(['lifecycle cell (runs)'.padEnd(cellW), ...rows.map((r, i) => r.name.padStart(colW[i]!))].join('  '));
+  for (const c of LIFECYCLE_CELLS) out.push([c.padEnd(cellW), ...rows.map((r, i) => coverageCell(r, c).padStart(colW[i]!))].join('  '));
+  return out;
+}
+
+/** The branches and cells that apply on a row's platform and that no run reached. */
+export function unhit(rows: readonly PlatformReport[]): string[] {
+  const out: string[] = [];
+  for (const r of rows) {
+    const p = platformNamed(r.name);
+    if (p === undefined) continue;
+    const missing = COVERAGE_KEYS.filter((k) => applies(p, k) && (r.tally.coverage[k] ?? 0) === 0);
+    if (missing.length > 0) out.push(`${r.name}: ${missing.join(', ')}`);
+  }
+  return out;
 }

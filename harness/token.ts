@@ -8,7 +8,23 @@ import { PLATFORM_MATRIX, type SearchConfig } from './property.js';
 import { CONSUMERS, type Consumer } from './scenario.js';
 
 const PREFIX = 'dmadiff1.';
-const FAULTS: ReadonlyArray<keyof SeededBugs> = ['noIotlbSync', 'noIotlbSyncMap', 'noBouncePaddingZero', 'mergeIgnoresMaxSeg', 'lazyUntrusted'];
+const FAULTS: ReadonlyArray<keyof SeededBugs> = [
+  'noIotlbSync',
+  'noIotlbSyncMap',
+  'noBouncePaddingZero',
+  'mergeIgnoresMaxSeg',
+  'lazyUntrusted',
+  'syncSgWholeList',
+  'unmapCopyBackFromDeviceOnly',
+  'unmapCopyBackAligned',
+  'legacySyncSgForCpuToDevice',
+  'noMapTraceAtomic',
+  'bounceTracesOriginal',
+  'retryFromCachedNode',
+  'roundAllToPowerOfTwo',
+  'noDepotFlushOnFailure',
+  'syncForDeviceWholeSlot',
+];
 
 export class TokenError extends Error {}
 
@@ -18,7 +34,8 @@ export interface ReplayToken {
   platform: string;
   consumers: Consumer[];
   maxSteps: number;
-  traceParity: boolean;
+  /** --no-trace: trace divergences did not fail the run */
+  noTrace: boolean;
   faults: Array<keyof SeededBugs>;
 }
 
@@ -29,7 +46,7 @@ export function encodeToken(cfg: SearchConfig, seed: number, path: string): stri
     platform: cfg.platform.name,
     consumers: cfg.consumers,
     maxSteps: cfg.maxSteps,
-    traceParity: cfg.traceParity,
+    noTrace: !cfg.checkTrace,
     faults: FAULTS.filter((f) => cfg.faults[f] === true),
   };
   return PREFIX + Buffer.from(JSON.stringify(t)).toString('base64url');
@@ -64,12 +81,12 @@ export function decodeToken(token: string): { token: ReplayToken; cfg: SearchCon
     platform: platform.name,
     consumers: consumers as Consumer[],
     maxSteps: o['maxSteps'],
-    traceParity: o['traceParity'] === true,
+    noTrace: o['noTrace'] === true,
     faults: faults as Array<keyof SeededBugs>,
   };
   const f: SeededBugs = {};
   for (const k of t.faults) f[k] = true;
-  return { token: t, cfg: { platform, consumers: t.consumers, maxSteps: t.maxSteps, traceParity: t.traceParity, faults: f } };
+  return { token: t, cfg: { platform, consumers: t.consumers, maxSteps: t.maxSteps, checkTrace: !t.noTrace, faults: f } };
 }
 
 export const SEEDED_BUGS = FAULTS;

@@ -43,6 +43,12 @@ export interface PathStats {
   swiotlbMaps: number;
   superpageLeaves: number;
   cmMapFlushes: number;
+  /** 6.1 IOVA searches that succeeded only in the retry pass from the top */
+  iovaRetrySuccesses: number;
+  /** alloc_iova_fast failures that emptied a non-empty depot magazine before retrying (6.1) */
+  depotFlushes: number;
+  /** alloc_iova_fast retries after emptying the range caches */
+  rcacheFlushRetries: number;
 }
 
 export interface DmaPath {
@@ -113,10 +119,16 @@ export function collectStats(machine: Machine, domains: Iterable<{ iovad: IovaDo
     swiotlbMaps: machine.swiotlb.counters.maps,
     superpageLeaves: machine.stats.superpageLeaves,
     cmMapFlushes: machine.dmar.counters.mapFlushes,
+    iovaRetrySuccesses: 0,
+    depotFlushes: 0,
+    rcacheFlushRetries: 0,
   };
   for (const d of domains) {
     s.rcacheHits += d.iovad.counters.rcacheHits;
     s.iovaSearchFailures += d.iovad.counters.slowPathFailures;
+    s.iovaRetrySuccesses += d.iovad.counters.retrySuccesses;
+    s.depotFlushes += d.iovad.counters.depotFlushes;
+    s.rcacheFlushRetries += d.iovad.counters.rcacheFlushRetries;
     if (d.fq !== null) {
       s.fqFullFlushes += d.fq.counters.fullFlushes;
       s.fqTimerFlushes += d.fq.counters.timerFlushes;

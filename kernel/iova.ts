@@ -52,6 +52,23 @@ export interface IovaCounters {
   slowPathFailures: number;
   /** alloc_iova_fast retries after emptying the caches */
   rcacheFlushRetries: number;
+  /** 6.1: the retry pass of the tree search (from the top, above the start node) found a range */
+  retrySuccesses: number;
+  /** 6.1: the failure path of alloc_iova_fast emptied at least one non-empty depot magazine */
+  depotFlushes: number;
+}
+
+/**
+ * Seeded bugs in the 6.1 allocator (the generic path's domains only); all off by default, and
+ * none of them acts on a 5.10 domain.
+ */
+export interface IovaFaults {
+  /** __alloc_and_insert_iova_range: the retry walks again from the node the first pass started at */
+  retryFromCachedNode?: boolean;
+  /** alloc_iova_fast: every size is rounded up to a power of two, as 5.10's intel_alloc_iova did */
+  roundAllToPowerOfTwo?: boolean;
+  /** alloc_iova_fast: the failure path empties the per-CPU magazines but not the global depot */
+  noDepotFlushOnFailure?: boolean;
 }
 
 export class IovaDomain {
@@ -79,6 +96,8 @@ export class IovaDomain {
     slowPathSearches: 0,
     slowPathFailures: 0,
     rcacheFlushRetries: 0,
+    retrySuccesses: 0,
+    depotFlushes: 0,
   };
 
   /** init_iova_domain + iova_domain_init_rcaches */
@@ -87,6 +106,7 @@ export class IovaDomain {
     readonly granule: number,
     readonly startPfn: number,
     readonly ncpus: number,
+    readonly faults: IovaFaults = {},
   ) {
     if (granule > 4096 || (granule & (granule - 1)) !== 0) throw new Error('bad IOVA granule');
     const shift = Math.log2(granule);
@@ -143,12 +163,14 @@ export class IovaDomain {
   private allocAndInsert(size: number, L: number, sizeAligned: boolean): IovaNode | null {
     const align = sizeAligned ? 2 ** fls(size - 1) : 1;
     if (L <= this.dma32bitPfn && size >= this.max32AllocSize) return null;
-    let curr: IovaNode | null = this.cachedFor(L);
+    const start = this.cachedFor(L);
+    let curr: IovaNode | null = start;
     let high = L;
     let low = this.startPfn;
     // 6.1: retry_pfn is the start node's pfn_hi; from the anchor it is never below L
     const retryPfn = curr.pfnHi;
     let candidate = 0;
+    let retried = false;
     for (;;) {
       do {
         high = Math.min(high, curr!.pfnLo);
@@ -165,7 +187,10 @@ export class IovaDomain {
         if (this.release === '6.1' && low === this.startPfn && retryPfn < L) {
           high = L;
           low = retryPfn + 1;
-          curr = this.findLimit(L);
+          retried = true;
+          // seeded bug: iova_find_limit(L) (the top) replaced by the first pass's start node, so
+          // the walk starts below the range [retry_pfn + 1, L) it is meant to search
+          curr = this.faults.retryFromCachedNode === true ? start : this.findLimit(L);
           continue;
         }
         this.max32AllocSize = size;
@@ -173,6 +198,7 @@ export class IovaDomain {
       }
       break;
     }
+    if (retried) this.counters.retrySuccesses++;
     const n = newNode(candidate, candidate + size - 1);
     this.tree.insert(n);
     this.cachedInsertUpdate(n);
@@ -235,7 +261,8 @@ export class IovaDomain {
    * 5.10 callers have already rounded size to a power of two; 6.1 rounds sizes below 32 here.
    */
   allocIovaFast(cpu: number, size: number, limitPfn: number, flushRcache: boolean): number {
-    if (this.release === '6.1' && size < 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1)) size = roundupPowOfTwo(size);
+    // seeded bug (roundAllToPowerOfTwo): 6.1 rounds only sizes below 32 pages, not every size
+    if (this.release === '6.1' && (size < 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1) || this.faults.roundAllToPowerOfTwo === true)) size = roundupPowOfTwo(size);
     const cached = this.rcacheGet(cpu, size, limitPfn + 1);
     if (cached !== 0) return cached;
     for (;;) {
@@ -245,7 +272,11 @@ export class IovaDomain {
       flushRcache = false;
       this.counters.rcacheFlushRetries++;
       for (let c = 0; c < this.ncpus; c++) this.freeCpuCachedIovas(c);
-      if (this.release === '6.1') this.freeGlobalCachedIovas();
+      // seeded bug (noDepotFlushOnFailure): 6.1 also empties the global depot before the retry
+      if (this.release === '6.1' && this.faults.noDepotFlushOnFailure !== true) {
+        if (this.rcaches.some((rc) => rc.depot.some((mag) => mag.length > 0))) this.counters.depotFlushes++;
+        this.freeGlobalCachedIovas();
+      }
     }
   }
 

@@ -78,9 +78,14 @@ export class TraceRing {
     readonly clock: SimClock,
   ) {}
 
+  /** an observer called as each event is recorded (the harness reads state as of that moment) */
+  onEmit: ((e: TraceEvent) => void) | undefined = undefined;
+
   emit(system: TraceSystem, event: string, text: string): void {
     if (!this.enabled[system]) return;
-    this.events.push({ step: this.step, cpu: this.cpu, tsNs: this.clock.nowNs, system, event, text });
+    const e: TraceEvent = { step: this.step, cpu: this.cpu, tsNs: this.clock.nowNs, system, event, text };
+    this.events.push(e);
+    this.onEmit?.(e);
   }
 }
 

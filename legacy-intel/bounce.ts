@@ -97,7 +97,12 @@ export function bounceUnmapSg(c: LegacyContext, dev: Device, sgl: Scatterlist[],
   for (let i = 0; i < nelems; i++) bounceUnmapSingle(c, dev, sgl[i]!.dmaAddress, sgl[i]!.dmaLength, dir, attrs, cpu);
 }
 
-/** bounce_sync_sg_for_cpu / _for_device: per entry, by DMA address and DMA length */
+/**
+ * bounce_sync_sg_for_cpu / _for_device: per entry, by DMA address and DMA length. Seeded bug
+ * legacySyncSgForCpuToDevice: 5.10's sg for-cpu variant syncs each entry toward the CPU; here
+ * it asks for the for-device target instead.
+ */
 export function bounceSyncSg(c: LegacyContext, dev: Device, sgl: Scatterlist[], nelems: number, dir: DmaDirection, forCpu: boolean): void {
-  for (let i = 0; i < nelems; i++) bounceSyncSingle(c, dev, sgl[i]!.dmaAddress, sgl[i]!.dmaLength, dir, forCpu);
+  const target = forCpu && c.faults.legacySyncSgForCpuToDevice === true ? false : forCpu;
+  for (let i = 0; i < nelems; i++) bounceSyncSingle(c, dev, sgl[i]!.dmaAddress, sgl[i]!.dmaLength, dir, target);
 }

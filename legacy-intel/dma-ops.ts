@@ -12,6 +12,12 @@ import { DMA_PTE_READ, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToLevel } from '../vtd/
 import { domainMapping, type LegacyDomain } from './domain.js';
 import { traceDmaMap, traceDmaMapSg, traceDmaUnmap } from './trace-events.js';
 
+/** Seeded bugs for proving the harness can fail; all off by default. */
+export interface LegacyFaults {
+  /** bounce_sync_sg_for_cpu syncs each entry with the for-device target (the single variant stays right) */
+  legacySyncSgForCpuToDevice?: boolean;
+}
+
 /** What every legacy op needs: the machine, the table code, the device's domain, the options. */
 export interface LegacyContext {
   m: Machine;
@@ -21,6 +27,7 @@ export interface LegacyContext {
   strict: boolean;
   /** intel_iommu=forcedac */
   forcedac: boolean;
+  faults: LegacyFaults;
 }
 
 /** DOMAIN_MAX_ADDR(gaw): the address of the last page of the width */

@@ -23,6 +23,7 @@ import {
   intelUnmapSg,
   type CoherentBuffer,
   type LegacyContext,
+  type LegacyFaults,
 } from './dma-ops.js';
 
 export class LegacyIntel implements DmaPath {
@@ -39,6 +40,7 @@ export class LegacyIntel implements DmaPath {
     readonly devices: readonly Device[],
     ids: readonly string[],
     reserved: ReadonlyArray<{ lo: number; hi: number }>,
+    faults: LegacyFaults = {},
   ) {
     const m = new Machine('5.10', platform);
     this.machine = m;
@@ -48,7 +50,7 @@ export class LegacyIntel implements DmaPath {
       m.log.print('DMAR: Disable batched IOTLB flush due to virtualization');
       strict = true;
     }
-    this.ctx = { m, pt: this.pt, domainOf: (d) => this.domain(d), strict, forcedac: platform.forcedac };
+    this.ctx = { m, pt: this.pt, domainOf: (d) => this.domain(d), strict, forcedac: platform.forcedac, faults };
     this.byId = new DeviceTable(devices, ids);
     // probe in bus order with q35's own functions; each group's default domain takes a DID
     for (const g of probeOrder(devices)) {

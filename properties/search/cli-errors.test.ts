@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TmpDirs, cli, printedFailures, searchArgs } from './helpers.js';
+import { COVERAGE_COLUMNS, LIFECYCLE_ROWS, TmpDirs, cli, printedFailures, searchArgs } from './helpers.js';
 
 const tmp = new TmpDirs();
 afterAll(() => tmp.dispose());
@@ -152,8 +152,8 @@ describe('usage errors that are not reported as such (bugs)', () => {
  * divergences, every tally count and coverage branch -- before it prints or writes anything.
  */
 describe('merge of a shard with a missing field: exit 2, one line naming the file and the field, nothing printed or created', () => {
-  const COVERAGE = Object.fromEntries(['bounce', 'superpage', 'rcache-reuse', '32bit-fallback', 'merge', 'no-merge', 'seg-pad', 'cm-flush', 'fq-full', 'fq-timer', 'fault'].map((b) => [b, 0]));
-  const TALLY = { runs: 25, steps: 100, divergences: 0, allowlisted: 0, coverage: COVERAGE };
+  const COVERAGE = Object.fromEntries([...COVERAGE_COLUMNS, ...LIFECYCLE_ROWS].map((b) => [b, 0]));
+  const TALLY = { runs: 25, steps: 100, divergences: 1, allowlisted: { D1: 1 }, coverage: COVERAGE };
   const SCENARIO = { format: 'dmadiff-scenario/1', devices: [{ id: 'dev', bdf: '00:02.0', pci: true, untrusted: false, dmaMask: 39 }], reserved: [], steps: [] };
   const FAILURE = { platform: 'qemu-strict', token: 'dmadiff1.x', hash: '0123456789abcdef', divergences: [{ step: 0, kind: 'consumer', detail: 'd' }], scenario: SCENARIO };
   const shard = (platforms: unknown[], failures: unknown[]): string => JSON.stringify({ format: 'dmadiff-shard/1', shard: '1/1', seed: 1, runsPerPlatform: 25, chunks: ['0:0'], platforms, failures });
@@ -173,6 +173,8 @@ describe('merge of a shard with a missing field: exit 2, one line naming the fil
     ['a failure without divergences', shard([{ name: 'qemu-strict', tally: TALLY }], [noDivergences]), 'failures[0].divergences'],
     ['a tally without coverage', shard([{ name: 'qemu-strict', tally: noCoverage }], []), 'platforms[0].tally.coverage'],
     ['a tally without steps', shard([{ name: 'qemu-strict', tally: noSteps }], []), 'platforms[0].tally.steps'],
+    ['an allowlist count that is not a count', shard([{ name: 'qemu-strict', tally: { ...TALLY, allowlisted: { D1: 'x' } } }], []), 'platforms[0].tally.allowlisted.D1'],
+    ['a lifecycle cell missing', shard([{ name: 'qemu-strict', tally: { ...TALLY, coverage: { ...COVERAGE, 'to_device/trusted/sg/for_cpu': undefined } } }], []), 'platforms[0].tally.coverage.to_device/trusted/sg/for_cpu'],
     ['a coverage branch that is not a count', shard([{ name: 'qemu-strict', tally: { ...TALLY, coverage: { ...COVERAGE, fault: -1 } } }], []), 'platforms[0].tally.coverage.fault'],
     ['a divergence without a kind', shard([], [{ ...FAILURE, divergences: [{ step: 0, detail: 'd' }] }]), 'failures[0].divergences[0].kind'],
     ['a failure without a hash', shard([], [{ ...FAILURE, hash: undefined }]), 'failures[0].hash'],
@@ -209,7 +211,7 @@ describe('an --out that cannot be written: exit 2, one line naming the path, no 
 
   it('replay --out naming a directory', async () => {
     const d = tmp.fresh('cli');
-    const g = await cli(['gate', ...searchArgs({ runs: 50, seed: 29, platforms: 'qemu-strict', consumers: 'correct,i915', corpus: join(d, 'corpus') })]);
+    const g = await cli(['gate', ...searchArgs({ runs: 50, seed: 11, platforms: 'qemu-strict', consumers: 'correct,i915', corpus: join(d, 'corpus') })]);
     const f = printedFailures(g.out);
     expect(f, g.out.join('\n')).toHaveLength(1);
     const out = join(d, 'occupied');
@@ -227,7 +229,7 @@ describe('an --out that cannot be written: exit 2, one line naming the path, no 
     const d = tmp.fresh('cli');
     writeFileSync(join(d, 'plain'), '');
     const c = join(d, 'plain', 'corpus');
-    const r = await cli(['gate', ...searchArgs({ runs: 50, seed: 29, platforms: 'qemu-strict', consumers: 'correct,i915', corpus: c })]);
+    const r = await cli(['gate', ...searchArgs({ runs: 50, seed: 11, platforms: 'qemu-strict', consumers: 'correct,i915', corpus: c })]);
     expect(r.code, r.err.join('\n')).toBe(2);
     expect(r.err, r.err.join('\n')).toHaveLength(1);
     expect(r.err[0]).toBe(`dmadiff: cannot create directory ${c}: ENOTDIR`);

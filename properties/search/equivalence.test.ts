@@ -15,21 +15,24 @@ import { TmpDirs, cli, expectCoverage, type CoverageShape, parseTable, printedFa
 const tmp = new TmpDirs();
 afterAll(() => tmp.dispose());
 
-/** one fixed seed per platform of the default matrix, each a 50-run gate of about a second */
+/** one fixed seed per platform of the default matrix, each a small gate of a few seconds */
 const SEEDS: Readonly<Record<string, number>> = {
   'qemu-strict': 4,
   'lazy-2cpu': 8,
   'caching-mode': 6,
   'aw57-forcedac': 5,
   tight32: 4,
+  'exhaust-1cpu': 3,
+  'exhaust-2cpu': 2,
 };
 
 const RUNS = 50;
 
 /** what each platform's configuration lets its coverage row show */
 function shape(name: string): CoverageShape {
-  const p = PLATFORM_MATRIX.find((x) => x.name === name)!.platform;
-  return { superpages: p.superpages.length > 0, cachingMode: p.cachingMode, strict: p.strict };
+  const np = PLATFORM_MATRIX.find((x) => x.name === name)!;
+  const p = np.platform;
+  return { superpages: p.superpages.length > 0, cachingMode: p.cachingMode, strict: p.strict, tight32: np.tight32 === true, exhaust: np.exhaust === true };
 }
 
 describe('gate: equivalence holds on every platform of the default matrix (consumers correct,i915-fixed)', () => {
@@ -39,6 +42,7 @@ describe('gate: equivalence holds on every platform of the default matrix (consu
 
   it.each(PLATFORM_MATRIX.map((p) => p.name))('%s: exit 0, verdict PASS, one row with runs and coverage', async (name) => {
     const seed = SEEDS[name]!;
+    // a small budget need not reach every branch: searchArgs passes --allow-unhit
     const r = await cli(['gate', ...searchArgs({ runs: RUNS, seed, platforms: name, consumers: 'correct,i915-fixed', corpus: tmp.fresh('eq') })]);
     expect(r.out.filter((l) => l.startsWith('FAIL')), r.out.join('\n')).toEqual([]);
     expect(r.code, r.out.join('\n')).toBe(0);

@@ -1,27 +1,14 @@
 /**
- * The search can fail: each seeded bug of the generic path is found from random generation on a
+ * The search can fail: each seeded bug (in either model) is found from random generation on a
  * platform where it matters, shrunk to a handful of steps, and replayable from its token; without
  * the bug the same command passes, and the exported scenario alone (run with no bug switched on)
  * shows no failing divergence -- the failure is the bug's.
  *
- * Observed with these seeds (gate --consumers correct --runs 200, in-process; time to find = the
- * failing gate's wall clock, including shrinking):
- *   noIotlbSync         qemu-strict   seed 2  3 steps, ~0.2 s:  map_page m0 = dev0(non-PCI) 0x1000001+4096
- *                        to_device ; dma_read m0[0,+1) ; unmap m0  -> step 2 [reachable] generic only
- *                        [0x1000000:r] (the IOTLB keeps the unmapped translation)
- *   noIotlbSyncMap      caching-mode  seed 3  1 step,  ~0.1 s:  map_page m0 = dev0(untrusted) 0x1000001+4096
- *                        -> step 0 [reachable] legacy only [1 swiotlb:1 page(s)] (the CM flush of the new
- *                        mapping is lost)
- *   noBouncePaddingZero qemu-strict   seed 4  2 steps, ~0.5 s:  map_page m0 = dev0(untrusted) 0x1000000+4097 ;
- *                        dma_read m0[4097,+1) -> step 1 [exposure] different bytes from byte 0
- *   mergeIgnoresMaxSeg  qemu-strict   seed 3  1 step,  ~0.6 s:  map_sg s0 = dev0(max_seg 4096)
- *                        [0x1000000+4096, 0x1001000+4096] -> step 0 [sg-limits] merged 8192 > 4096
- *   lazyUntrusted       lazy-2cpu     seed 2  3 steps, ~1.3 s:  map_sg s0 = dev0(untrusted)
- *                        [0x1000000+4096, 0x1001000+4096] ; dma_read s0[0,+1) ; unmap s0
- *                        -> step 2 [reachable] generic only [0x1000000:r] (queued, not flushed)
- * (Surveying seeds 1..6: every bug is found by 5 or 6 of them within 200 runs; most shrink to 1-4
- * steps, but two seeds shrank only to 17 and 19 steps -- a generated `churn` block the shrinker
- * does not remove -- so the seeds here are fixed.) The bug-free 200-run gates take 4-8 s each.
+ * Each case names the divergence kinds the bug can show as. The bounce-buffer bugs show as the
+ * CPU or device views (harness/views.ts), the trace bugs as trace accounting (trace-account.ts),
+ * the allocator bugs on the exhaustion platform as 6.1 failing an allocation that had room
+ * (exhaustion.ts). Seeds are fixed (found by surveying seeds 1..6 at 100 runs each; figures for
+ * the whole default gate on three seeds are in the closing note and `npm run bench`).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SeededBugs } from '../../harness/paths.js';
@@ -40,17 +27,27 @@ interface Case {
 }
 
 const CASES: readonly Case[] = [
-  { bug: 'noIotlbSync', platform: 'qemu-strict', seed: 2, kinds: ['reachable', 'device-read', 'device-write', 'exposure'] },
-  { bug: 'noIotlbSyncMap', platform: 'caching-mode', seed: 3, kinds: ['reachable', 'device-read', 'device-write', 'consumer'] },
-  { bug: 'noBouncePaddingZero', platform: 'qemu-strict', seed: 4, kinds: ['device-read', 'exposure', 'consumer'] },
+  { bug: 'noIotlbSync', platform: 'qemu-strict', seed: 2, kinds: ['reachable', 'device-read', 'device-write', 'exposure', 'device-view'] },
+  { bug: 'noIotlbSyncMap', platform: 'caching-mode', seed: 3, kinds: ['reachable', 'device-read', 'device-write', 'consumer', 'device-view'] },
+  { bug: 'noBouncePaddingZero', platform: 'qemu-strict', seed: 4, kinds: ['device-read', 'exposure', 'consumer', 'device-view'] },
   { bug: 'mergeIgnoresMaxSeg', platform: 'qemu-strict', seed: 3, kinds: ['sg-limits'] },
   { bug: 'lazyUntrusted', platform: 'lazy-2cpu', seed: 2, kinds: ['reachable', 'device-read', 'device-write', 'exposure'] },
+  { bug: 'syncSgWholeList', platform: 'qemu-strict', seed: 1, kinds: ['cpu-view', 'device-view'] },
+  { bug: 'unmapCopyBackFromDeviceOnly', platform: 'qemu-strict', seed: 1, kinds: ['cpu-view'] },
+  { bug: 'unmapCopyBackAligned', platform: 'qemu-strict', seed: 1, kinds: ['cpu-view'] },
+  { bug: 'legacySyncSgForCpuToDevice', platform: 'qemu-strict', seed: 1, kinds: ['cpu-view', 'device-view'] },
+  { bug: 'noMapTraceAtomic', platform: 'qemu-strict', seed: 1, kinds: ['trace'] },
+  { bug: 'bounceTracesOriginal', platform: 'qemu-strict', seed: 1, kinds: ['trace'] },
+  { bug: 'syncForDeviceWholeSlot', platform: 'qemu-strict', seed: 1, kinds: ['device-view'] },
+  { bug: 'retryFromCachedNode', platform: 'exhaust-1cpu', seed: 4, kinds: ['exhaustion'] },
+  { bug: 'roundAllToPowerOfTwo', platform: 'exhaust-1cpu', seed: 1, kinds: ['exhaustion'] },
+  { bug: 'noDepotFlushOnFailure', platform: 'exhaust-1cpu', seed: 1, kinds: ['exhaustion'] },
 ];
 
-const RUNS = 200;
+const RUNS = 100;
 const MAX_SHRUNK_STEPS = 6;
 
-describe('seeded bugs are found from random generation and shrunk (gate --consumers correct --runs 200)', () => {
+describe('seeded bugs are found from random generation and shrunk (gate --consumers correct --runs 100)', () => {
   it('every seeded bug the CLI knows has a case here', () => {
     expect(CASES.map((c) => c.bug).sort()).toEqual([...SEEDED_BUGS].sort());
   });
@@ -90,5 +87,5 @@ describe('seeded bugs are found from random generation and shrunk (gate --consum
     expect(fine.code, fine.out.join('\n')).toBe(0);
     expect(fine.out.some((l) => l.startsWith('verdict: PASS'))).toBe(true);
     expect(parseTable(fine.out)[0]!.runs).toBe(RUNS);
-  });
+  }, 60_000);
 });

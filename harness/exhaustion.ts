@@ -1,0 +1,122 @@
+/**
+ * What 6.1's allocator promises when IOVA space runs short, checked from outside the model.
+ *
+ * Comparing the paths cannot see a 6.1 allocator that fails like 5.10 does (DESIGN.md, the
+ * paragraph on what comparison cannot see). But 6.1 promises more than 5.10: on a failure
+ * alloc_iova_fast empties every CPU's magazines and the depot into the tree (6fa3525b455a) and
+ * searches again, and each search walks down from the cached node and then retries once from the
+ * top (4e89dce72521 with dcdb3ba7e2a8); sizes below 32 granules are rounded up to a power of two,
+ * larger ones are not, and every range is aligned to the next power of two of its size
+ * (kernel-semantics 9.1.2, 9.1.4, 9.3). So in a strict domain (nothing parked in a flush queue)
+ * a 6.1 allocation fails only if no naturally aligned free range of that size exists below the
+ * limit, counting as occupied just the reserved ranges and the device's live mappings. The check
+ * recomputes every live mapping's IOVA range from the handles the path returned and the sizes the
+ * scenario asked for, with those rules, and reports a failure when a fit existed.
+ */
+import { dmaBitMask, type Device } from '../kernel/device.js';
+import { sgLayout } from './allowlist.js';
+import type { Divergence } from './checker.js';
+import type { Mapping, PathRunner } from './path-runner.js';
+import type { Scenario, Step } from './scenario.js';
+
+/** alloc_iova_fast (6.1): below 32 granules round up to a power of two, else keep the size */
+function roundedPages(pages: number): number {
+  return pages < 32 ? 2 ** Math.ceil(Math.log2(Math.max(pages, 1))) : pages;
+}
+
+/** aligned_nrpages */
+function nrPages(addr: bigint, size: number): number {
+  return Math.ceil((Number(addr & 0xfffn) + size) / 4096);
+}
+
+function untrusted(dev: Device): boolean {
+  return dev.pci && dev.untrusted;
+}
+
+/** The IOVA ranges [lo, hi] (pfns) a live 6.1 mapping holds, from its handles and sizes. */
+function heldRanges(m: Mapping): Array<[number, number]> {
+  const hold = (dma: bigint, pages: number): [number, number] => {
+    const lo = Number(dma >> 12n);
+    return [lo, lo + roundedPages(pages) - 1];
+  };
+  if (m.kind === 'single' || m.kind === 'coherent') return [hold(m.dma, nrPages(m.dma, m.size))];
+  const segs = m.sgt?.sgl ?? [];
+  if (untrusted(m.dev)) return (m.entries ?? []).map((e, k) => hold(segs[k]!.dmaAddress, nrPages(segs[k]!.dmaAddress, e.length)));
+  const { iovaLen } = sgLayout(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn);
+  return [hold(segs[0]!.dmaAddress, Number(iovaLen) / 4096)];
+}
+
+/** The request a failed step made: pages (before rounding) and the DMA mask, or undefined to skip. */
+function requestOf(step: Step, dev: Device): { pages: number; mask: bigint } | undefined {
+  switch (step.op) {
+    case 'map_page': {
+      const bounced = untrusted(dev) && (step.phys % 4096 !== 0 || step.size % 4096 !== 0);
+      // a bounce slot starts on a page (no min_align_mask), so the mapping starts at offset 0
+      return { pages: bounced ? Math.ceil(step.size / 4096) : nrPages(BigInt(step.phys), step.size), mask: dev.dmaMask };
+    }
+    case 'alloc_coherent':
+      return { pages: Math.ceil(step.size / 4096), mask: dev.coherentDmaMask };
+    case 'map_sg':
+      // an untrusted list maps entry by entry and unwinds on failure: not one request
+      if (untrusted(dev)) return undefined;
+      return { pages: Number(sgLayout(step.sg, dev.segBoundaryMask).iovaLen) / 4096, mask: dev.dmaMask };
+    default:
+      return undefined;
+  }
+}
+
+/** A naturally aligned free range of `size` pages in [1, limit], if any. */
+function findFit(occupied: Array<[number, number]>, size: number, limit: number): number | undefined {
+  const align = 2 ** Math.ceil(Math.log2(size));
+  const busy = [...occupied].sort((a, b) => a[0] - b[0]);
+  let lo = 1;
+  const tryGap = (hi: number): number | undefined => {
+    const s = Math.ceil(lo / align) * align;
+    return s + size - 1 <= hi ? s : undefined;
+  };
+  for (const [a, b] of busy) {
+    if (a > limit) break;
+    if (a > lo) {
+      const s = tryGap(Math.min(a - 1, limit));
+      if (s !== undefined) return s;
+    }
+    lo = Math.max(lo, b + 1);
+  }
+  return lo <= limit ? tryGap(limit) : undefined;
+}
+
+/** A 6.1 IOVA failure of this step although an aligned free range existed. */
+export function checkIovaFit(i: number, step: Step, s: Scenario, gr: PathRunner): Divergence[] {
+  const name = 'as' in step ? step.as : undefined;
+  if (name === undefined) return [];
+  const m = gr.mappings.get(name);
+  if (m === undefined || m.ok || m.iovaFailed !== true) return [];
+  const dev = m.dev;
+  // a lazy domain parks freed IOVAs in its flush queue, out of reach of the failure path
+  const strict = s.platform.strict || s.platform.cachingMode || untrusted(dev);
+  if (!strict) return [];
+  const req = requestOf(step, dev);
+  if (req === undefined) return [];
+  const size = roundedPages(req.pages);
+  // iommu_dma_alloc_iova: the limit is clamped to the forced aperture, 2^gaw - 1
+  const aperture = dmaBitMask(s.platform.agaw);
+  const limit = Number((req.mask < aperture ? req.mask : aperture) >> 12n);
+  const occupied: Array<[number, number]> = s.reserved.map((r) => [Number(r.start >> 12n), Number(r.end >> 12n)]);
+  for (const other of gr.mappings.values()) if (other !== m && other.live && other.dev === dev) occupied.push(...heldRanges(other));
+  const fit = findFit(occupied, size, limit);
+  if (fit === undefined) {
+    m.noFreeRange = true;
+    return [];
+  }
+  return [
+    {
+      step: i,
+      kind: 'exhaustion',
+      map: name,
+      path: 'dma-iommu',
+      detail: `6.1 failed to allocate ${size} IOVA page(s) (aligned to ${2 ** Math.ceil(Math.log2(size))}) below 0x${((limit + 1) * 4096).toString(16)} for ${name}, although 0x${(fit * 4096).toString(16)}.. was free once the caches are emptied`,
+      legacy: 'not checked (5.10 makes no such promise)',
+      generic: { pages: size, limit: `0x${limit.toString(16)}`, freeAt: `0x${(fit * 4096).toString(16)}` },
+    },
+  ];
+}
