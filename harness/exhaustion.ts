@@ -120,3 +120,26 @@ export function checkIovaFit(i: number, step: Step, s: Scenario, gr: PathRunner)
     },
   ];
 }
+
+/**
+ * Whether the mapping a step just made on 6.1 lies in the rounded-up tail of another live
+ * mapping of 33 pages or more whose size is not a power of two: space 5.10's rounding would have
+ * kept allocated (intel_alloc_iova's __roundup_pow_of_two) and 6.1 hands out (alloc_iova_fast
+ * rounds only below 32 granules). The coverage branch that says the rounding difference was met.
+ */
+export function usesRoundedTail(step: Step, gr: PathRunner): boolean {
+  const name = 'as' in step ? step.as : undefined;
+  const m = name === undefined ? undefined : gr.mappings.get(name);
+  if (m === undefined || !m.ok) return false;
+  const mine = heldRanges(m);
+  for (const other of gr.mappings.values()) {
+    if (other === m || !other.live || other.dev !== m.dev) continue;
+    for (const [lo, hi] of heldRanges(other)) {
+      const pages = hi - lo + 1;
+      if (pages < 33 || (pages & (pages - 1)) === 0) continue;
+      const tailEnd = lo + 2 ** Math.ceil(Math.log2(pages)) - 1;
+      if (mine.some(([a, b]) => a <= tailEnd && b > hi)) return true;
+    }
+  }
+  return false;
+}

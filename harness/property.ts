@@ -64,6 +64,7 @@ export const COVERAGE_BRANCHES = [
   'iova-retry',
   'depot-flush',
   'legacy-only-failure',
+  'rounded-tail',
 ] as const;
 export type Branch = (typeof COVERAGE_BRANCHES)[number];
 
@@ -86,7 +87,7 @@ export const COVERAGE_KEYS: readonly string[] = [...COVERAGE_BRANCHES, ...LIFECY
 export function applies(p: NamedPlatform, key: string): boolean {
   const cfg = p.platform;
   const lazy = !cfg.strict && !cfg.cachingMode;
-  if (p.exhaust === true) return ['bounce', 'rcache-reuse', '32bit-fallback', 'rcache-flush', 'iova-retry', 'depot-flush', 'legacy-only-failure'].includes(key);
+  if (p.exhaust === true) return ['bounce', 'rcache-reuse', '32bit-fallback', 'rcache-flush', 'iova-retry', 'depot-flush', 'legacy-only-failure', 'rounded-tail'].includes(key);
   switch (key) {
     case 'superpage':
       return cfg.superpages.length > 0;
@@ -101,6 +102,7 @@ export function applies(p: NamedPlatform, key: string): boolean {
     case 'iova-retry':
     case 'depot-flush':
     case 'legacy-only-failure':
+    case 'rounded-tail':
       return false;
     default:
       return true;
@@ -172,6 +174,7 @@ function branchesHit(s: Scenario, doc: ResultDoc): Set<string> {
   if (gs.iovaRetrySuccesses > 0) hit.add('iova-retry');
   if (gs.depotFlushes > 0) hit.add('depot-flush');
   if (doc.divergences.some((d) => d.kind === 'outcome' && d.allowlisted === 'D4')) hit.add('legacy-only-failure');
+  if (doc.roundedTailUses > 0) hit.add('rounded-tail');
   const g = doc.paths['dma-iommu'].steps;
   const l = doc.paths['legacy-intel'].steps;
   const bounds = new Map(s.devices.map((d) => [d.id, d.segBoundaryMask]));

@@ -8,7 +8,7 @@ import type { PathStats } from '../kernel/dma-api.js';
 import type { SeededBugs } from './paths.js';
 import { allowlisted } from './allowlist.js';
 import { ReachableWatch, TraceWatch, checkSgResult, compareResults, type Divergence } from './checker.js';
-import { checkIovaFit } from './exhaustion.js';
+import { checkIovaFit, usesRoundedTail } from './exhaustion.js';
 import { PathRunner, type StepResult } from './path-runner.js';
 import { createPath, type PathName } from './paths.js';
 import type { Scenario } from './scenario.js';
@@ -36,6 +36,8 @@ export interface ResultDoc {
   divergences: Divergence[];
   /** what each path counted (rcache hits, bounces, flushes...), for coverage reports */
   stats: Record<PathName, PathStats>;
+  /** what the harness saw happen: steps whose 6.1 mapping used the rounded tail of another (exhaustion.ts) */
+  roundedTailUses: number;
 }
 
 export interface RunOptions {
@@ -50,6 +52,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
   const divergences: Divergence[] = [];
   const reach = new ReachableWatch();
   const trace = new TraceWatch(legacy, generic);
+  let roundedTailUses = 0;
   const lSteps: StepResult[] = [];
   const gSteps: StepResult[] = [];
   const lt = legacy.model.machine.trace;
@@ -79,6 +82,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
     }
     report(checkViews(i, step, legacy, generic));
     report(fit);
+    if (usesRoundedTail(step, generic)) roundedTailUses++;
     report(reach.check(i, legacy.model, generic.model));
     report(trace.check(i, step, lt.events.slice(lFrom), gt.events.slice(gFrom)));
   });
@@ -88,6 +92,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
     paths: { 'legacy-intel': pathResult(legacy, lSteps), 'dma-iommu': pathResult(generic, gSteps) },
     divergences,
     stats: { 'legacy-intel': legacy.model.stats(), 'dma-iommu': generic.model.stats() },
+    roundedTailUses,
   };
 }
 

@@ -64,7 +64,7 @@ export interface TableRow {
 }
 
 const HEADER = /^platform\s+runs\s+steps\s+divergences\s+allowlisted\s+coverage \(runs that hit each branch\)$/;
-const ROW = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s{2}((?:D[0-9+]+ \d+(?:, D[0-9+]+ \d+)*)|0)\s+(bounce .*)$/;
+const ROW = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s{2}((?:D\d+(?:\+D\d+)* \d+(?:, D\d+(?:\+D\d+)* \d+)*)|0)\s+(bounce .*)$/;
 const LIFE_HEADER = /^lifecycle cell \(runs\)\s+(.*)$/;
 
 function count(v: string, where: string): number | 'n/a' {
@@ -209,6 +209,7 @@ export const COVERAGE_COLUMNS = [
   'iova-retry',
   'depot-flush',
   'legacy-only-failure',
+  'rounded-tail',
 ];
 
 /** The 24 lifecycle cells, written out: direction x trusted/untrusted x single/sg x sync kind. */
@@ -227,7 +228,7 @@ export interface CoverageShape {
 
 /** Which columns can occur on a platform, from its configuration (the rules README states). */
 export function applicable(p: CoverageShape): Set<string> {
-  if (p.exhaust) return new Set(['bounce', 'rcache-reuse', '32bit-fallback', 'rcache-flush', 'iova-retry', 'depot-flush', 'legacy-only-failure']);
+  if (p.exhaust) return new Set(['bounce', 'rcache-reuse', '32bit-fallback', 'rcache-flush', 'iova-retry', 'depot-flush', 'legacy-only-failure', 'rounded-tail']);
   const s = new Set(['bounce', 'rcache-reuse', 'merge', 'no-merge', 'seg-pad', 'fault']);
   if (p.superpages) s.add('superpage');
   if (p.tight32) s.add('32bit-fallback');
