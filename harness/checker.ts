@@ -155,9 +155,10 @@ export function compareResults(i: number, step: Step, l: StepResult, g: StepResu
       } else {
         add(kind, `${what} of ${where}: legacy ${brief(l)}, generic ${brief(g)}`);
       }
-      if (kind === 'exposure') {
-        // where each path's device went, for predicates that need the addresses
-        const gm = gr.mappings.get(step.map)!;
+      const gm = gr.mappings.get(step.map)!;
+      // where each path's device went, for predicates that need the addresses (a mapping that
+      // failed on one side has no addresses there: that is an outcome divergence of its own)
+      if (kind === 'exposure' && m.ok && gm.ok) {
         const d = out[out.length - 1]!;
         d.probe = { legacy: lr.pieces(m, step.offset, step.len), generic: gr.pieces(gm, step.offset, step.len) };
         if (step.op === 'dma_read' && l.ok && g.ok) d.probePages = { legacy: probePages(lr, m, d.probe.legacy), generic: probePages(gr, gm, d.probe.generic) };

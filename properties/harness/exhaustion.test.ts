@@ -60,6 +60,22 @@ describe("6.1's retry from the top", () => {
   });
 });
 
+describe('a list that exists on one path only', () => {
+  it('a device read of it is a D4 difference, not a crash (regression: the probe asked for the failed side\'s segments)', () => {
+    const steps: StepJson[] = [
+      ...RETRY.slice(0, 3),
+      { op: 'map_sg', dev: 'dev', dir: 'to_device', as: 'top', sg: [{ phys: '0x20400000', length: pages(2) }] },
+      { op: 'dma_read', map: 'top', offset: 0, len: 4 },
+    ];
+    const doc = run(steps);
+    expect(doc.paths['legacy-intel'].steps[3]).toEqual({ ok: false });
+    expect(doc.paths['dma-iommu'].steps[3]!.ok).toBe(true);
+    const read = doc.divergences.filter((d) => d.step === 4);
+    expect(read.length).toBeGreaterThan(0);
+    for (const d of read) expect(d.allowlisted).toBe('D4');
+  });
+});
+
 describe("6.1's rounding: below 32 pages only", () => {
   /**
    * 257 pages take [0x40000, 0x40100] on 6.1 (not rounded, aligned to 512); 5.10 rounds to 512,
