@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -6,5 +7,9 @@ export default defineConfig({
     // Property suites replay fixed seeds; long searches live behind `npm run nightly`.
     testTimeout: 60_000,
     pool: 'threads',
+    // the search suites are CPU-bound and independent; vitest's default keeps one core idle,
+    // which on a 2-core CI machine runs them one file at a time
+    maxWorkers: availableParallelism(),
+    minWorkers: 1,
   },
 });

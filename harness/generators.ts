@@ -196,7 +196,7 @@ function stepArb(o: GenOptions): fc.Arbitrary<GenStep> {
   const pick = fc.nat(15);
   return fc.oneof(
     { weight: 6, arbitrary: fc.record({ k: fc.constant('map_page' as const), dev, buf: bufArb, dir: dirArb, cpu }) },
-    { weight: 5, arbitrary: fc.record({ k: fc.constant('map_sg' as const), dev, entries: sgEntriesArb, dir: dirArb, cpu }) },
+    { weight: 8, arbitrary: fc.record({ k: fc.constant('map_sg' as const), dev, entries: sgEntriesArb, dir: dirArb, cpu }) },
     { weight: 5, arbitrary: fc.record({ k: fc.constant('unmap' as const), pick, cpu }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('alloc' as const), dev, size: fc.constantFrom(4096, 5000, 0x5000, 0x10000), cpu }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('free' as const), pick, cpu }) },
@@ -214,7 +214,7 @@ function stepArb(o: GenOptions): fc.Arbitrary<GenStep> {
       }),
     },
     { weight: 2, arbitrary: fc.record({ k: fc.constant('cpu' as const), write: fc.boolean(), buf: smallBufArb, fill: fc.integer({ min: 0, max: 255 }) }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant('walk' as const), pick, consumer: fc.nat(o.consumers.length - 1) }) },
+    { weight: 8, arbitrary: fc.record({ k: fc.constant('walk' as const), pick, consumer: fc.nat(o.consumers.length - 1) }) },
     { weight: 2, arbitrary: fc.constant({ k: 'fq_timeout' as const }) },
     // map and unmap one page many times: rcache reuse, and a full flush-queue ring when lazy
     // n shrinks toward 1; the top of the range (256 and more) fills a CPU's flush-queue ring
@@ -333,7 +333,11 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
         if (i < 0) break;
         const m = from[i]!;
         const offset = g.where === 'before' ? -1 - (g.at % 64) : g.where === 'after' ? m.size + (g.at % 64) : g.at % m.size;
-        const len = g.where === 'inside' ? Math.min(g.len, m.size - offset) || 1 : g.len;
+        // a probe write before the buffer stays before it: a device access stops at its first
+        // fault, so a write that faults below the buffer on one path only (D5: placement) would
+        // leave the buffer's own bytes written on the other path alone, and every later view of
+        // them would differ for a reason no check could tell from a lost or misdirected copy
+        const len = g.where === 'inside' ? Math.min(g.len, m.size - offset) || 1 : g.where === 'before' && g.write ? Math.min(g.len, -offset) : g.len;
         steps.push(g.write ? { op: 'dma_write', map: m.name, offset, len, fill: g.fill } : { op: 'dma_read', map: m.name, offset, len });
         break;
       }
@@ -344,10 +348,12 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
         break;
       }
       case 'walk': {
-        const i = take(g.pick, ['sg']);
-        if (i < 0) break;
-        // i915 builds its lists from whole pages: its iterators are only meaningful on such lists
+        // i915 builds its lists from whole pages: its iterators are only meaningful on such lists,
+        // so an i915-style consumer walks one of those when there is one
         const c = consumers[g.consumer % consumers.length]!;
+        const wholeLists = live.map((m, k) => (m.kind === 'sg' && pageAligned.has(m.name) ? k : -1)).filter((k) => k >= 0);
+        const i = c !== 'correct' && wholeLists.length > 0 ? wholeLists[g.pick % wholeLists.length]! : take(g.pick, ['sg']);
+        if (i < 0) break;
         const whole = pageAligned.has(live[i]!.name);
         steps.push({ op: 'consumer_walk', map: live[i]!.name, consumer: c === 'correct' || whole ? c : 'correct' });
         break;
@@ -408,6 +414,7 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
         if (keep(0)) cpuWrite(g.fills[0]);
         if (!keep(1)) break;
         const as = g.sg ? `s${n++}` : `m${n++}`;
+        if (g.sg && bufs.every((e) => e.phys % 4096 === 0 && e.length % 4096 === 0)) pageAligned.add(as);
         if (g.sg) steps.push({ op: 'map_sg', dev, dir: g.dir, sg: bufs, cpu: cpuOf(g.cpu), as });
         else steps.push({ op: 'map_page', dev, phys: one.phys, size: one.length, dir: g.dir, cpu: cpuOf(g.cpu), as });
         const at = g.whole ? 0 : g.at % size;

@@ -48,6 +48,15 @@ describe('the default gate reaches every branch and lifecycle cell that applies'
   }, 240_000);
 });
 
+describe('the default gate, as the README runs it first, finds the i915 blocker', () => {
+  it('gate (consumers correct,i915, default budget): FAIL naming the i915 consumer, exit 1', async () => {
+    const r = await cli(['gate', '--corpus', tmp.fresh('cov')]);
+    expect(r.code, r.out.join('\n')).toBe(1);
+    expect(r.out).toContain('  consumer that broke equivalence: i915');
+    expect(r.out[r.out.length - 1]!.startsWith('verdict: FAIL')).toBe(true);
+  }, 240_000);
+});
+
 describe('a budget that cannot vouch says so', () => {
   it('one run on exhaust-1cpu: INCONCLUSIVE, exit 4, naming the unreached branches', async () => {
     const r = await cli(['gate', '--runs', '1', '--seed', '1', '--platforms', 'exhaust-1cpu', '--consumers', 'correct', '--corpus', tmp.fresh('cov')]);
@@ -69,7 +78,7 @@ describe('a budget that cannot vouch says so', () => {
 
 describe('the divergence column counts only the kinds the search checks', () => {
   it('--no-trace: fewer divergences counted (the trace ones), the same runs and steps', async () => {
-    const base = ['--allow-unhit', '--runs', '50', '--seed', '4', '--platforms', 'qemu-strict', '--consumers', 'correct,i915-fixed'];
+    const base = ['--allow-unhit', '--runs', '50', '--seed', '5', '--platforms', 'qemu-strict', '--consumers', 'correct,i915-fixed'];
     const on = parseTable((await cli(['gate', ...base, '--corpus', tmp.fresh('cov')])).out)[0]!;
     const off = parseTable((await cli(['gate', ...base, '--no-trace', '--corpus', tmp.fresh('cov')])).out)[0]!;
     expect([off.runs, off.steps]).toEqual([on.runs, on.steps]);

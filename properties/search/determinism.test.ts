@@ -69,7 +69,7 @@ describe('gate output is deterministic', () => {
   });
 
   it('a different fresh corpus directory changes only the corpus line', async () => {
-    const argv = (corpus: string): string[] => ['gate', ...searchArgs({ runs: 25, seed: 16, platforms: 'aw57-forcedac', consumers: 'correct,i915-fixed', corpus })];
+    const argv = (corpus: string): string[] => ['gate', ...searchArgs({ runs: 25, seed: 3, platforms: 'aw57-forcedac', consumers: 'correct,i915-fixed', corpus })];
     const c1 = tmp.fresh('det');
     const c2 = tmp.fresh('det');
     const a = await cli(argv(c1));
@@ -81,7 +81,7 @@ describe('gate output is deterministic', () => {
 
   it('a failing gate twice prints the same failure, token and paths', async () => {
     const corpus = join(tmp.fresh('det'), 'corpus');
-    const argv = ['gate', ...searchArgs({ runs: 50, seed: 16, platforms: 'qemu-strict', consumers: 'correct,i915', corpus })];
+    const argv = ['gate', ...searchArgs({ runs: 50, seed: 22, platforms: 'qemu-strict', consumers: 'correct,i915', corpus })];
     const a = await cli(argv);
     const scenarioA = readFileSync(join(corpus, readdirScenario(corpus)), 'utf8');
     rmSync(corpus, { recursive: true, force: true });
