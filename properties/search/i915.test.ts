@@ -24,7 +24,7 @@ import { COVERAGE_COLUMNS, TmpDirs, cli, parseTable, printedFailures, readScenar
 const tmp = new TmpDirs();
 afterAll(() => tmp.dispose());
 
-const SEED = 24;
+const SEED = 9;
 const RUNS = 50;
 const PLATFORM = 'qemu-strict';
 
@@ -124,8 +124,8 @@ describe(`gate --consumers correct,i915 on ${PLATFORM} (seed ${SEED}, ${RUNS} ru
  */
 describe('shrinking leaves no unneeded last step (end-minimality of the shrunk scenario)', () => {
   it.each([
-    [22, 50],
-    [29, 50],
+    [3, 50],
+    [13, 50],
   ])('seed %i, %i runs: the shrunk i915 scenario without its last step no longer fails', async (seed, runs) => {
     const r = await cli(['gate', ...searchArgs({ runs, seed, platforms: PLATFORM, consumers: 'correct,i915', corpus: tmp.fresh('i915') })]);
     const fs = printedFailures(r.out);
