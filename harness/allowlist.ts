@@ -286,8 +286,25 @@ function reachableFromOneSided(d: Divergence, ctx: AllowContext): boolean {
     }
     return true;
   };
-  const l = d.onlyLegacy ?? [];
-  const g = d.onlyGeneric ?? [];
+  // a page both reach with different permissions shows on both sides: only the side with more
+  // permission needs a one-sided mapping to explain it
+  const perms = (xs: readonly string[]): Map<string, string> => {
+    const m = new Map<string, string>();
+    for (const x of xs) {
+      const t = /^(0x[0-9a-f]+):([rw]+)$/.exec(x);
+      if (t !== null) m.set(t[1]!, t[2]!);
+    }
+    return m;
+  };
+  const lp = perms(d.onlyLegacy ?? []);
+  const gp = perms(d.onlyGeneric ?? []);
+  const keep = (x: string, mine: Map<string, string>, theirs: Map<string, string>): boolean => {
+    const pfn = /^(0x[0-9a-f]+):/.exec(x)?.[1];
+    const other = pfn === undefined ? undefined : theirs.get(pfn);
+    return other === undefined || mine.get(pfn!)!.length > other.length;
+  };
+  const l = (d.onlyLegacy ?? []).filter((x) => keep(x, lp, gp));
+  const g = (d.onlyGeneric ?? []).filter((x) => keep(x, gp, lp));
   if (l.length + g.length === 0) return false;
   return side(ctx.legacy, (n) => onlyOnLegacy(ctx, n), l) && side(ctx.generic, (n) => onlyOnGeneric(ctx, n), g);
 }

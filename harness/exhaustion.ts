@@ -85,40 +85,93 @@ function findFit(occupied: Array<[number, number]>, size: number, limit: number)
   return lo <= limit ? tryGap(limit) : undefined;
 }
 
-/** A 6.1 IOVA failure of this step although an aligned free range existed. */
-export function checkIovaFit(i: number, step: Step, s: Scenario, gr: PathRunner): Divergence[] {
-  const name = 'as' in step ? step.as : undefined;
-  if (name === undefined) return [];
-  const m = gr.mappings.get(name);
-  if (m === undefined || m.ok || m.iovaFailed !== true) return [];
-  const dev = m.dev;
-  // a lazy domain parks freed IOVAs in its flush queue, out of reach of the failure path
-  const strict = s.platform.strict || s.platform.cachingMode || untrusted(dev);
-  if (!strict) return [];
-  const req = requestOf(step, dev);
-  if (req === undefined) return [];
-  const size = roundedPages(req.pages);
-  // iommu_dma_alloc_iova: the limit is clamped to the forced aperture, 2^gaw - 1
-  const aperture = dmaBitMask(s.platform.agaw);
-  const limit = Number((req.mask < aperture ? req.mask : aperture) >> 12n);
-  const occupied: Array<[number, number]> = s.reserved.map((r) => [Number(r.start >> 12n), Number(r.end >> 12n)]);
-  for (const other of gr.mappings.values()) if (other !== m && other.live && other.dev === dev) occupied.push(...heldRanges(other));
-  const fit = findFit(occupied, size, limit);
-  if (fit === undefined) {
-    m.noFreeRange = true;
-    return [];
+/** dma_32bit_pfn: the first pfn above 4 GiB */
+const DMA_32BIT_PFN = 0x10_0000;
+/** IOVA_RANGE_CACHE_MAX_SIZE (6): ranges of up to 32 pages are parked in the rcaches when freed */
+const RCACHE_MAX_PAGES = 32;
+
+/**
+ * The exhaustion check over a run: a 6.1 IOVA failure although an aligned free range existed.
+ *
+ * One rule of 6.1 is stateful and is tracked here from what the path returned: every final
+ * failure of __alloc_and_insert_iova_range sets max32_alloc_size to its size whatever the limit
+ * was, and while it stands any request under a 32-bit limit of that size or more fails at once
+ * (kernel-semantics 9.1.2 steps 2 and 6). Only freeing a range below 4 GiB from the tree resets
+ * it. From outside, a reset is certain only when a range too large for the rcaches is unmapped
+ * below 4 GiB, or when a request the rule would have refused succeeds; magazine spills may reset
+ * it unseen, so the check stays silent while a floor stands (it never reports a legitimate
+ * failure, at the price of not judging those).
+ */
+export class IovaFitWatch {
+  /** per device: the size of 6.1's last failed request, while max32_alloc_size may still hold it */
+  private readonly max32 = new Map<Device, number>();
+
+  check(i: number, step: Step, s: Scenario, gr: PathRunner): Divergence[] {
+    const name = 'as' in step ? step.as : undefined;
+    const m = name === undefined ? undefined : gr.mappings.get(name);
+    if (step.op === 'unmap' || step.op === 'free_coherent') {
+      this.freed(gr.mappings.get(step.map));
+      return [];
+    }
+    if (m === undefined || name === undefined) return [];
+    const dev = m.dev;
+    const req = requestOf(step, dev);
+    if (m.ok) {
+      if (req !== undefined) this.succeeded(m, roundedPages(req.pages), req.mask, s);
+      return [];
+    }
+    if (m.iovaFailed !== true) return [];
+    const size = req === undefined ? 1 : roundedPages(req.pages);
+    const floor = this.max32.get(dev);
+    // a failed search leaves max32_alloc_size at this size; a fast fail leaves it as it was
+    this.max32.set(dev, floor === undefined ? size : Math.min(floor, size));
+    if (req === undefined) return [];
+    // a lazy domain parks freed IOVAs in its flush queue, out of reach of the failure path
+    const strict = s.platform.strict || s.platform.cachingMode || untrusted(dev);
+    if (!strict) return [];
+    // iommu_dma_alloc_iova: the limit is clamped to the forced aperture, 2^gaw - 1
+    const aperture = dmaBitMask(s.platform.agaw);
+    const limit = Number((req.mask < aperture ? req.mask : aperture) >> 12n);
+    // the 32-bit fast fail (iova32_full) may have refused it without a search
+    if (floor !== undefined && limit + 1 <= DMA_32BIT_PFN && size >= floor) return [];
+    const occupied: Array<[number, number]> = s.reserved.map((r) => [Number(r.start >> 12n), Number(r.end >> 12n)]);
+    for (const other of gr.mappings.values()) if (other !== m && other.live && other.dev === dev) occupied.push(...heldRanges(other));
+    const fit = findFit(occupied, size, limit);
+    if (fit === undefined) {
+      m.noFreeRange = true;
+      return [];
+    }
+    return [
+      {
+        step: i,
+        kind: 'exhaustion',
+        map: name,
+        path: 'dma-iommu',
+        detail: `6.1 failed to allocate ${size} IOVA page(s) (aligned to ${2 ** Math.ceil(Math.log2(size))}) below 0x${((limit + 1) * 4096).toString(16)} for ${name}, although 0x${(fit * 4096).toString(16)}.. was free once the caches are emptied`,
+        legacy: 'not checked (5.10 makes no such promise)',
+        generic: { pages: size, limit: `0x${limit.toString(16)}`, freeAt: `0x${(fit * 4096).toString(16)}` },
+      },
+    ];
   }
-  return [
-    {
-      step: i,
-      kind: 'exhaustion',
-      map: name,
-      path: 'dma-iommu',
-      detail: `6.1 failed to allocate ${size} IOVA page(s) (aligned to ${2 ** Math.ceil(Math.log2(size))}) below 0x${((limit + 1) * 4096).toString(16)} for ${name}, although 0x${(fit * 4096).toString(16)}.. was free once the caches are emptied`,
-      legacy: 'not checked (5.10 makes no such promise)',
-      generic: { pages: size, limit: `0x${limit.toString(16)}`, freeAt: `0x${(fit * 4096).toString(16)}` },
-    },
-  ];
+
+  /** a success under a 32-bit limit the fast fail would have refused: max32 was reset before */
+  private succeeded(m: Mapping, size: number, mask: bigint, s: Scenario): void {
+    const dev = m.dev;
+    const floor = this.max32.get(dev);
+    const wide = mask > 0xffff_ffffn;
+    // iommu_dma_alloc_iova tries below 4 GiB first for a PCI device; landing above means that
+    // attempt failed, leaving its size in max32_alloc_size
+    const sac = wide && dev.pci && !s.platform.forcedac;
+    const above = heldRanges(m).some(([lo]) => lo >= DMA_32BIT_PFN);
+    if (sac && above) this.max32.set(dev, size);
+    else if (floor !== undefined && (!wide || sac) && size >= floor) this.max32.delete(dev);
+  }
+
+  /** __cached_rbnode_delete_update: a range freed to the tree below 4 GiB resets max32_alloc_size */
+  private freed(m: Mapping | undefined): void {
+    if (m === undefined || !m.ok || !this.max32.has(m.dev)) return;
+    if (heldRanges(m).some(([lo, hi]) => lo < DMA_32BIT_PFN && hi - lo + 1 > RCACHE_MAX_PAGES)) this.max32.delete(m.dev);
+  }
 }
 
 /**

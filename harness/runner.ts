@@ -8,7 +8,7 @@ import type { PathStats } from '../kernel/dma-api.js';
 import type { SeededBugs } from './paths.js';
 import { allowlisted } from './allowlist.js';
 import { ReachableWatch, TraceWatch, checkSgResult, compareResults, type Divergence } from './checker.js';
-import { checkIovaFit, usesRoundedTail } from './exhaustion.js';
+import { IovaFitWatch, usesRoundedTail } from './exhaustion.js';
 import { PathRunner, type StepResult } from './path-runner.js';
 import { createPath, type PathName } from './paths.js';
 import type { Scenario } from './scenario.js';
@@ -52,6 +52,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
   const divergences: Divergence[] = [];
   const reach = new ReachableWatch();
   const trace = new TraceWatch(legacy, generic);
+  const fits = new IovaFitWatch();
   let roundedTailUses = 0;
   const lSteps: StepResult[] = [];
   const gSteps: StepResult[] = [];
@@ -74,7 +75,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
     lSteps.push(l);
     gSteps.push(g);
     // the exhaustion check first: allowlist entries read what it found about a 6.1 failure
-    const fit = checkIovaFit(i, step, s, generic);
+    const fit = fits.check(i, step, s, generic);
     report(compareResults(i, step, l, g, legacy, generic, { strictIova: opts.strictIova === true }));
     if (step.op === 'map_sg') {
       report(checkSgResult('legacy-intel', legacy.model, legacy.mappings.get(step.as)!, i));

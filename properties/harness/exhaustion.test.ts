@@ -4,6 +4,7 @@
  * situations are built by hand in the exhaustion platforms' window -- 1024 pages across 1 GiB,
  * [0x3fe00000, 0x40200000), everything else reserved -- and the IOVAs worked out here.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { SeededBugs } from '../../harness/paths.js';
 import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
@@ -138,5 +139,78 @@ describe("6.1 empties the depot on failure (6fa3525b455a)", () => {
     expect(doc.paths['dma-iommu'].steps[last]!.ok).toBe(false);
     expect(exhaustion(doc).map((d) => d.step)).toEqual([last]);
     expect(doc.stats['dma-iommu'].depotFlushes).toBe(0);
+  });
+});
+
+/**
+ * 6.1's 32-bit fast fail (kernel-semantics 9.1.2 steps 2 and 6): a failed search sets
+ * max32_alloc_size to its size whatever the limit, and a later request under a 32-bit limit of
+ * that size or more fails at once, free space or not. 512 pages under a 30-bit mask fill the
+ * window's lower half; one more page under 30 bits fails (max32_alloc_size = 1); one page under
+ * 32 bits then fails at once, though the upper half is free.
+ */
+const FAST_FAIL: StepJson[] = [
+  { op: 'set_dma_mask', dev: 'dev', bits: 30, which: 'both' },
+  { op: 'map_page', dev: 'dev', phys: '0x20000000', size: pages(512), dir: 'to_device', as: 'low' },
+  { op: 'map_page', dev: 'dev', phys: '0x20400000', size: pages(1), dir: 'to_device', as: 'none' },
+  { op: 'set_dma_mask', dev: 'dev', bits: 32, which: 'both' },
+  { op: 'map_page', dev: 'dev', phys: '0x20400000', size: pages(1), dir: 'to_device', as: 'fast' },
+];
+
+describe('the exhaustion check knows the 32-bit fast fail', () => {
+  it('after a failed 1-page search, a 1-page 32-bit request fails at once on both releases: not reported', () => {
+    const doc = run(FAST_FAIL);
+    expect(doc.paths['dma-iommu'].steps.map((r) => r.ok)).toEqual([true, true, false, true, false]);
+    expect(doc.paths['legacy-intel'].steps[4]!.ok).toBe(false);
+    expect(exhaustion(doc)).toEqual([]);
+    expect(failing(doc)).toEqual([]);
+  });
+
+  it('without the failed search before it, the same request is judged: a 6.1 that skips the retry is reported', () => {
+    const steps = FAST_FAIL.filter((s) => !('as' in s) || s.as !== 'none');
+    const fine = run(steps);
+    expect(fine.paths['dma-iommu'].steps[3]!.ok).toBe(true);
+    const broken = run(steps, { retryFromCachedNode: true });
+    expect(broken.paths['dma-iommu'].steps[3]!.ok).toBe(false);
+    expect(exhaustion(broken).map((d) => d.step)).toEqual([3]);
+  });
+
+  it('unmapping the 512 pages (too many for the rcaches) frees them to the tree and resets max32_alloc_size: the next 1-page request succeeds', () => {
+    const steps: StepJson[] = [...FAST_FAIL.slice(0, 4), { op: 'unmap', map: 'low' }, { op: 'map_page', dev: 'dev', phys: '0x20400000', size: pages(1), dir: 'to_device', as: 'after' }];
+    const fine = run(steps);
+    expect(fine.paths['dma-iommu'].steps[5]!.ok).toBe(true);
+    expect(failing(fine)).toEqual([]);
+  });
+});
+
+/**
+ * Two shapes the gate's exhaustion workloads met that comparison must not call divergences
+ * (found by an exhaust-1cpu search with a directed 30-bit-then-wider workload, shrunk):
+ * - exhaust-d4-widened-permission: mappings that exist only on 6.1 (D4) reach a page both paths
+ *   reach, with write permission 5.10 does not give it, plus one more coherent page;
+ * - exhaust-untrusted-sg-unwind: an untrusted device's list fails on both releases, 6.1 after
+ *   mapping and unwinding its first entries (iommu_dma_map_sg_swiotlb maps entry by entry), 5.10
+ *   at its first allocation: the events cancel within the step.
+ */
+describe('exhaustion regressions', () => {
+  const fixture = (name: string): ResultDoc =>
+    runScenario(parseScenario(JSON.parse(readFileSync(new URL(`../fixtures/${name}.scenario.json`, import.meta.url), 'utf8')) as Record<string, unknown>));
+
+  it('a permission widened by a 6.1-only mapping is D4', () => {
+    const doc = fixture('exhaust-d4-widened-permission');
+    const reach = doc.divergences.filter((d) => d.kind === 'reachable' && d.step === 7);
+    expect(reach).toHaveLength(1);
+    expect(reach[0]!.onlyLegacy).toEqual(['0x20000000:r']);
+    expect(reach[0]!.allowlisted).toBe('D4');
+    expect(failing(doc)).toEqual([]);
+  });
+
+  it('map and unmap events of a list that failed on both paths cancel', () => {
+    const doc = fixture('exhaust-untrusted-sg-unwind');
+    const last = doc.paths['dma-iommu'].steps.length - 1;
+    expect(doc.paths['dma-iommu'].steps[last]!.ok).toBe(false);
+    expect(doc.paths['legacy-intel'].steps[last]!.ok).toBe(false);
+    expect(doc.paths['dma-iommu'].trace.filter((t) => t.step === last && t.event === 'map').length).toBeGreaterThan(0);
+    expect(doc.divergences).toEqual([]);
   });
 });
