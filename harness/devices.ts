@@ -21,3 +21,12 @@ export function makeDevice(d: ScenarioDevice): Device {
     busDmaLimit: 0n,
   };
 }
+
+/**
+ * Whether a buffer mapped for an untrusted device goes through a bounce slot: both releases
+ * bounce exactly the buffers not made of whole pages (5.10 bounce_map_single, 6.1
+ * iommu_dma_map_page's iova_offset(phys) || !iova_aligned(size), 4 KiB granule).
+ */
+export function needsBounce(phys: number, size: number): boolean {
+  return phys % 4096 !== 0 || size % 4096 !== 0;
+}

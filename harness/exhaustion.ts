@@ -14,19 +14,21 @@
  * scenario asked for, with those rules, and reports a failure when a fit existed.
  */
 import { dmaBitMask, type Device } from '../kernel/device.js';
+import { alignedNrpages } from '../kernel/intel-pgtable.js';
+import { IOVA_RANGE_CACHE_MAX_SIZE } from '../kernel/iova.js';
+import { roundupPowOfTwo } from '../kernel/release.js';
 import { sgLayout } from './allowlist.js';
+import { needsBounce } from './devices.js';
 import type { Divergence } from './checker.js';
 import type { Mapping, PathRunner } from './path-runner.js';
 import type { Scenario, Step } from './scenario.js';
 
+/** ranges of up to this many pages are rounded by alloc_iova_fast and parked in the rcaches */
+const RCACHE_MAX_PAGES = 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1);
+
 /** alloc_iova_fast (6.1): below 32 granules round up to a power of two, else keep the size */
 function roundedPages(pages: number): number {
-  return pages < 32 ? 2 ** Math.ceil(Math.log2(Math.max(pages, 1))) : pages;
-}
-
-/** aligned_nrpages */
-function nrPages(addr: bigint, size: number): number {
-  return Math.ceil((Number(addr & 0xfffn) + size) / 4096);
+  return pages < RCACHE_MAX_PAGES ? roundupPowOfTwo(Math.max(pages, 1)) : pages;
 }
 
 function untrusted(dev: Device): boolean {
@@ -39,9 +41,9 @@ function heldRanges(m: Mapping): Array<[number, number]> {
     const lo = Number(dma >> 12n);
     return [lo, lo + roundedPages(pages) - 1];
   };
-  if (m.kind === 'single' || m.kind === 'coherent') return [hold(m.dma, nrPages(m.dma, m.size))];
+  if (m.kind === 'single' || m.kind === 'coherent') return [hold(m.dma, alignedNrpages(m.dma, m.size))];
   const segs = m.sgt?.sgl ?? [];
-  if (untrusted(m.dev)) return (m.entries ?? []).map((e, k) => hold(segs[k]!.dmaAddress, nrPages(segs[k]!.dmaAddress, e.length)));
+  if (untrusted(m.dev)) return (m.entries ?? []).map((e, k) => hold(segs[k]!.dmaAddress, alignedNrpages(segs[k]!.dmaAddress, e.length)));
   const { iovaLen } = sgLayout(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn);
   return [hold(segs[0]!.dmaAddress, Number(iovaLen) / 4096)];
 }
@@ -50,9 +52,9 @@ function heldRanges(m: Mapping): Array<[number, number]> {
 function requestOf(step: Step, dev: Device): { pages: number; mask: bigint } | undefined {
   switch (step.op) {
     case 'map_page': {
-      const bounced = untrusted(dev) && (step.phys % 4096 !== 0 || step.size % 4096 !== 0);
+      const bounced = untrusted(dev) && needsBounce(step.phys, step.size);
       // a bounce slot starts on a page (no min_align_mask), so the mapping starts at offset 0
-      return { pages: bounced ? Math.ceil(step.size / 4096) : nrPages(BigInt(step.phys), step.size), mask: dev.dmaMask };
+      return { pages: bounced ? Math.ceil(step.size / 4096) : alignedNrpages(BigInt(step.phys), step.size), mask: dev.dmaMask };
     }
     case 'alloc_coherent':
       return { pages: Math.ceil(step.size / 4096), mask: dev.coherentDmaMask };
@@ -67,7 +69,7 @@ function requestOf(step: Step, dev: Device): { pages: number; mask: bigint } | u
 
 /** A naturally aligned free range of `size` pages in [1, limit], if any. */
 function findFit(occupied: Array<[number, number]>, size: number, limit: number): number | undefined {
-  const align = 2 ** Math.ceil(Math.log2(size));
+  const align = roundupPowOfTwo(size);
   const busy = [...occupied].sort((a, b) => a[0] - b[0]);
   let lo = 1;
   const tryGap = (hi: number): number | undefined => {
@@ -87,8 +89,6 @@ function findFit(occupied: Array<[number, number]>, size: number, limit: number)
 
 /** dma_32bit_pfn: the first pfn above 4 GiB */
 const DMA_32BIT_PFN = 0x10_0000;
-/** IOVA_RANGE_CACHE_MAX_SIZE (6): ranges of up to 32 pages are parked in the rcaches when freed */
-const RCACHE_MAX_PAGES = 32;
 
 /**
  * The exhaustion check over a run: a 6.1 IOVA failure although an aligned free range existed.
@@ -147,7 +147,7 @@ export class IovaFitWatch {
         kind: 'exhaustion',
         map: name,
         path: 'dma-iommu',
-        detail: `6.1 failed to allocate ${size} IOVA page(s) (aligned to ${2 ** Math.ceil(Math.log2(size))}) below 0x${((limit + 1) * 4096).toString(16)} for ${name}, although 0x${(fit * 4096).toString(16)}.. was free once the caches are emptied`,
+        detail: `6.1 failed to allocate ${size} IOVA page(s) (aligned to ${roundupPowOfTwo(size)}) below 0x${((limit + 1) * 4096).toString(16)} for ${name}, although 0x${(fit * 4096).toString(16)}.. was free once the caches are emptied`,
         legacy: 'not checked (5.10 makes no such promise)',
         generic: { pages: size, limit: `0x${limit.toString(16)}`, freeAt: `0x${(fit * 4096).toString(16)}` },
       },
@@ -190,7 +190,7 @@ export function usesRoundedTail(step: Step, gr: PathRunner): boolean {
     for (const [lo, hi] of heldRanges(other)) {
       const pages = hi - lo + 1;
       if (pages < 33 || (pages & (pages - 1)) === 0) continue;
-      const tailEnd = lo + 2 ** Math.ceil(Math.log2(pages)) - 1;
+      const tailEnd = lo + roundupPowOfTwo(pages) - 1;
       if (mine.some(([a, b]) => a <= tailEnd && b > hi)) return true;
     }
   }

@@ -277,6 +277,11 @@ export function workloadArb(o: GenOptions): fc.Arbitrary<Workload> {
   );
 }
 
+/** a list made of whole pages, as i915 builds its lists */
+function wholePages(entries: ReadonlyArray<{ phys: number; length: number }>): boolean {
+  return entries.every((e) => e.phys % 4096 === 0 && e.length % 4096 === 0);
+}
+
 export function bufPhys(b: Buf): { phys: number; length: number } {
   const base = b.large ? LARGE_BASE + b.slot * LARGE_SLOT : SMALL_BASE + b.slot * SMALL_SLOT;
   return { phys: base + b.off, length: b.len };
@@ -312,7 +317,7 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
       case 'map_sg': {
         const sg = g.entries.map(bufPhys);
         const as = `s${n++}`;
-        if (sg.every((e) => e.phys % 4096 === 0 && e.length % 4096 === 0)) pageAligned.add(as);
+        if (wholePages(sg)) pageAligned.add(as);
         steps.push({ op: 'map_sg', dev: devId(g.dev), dir: g.dir, sg, cpu: cpuOf(g.cpu), as });
         live.push({ name: as, kind: 'sg', size: sg.reduce((a, e) => a + e.length, 0) });
         break;
@@ -429,7 +434,7 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
         if (keep(0)) cpuWrite(g.fills[0]);
         if (!keep(1)) break;
         const as = g.sg ? `s${n++}` : `m${n++}`;
-        if (g.sg && bufs.every((e) => e.phys % 4096 === 0 && e.length % 4096 === 0)) pageAligned.add(as);
+        if (g.sg && wholePages(bufs)) pageAligned.add(as);
         if (g.sg) steps.push({ op: 'map_sg', dev, dir: g.dir, sg: bufs, cpu: cpuOf(g.cpu), as });
         else steps.push({ op: 'map_page', dev, phys: one.phys, size: one.length, dir: g.dir, cpu: cpuOf(g.cpu), as });
         const at = g.whole ? 0 : g.at % size;

@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import type { SeededBugs } from './paths.js';
 import { padPages } from './allowlist.js';
+import { needsBounce } from './devices.js';
 import type { Divergence } from './checker.js';
 import { toScenario, workloadArb, type GenOptions, type Workload } from './generators.js';
 import { failing, runScenario, type ResultDoc } from './runner.js';
@@ -188,7 +189,7 @@ function branchesHit(s: Scenario, doc: ResultDoc): Set<string> {
     if ((st.op === 'map_page' || st.op === 'map_sg') && g[i]!.ok && l[i]!.ok) {
       const d = devs.get(st.dev)!;
       const bufs = st.op === 'map_page' ? [{ phys: st.phys, length: st.size }] : st.sg;
-      const bounced = bufs.some((b) => b.phys % 4096 !== 0 || b.length % 4096 !== 0);
+      const bounced = bufs.some((b) => needsBounce(b.phys, b.length));
       maps.set(st.as, { dir: st.dir, untrusted: d.pci && d.untrusted, shape: st.op === 'map_page' ? 'single' : 'sg', bounced });
     }
     if ((st.op === 'sync_for_cpu' || st.op === 'sync_for_device') && g[i]!.ok && l[i]!.ok) {

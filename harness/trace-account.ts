@@ -16,6 +16,7 @@
  * belong to the device of the DMA-API call that emitted them.
  */
 import type { Device } from '../kernel/device.js';
+import { alignedNrpages } from '../kernel/intel-pgtable.js';
 import type { TraceEvent } from '../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
@@ -31,10 +32,9 @@ function fields(text: string): Record<string, bigint> {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
-/** aligned_nrpages: pages [addr, addr + size) touches */
+/** aligned_nrpages of an event's fields; an event of size 0 touches nothing */
 function nrPages(addr: bigint, size: bigint): number {
-  if (size <= 0n) return 0;
-  return Number((((addr & 0xfffn) + size + 0xfffn) >> 12n));
+  return size <= 0n ? 0 : alignedNrpages(addr, Number(size));
 }
 
 /** What one step's events of one path account for. */

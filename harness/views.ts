@@ -14,6 +14,7 @@
  * Pages neither path has written are the same self-describing pattern on both and are skipped.
  */
 import type { DmaPath } from '../kernel/dma-api.js';
+import { alignUp } from '../kernel/release.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import type { Divergence } from './checker.js';
 import type { Mapping, PathRunner } from './path-runner.js';
@@ -36,10 +37,6 @@ function pageDown(a: number): number {
   return a - (a % VTD_PAGE_SIZE);
 }
 
-function pageUp(a: number): number {
-  return Math.ceil(a / VTD_PAGE_SIZE) * VTD_PAGE_SIZE;
-}
-
 /** where a physical byte lies relative to a buffer [phys, phys + size) */
 function relTo(name: string, phys: number, size: number, a: number): string {
   const rel = a - phys;
@@ -52,7 +49,7 @@ function relTo(name: string, phys: number, size: number, a: number): string {
 function cpuSpans(m: Mapping): Span[] {
   const around = (name: string, phys: number, size: number): Span => {
     const start = Math.max(0, pageDown(phys) - GUARD_BYTES);
-    const end = pageUp(phys + Math.max(size, 1)) + GUARD_BYTES;
+    const end = alignUp(phys + Math.max(size, 1), VTD_PAGE_SIZE) + GUARD_BYTES;
     return { start, len: end - start, where: (i) => relTo(name, phys, size, start + i) };
   };
   if (m.kind === 'single') return [around(m.name, m.phys, m.size)];
