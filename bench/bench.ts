@@ -8,6 +8,6 @@ import { benchSearch } from './search.js';
 import { benchVtd } from './vtd.js';
 
 const figures: Record<string, number> = {};
-for (const suite of [benchVtd, benchIova, benchPaths, benchSearch]) Object.assign(figures, suite());
+for (const suite of [benchVtd, benchIova, benchPaths, benchSearch]) Object.assign(figures, await suite());
 for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(48)} ${v}`);
 console.log(JSON.stringify(figures));

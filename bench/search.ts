@@ -27,7 +27,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-export function benchSearch(): Record<string, number> {
+export async function benchSearch(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   // end to end: generation, both paths, the checker, coverage
   const cfg = cfgFor('qemu-strict', ['correct', 'i915-fixed'], {});
@@ -48,7 +48,7 @@ export function benchSearch(): Record<string, number> {
   }
   // the default gate as CI runs it: every platform, 100 runs each, consumers correct,i915-fixed
   const g0 = process.hrtime.bigint();
-  const r = search({
+  const r = await search({
     seed: 1,
     runsPerPlatform: 100,
     platforms: PLATFORM_MATRIX,

@@ -1,10 +1,15 @@
 /**
  * The dmadiff command line. Every error is one line on stderr and exit code 2.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { SeededBugs } from './paths.js';
-import { CommandError, gate, merge, nightly, replay, type Io, type SearchFlags } from './commands.js';
+import { gate, nightly, replay, type Io, type SearchFlags } from './commands.js';
+import { CommandError, EXIT_BAD_INPUT, EXIT_INTERNAL } from './exit.js';
+import { merge } from './shards.js';
+import { ProgressLine, type LineSink } from './progress.js';
 import { PLATFORM_MATRIX } from './property.js';
 import { CONSUMERS, type Consumer } from './scenario.js';
 import { SEEDED_BUGS } from './token.js';
@@ -28,6 +33,7 @@ function program(run: Invocation): Command {
   const out = io.out;
   const p = new Command('dmadiff')
     .description('Differential checker of the VT-d DMA migration: legacy intel-iommu (Linux 5.10) vs dma-iommu (Linux 6.1)')
+    .version(versionLine(), '-V, --version', 'print the version of dmadiff and of the kernels it models')
     .exitOverride()
     .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: () => undefined })
     .showHelpAfterError(false);
@@ -48,29 +54,35 @@ function program(run: Invocation): Command {
         throw new UsageError(`cannot read ${file}: ${e instanceof Error && 'code' in e ? String(e.code) : 'error'}`);
       }
       const s = parseScenarioText(text);
+      // a scenario that names seeded bugs (exported from a --broken run) runs with them
       const doc = runScenario(s, { strictIova: o.strictIova === true });
       out(o.json === true ? stableJson(doc) : renderText(s, doc));
       run.code = failing(doc, o.trace).length > 0 ? 1 : 0;
     });
   searchOptions(
-    p.command('gate').description('search for divergences over the platform matrix; exit 0 only if none outside the allowlist and every branch that applies was reached (1: divergence, 2: bad usage, 3: internal error, 4: inconclusive)'),
+    p.command('gate').description(
+      'replay the corpus, then search for divergences over the platform matrix; exit 0 only if none outside the allowlist and every branch that applies was reached (1: divergence, 2: bad usage or unreadable corpus, 3: internal error, 4: inconclusive, 5: interrupted)',
+    ),
     100,
-  ).action((o: SearchCliOptions) => {
-    run.code = gate(flags(o), io);
+    GATE_CORPUS,
+  ).action(async (o: SearchCliOptions) => {
+    run.code = await gate(flags(o), io);
   });
-  searchOptions(p.command('nightly').description('one deterministic shard of a long search, written as JSON'), 2000)
+  searchOptions(p.command('nightly').description('replay its corpus, then one deterministic shard of a long search, written as JSON (exit codes as gate)'), 2000, NIGHTLY_CORPUS)
     .requiredOption('--shard <i/n>', 'which share of the search to run', shardArg)
     .option('--out <file>', 'where to write the shard result', 'dmadiff-shard.json')
-    .action((o: SearchCliOptions & { shard: { index: number; count: number }; out: string }) => {
-      run.code = nightly(flags(o), o.shard, o.out, io);
+    .action(async (o: SearchCliOptions & { shard: { index: number; count: number }; out: string }) => {
+      run.code = await nightly(flags(o), o.shard, o.out, io);
     });
   p.command('merge')
-    .description('combine nightly shard results into one summary and one corpus')
+    .description('combine the shards of one nightly search into one summary and one corpus (1: a failure, 2: not the shards of one search, 4: partial)')
     .argument('<files...>', 'shard result files')
-    .option('--out <file>', 'where to write the merged summary')
-    .option('--corpus <dir>', 'failure corpus directory', '.dmadiff/corpus')
-    .action((files: string[], o: { out?: string; corpus: string }) => {
-      run.code = merge(files, o.out, o.corpus, io);
+    .option('--out <file>', 'where to write the merged summary (JSON)')
+    .option('--markdown <file>', 'where to write the summary as markdown (a CI job summary)')
+    .option('--corpus <dir>', 'failure corpus directory', NIGHTLY_CORPUS)
+    .option('--partial', 'merge the shards that finished when some are missing or stopped early (verdict at best INCONCLUSIVE)')
+    .action((files: string[], o: { out?: string; markdown?: string; corpus: string; partial?: boolean }) => {
+      run.code = merge(files, { ...(o.out !== undefined ? { out: o.out } : {}), ...(o.markdown !== undefined ? { markdown: o.markdown } : {}), corpus: o.corpus, partial: o.partial === true }, io);
     });
   p.command('replay')
     .description('turn a replay token back into its failing run')
@@ -116,10 +128,20 @@ function brokenArg(v: string): SeededBugs {
   return { [v]: true };
 }
 
-/** What commander hands over: SearchFlags with the two switches still optional. */
-type SearchCliOptions = Omit<SearchFlags, 'checkTrace' | 'faults' | 'allowUnhit'> & { trace: boolean; broken?: SeededBugs; allowUnhit?: boolean };
+/** What commander hands over: SearchFlags with the switches still optional. */
+type SearchCliOptions = Omit<SearchFlags, 'checkTrace' | 'faults' | 'allowUnhit' | 'prune' | 'ignoreCorrupt'> & {
+  trace: boolean;
+  broken?: SeededBugs;
+  allowUnhit?: boolean;
+  prune?: boolean;
+  ignoreCorrupt?: boolean;
+};
 
-function searchOptions(cmd: Command, runs: number): Command {
+/** Where the gate keeps its failures, and where the nightly search keeps its own (never the gate's silently). */
+export const GATE_CORPUS = '.dmadiff/corpus';
+export const NIGHTLY_CORPUS = '.dmadiff/nightly-corpus';
+
+function searchOptions(cmd: Command, runs: number, corpus: string): Command {
   return cmd
     .addOption(new Option('--runs <n>', 'generated runs per platform').argParser(positiveInt('--runs')).default(runs))
     .addOption(new Option('--seconds <s>', 'stop starting new runs after this many seconds per platform').argParser(positiveInt('--seconds')))
@@ -129,21 +151,86 @@ function searchOptions(cmd: Command, runs: number): Command {
       new Option('--platforms <list>', 'platforms of the matrix to search').argParser(nameList).default(PLATFORM_MATRIX.map((p) => p.name), PLATFORM_MATRIX.map((p) => p.name).join(',')),
     )
     .addOption(new Option('--max-steps <n>', 'generated steps per run at most').argParser(positiveInt('--max-steps')).default(30))
-    .option('--corpus <dir>', 'failure corpus directory', '.dmadiff/corpus')
+    .option('--corpus <dir>', 'failure corpus directory: replayed first, each failure stored the moment it is found', corpus)
+    .option('--prune', 'remove corpus entries that no longer fail (they are kept by default)')
+    .option('--ignore-corrupt', 'unreadable corpus entries are reported but do not make the exit non-zero')
     .option('--no-trace', 'do not fail on trace-accounting divergences (the trace events were a named blocker of the migration: keep this on)')
     .option('--allow-unhit', 'a branch that applies and was never reached does not make the verdict INCONCLUSIVE')
     .addOption(new Option('--broken <bug>', `switch on a seeded bug in one of the models (${SEEDED_BUGS.join(', ')})`).argParser(brokenArg));
 }
 
 function flags(o: SearchCliOptions): SearchFlags {
-  const { trace, broken, allowUnhit, ...rest } = o;
-  return { ...rest, checkTrace: trace, allowUnhit: allowUnhit === true, faults: broken ?? {} };
+  const { trace, broken, allowUnhit, prune, ignoreCorrupt, ...rest } = o;
+  return { ...rest, checkTrace: trace, allowUnhit: allowUnhit === true, faults: broken ?? {}, prune: prune === true, ignoreCorrupt: ignoreCorrupt === true };
+}
+
+/** The package root: the nearest folder above this module with dmadiff's package.json (dist/harness or harness). */
+function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const f = join(dir, 'package.json');
+    if (existsSync(f)) return dir;
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+/** `dmadiff --version`: the package version, and the releases the two models follow. */
+export function versionLine(): string {
+  const root = packageRoot();
+  let v = 'unknown';
+  if (root !== undefined) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: unknown };
+      if (typeof pkg.version === 'string') v = pkg.version;
+    } catch {
+      // an unreadable package.json leaves the version unknown; --version still answers
+    }
+  }
+  return `dmadiff ${v} (legacy intel-iommu: Linux 5.10.262; dma-iommu: Linux 6.1.192)`;
+}
+
+/**
+ * SIGINT and SIGTERM while a search runs: the first asks it to stop after the current run (the
+ * command then prints what it has and exits 5); a second one quits at once.
+ */
+async function interruptible(io: Io, run: () => Promise<void>): Promise<void> {
+  let signal: string | undefined;
+  const handler = (sig: NodeJS.Signals): void => {
+    if (signal !== undefined) process.exit(sig === 'SIGINT' ? 130 : 143);
+    signal = sig;
+    io.err(`dmadiff: ${sig}: stopping after the current run (failures found so far are stored); again to quit at once`);
+  };
+  io.interrupted = () => signal;
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  try {
+    await run();
+  } finally {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  }
+}
+
+export interface MainOptions {
+  /** where the progress line goes (default: stderr, when it is a terminal and not under CI) */
+  progress?: LineSink;
+  /** decides when a search stops instead of SIGINT/SIGTERM (tests) */
+  interrupted?: () => string | undefined;
 }
 
 /** Run the CLI; returns the exit code. */
-export async function main(argv: readonly string[], out: (s: string) => void = (s) => console.log(s), err: (s: string) => void = (s) => console.error(s)): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  out: (s: string) => void = (s) => console.log(s),
+  err: (s: string) => void = (s) => console.error(s),
+  opts: MainOptions = {},
+): Promise<number> {
   const tty = process.stderr.isTTY === true && process.env['CI'] === undefined;
-  const io: Io = { out, err, ...(tty ? { progress: (l: string) => process.stderr.write(`\r\x1b[2K${l}`) } : {}) };
+  const sink = opts.progress ?? (tty ? process.stderr : undefined);
+  const line = sink !== undefined ? new ProgressLine(sink) : undefined;
+  const io: Io = line !== undefined ? { out: line.before(out), err: line.before(err), progress: (l) => line.show(l) } : { out, err };
+  if (opts.interrupted !== undefined) io.interrupted = opts.interrupted;
   const run: Invocation = { io, code: 0 };
   const noCommand = 'dmadiff: no command given (commands: gate, scenario, replay, nightly, merge, demo; try dmadiff --help)';
   if (argv.length === 0) {
@@ -152,9 +239,16 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
   }
   const p = program(run);
   try {
-    await p.parseAsync([...argv], { from: 'user' });
+    const search = argv[0] === 'gate' || argv[0] === 'nightly';
+    const parse = async (): Promise<void> => {
+      await p.parseAsync([...argv], { from: 'user' });
+    };
+    if (search && opts.interrupted === undefined) await interruptible(io, parse);
+    else await parse();
+    line?.clear();
     return run.code;
   } catch (e) {
+    line?.clear();
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
       if (e.code === 'commander.help') {
@@ -163,13 +257,13 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
         return 2;
       }
       err(`dmadiff: ${e.message.replace(/^error: /, '').split('\n')[0]}`);
-      return 2;
+      return EXIT_BAD_INPUT;
     }
     if (e instanceof UsageError || e instanceof ScenarioError || e instanceof CommandError || e instanceof WriteError) {
       err(`dmadiff: ${e.message}`);
-      return 2;
+      return EXIT_BAD_INPUT;
     }
     err(`dmadiff: internal error: ${e instanceof Error ? e.message : String(e)}`);
-    return 3;
+    return EXIT_INTERNAL;
   }
 }

@@ -1,32 +1,30 @@
 /**
  * The long-running commands: gate (is the migration safe?), nightly (one shard of a long
- * search), merge (shards into one summary and corpus) and replay (a token back into its run).
- * Output is deterministic for a given seed and budget; timings go only to the progress line.
+ * search) and replay (a token back into its run); merge.ts combines nightly shards. Output is
+ * deterministic for a given seed and budget; timings go only to the progress line. A failure is
+ * stored the moment it is shrunk, so an interrupt or a crash later loses nothing found.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { SeededBugs } from './paths.js';
-import type { Divergence } from './checker.js';
-import { exportScenario, loadCorpus, storeFailure, writeAtomic } from './corpus.js';
+import { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
+import { replayCorpus, renderCorpusReplay, type CorpusReplay } from './corpus-replay.js';
+import { WriteError, exportScenario, storeFailure, writeAtomic } from './corpus.js';
 import { stableJson } from './json.js';
-import { COVERAGE_KEYS, PLATFORM_MATRIX, addTally, emptyTally, replayChunk, type Tally } from './property.js';
+import { bugList, type SeededBugs } from './paths.js';
+import { CHUNK_RUNS, PLATFORM_MATRIX, replayChunk } from './property.js';
+import { shardDoc } from './shards.js';
 import { renderDivergence } from './render.js';
-import { failing, runScenario } from './runner.js';
-import { scenarioToJson, type Consumer, type Scenario } from './scenario.js';
-import { renderTable, search, unhit, type FoundFailure, type PlatformReport, type SearchReport } from './search.js';
+import { scenarioToJson, type Consumer } from './scenario.js';
+import { renderTable, search, unhit, type FoundFailure, type SearchReport } from './search.js';
 import { decodeToken, TokenError } from './token.js';
-import { parseScenario } from './validation.js';
+import { join } from 'node:path';
 
-export class CommandError extends Error {}
-
-/** Exit codes: 0 pass, 1 a divergence outside the allowlist, 2 bad usage, 3 internal error, 4 inconclusive. */
-export const EXIT_FAIL = 1;
-export const EXIT_INCONCLUSIVE = 4;
+export { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
 
 export interface Io {
   out: (line: string) => void;
   err: (line: string) => void;
   progress?: (line: string) => void;
+  /** the signal that asked the search to stop (SIGINT, SIGTERM), once one did */
+  interrupted?: () => string | undefined;
 }
 
 export interface SearchFlags {
@@ -41,9 +39,13 @@ export interface SearchFlags {
   /** a branch that applies and was never reached does not make the verdict INCONCLUSIVE */
   allowUnhit: boolean;
   faults: SeededBugs;
+  /** remove corpus entries that no longer fail */
+  prune: boolean;
+  /** unreadable corpus entries do not make the exit non-zero */
+  ignoreCorrupt: boolean;
 }
 
-function selectPlatforms(names: string[]): { platforms: typeof PLATFORM_MATRIX; ids: number[] } {
+export function selectPlatforms(names: string[]): { platforms: typeof PLATFORM_MATRIX; ids: number[] } {
   if (names.length === 0) throw new CommandError('--platforms: no platform given');
   const ids = names.map((n) => {
     const i = PLATFORM_MATRIX.findIndex((p) => p.name === n);
@@ -63,47 +65,45 @@ function brokenConsumer(f: FoundFailure): string | undefined {
   return undefined;
 }
 
-function faultsOf(token: string): SeededBugs {
-  try {
-    return decodeToken(token).cfg.faults;
-  } catch {
-    return {};
-  }
-}
-
-/** Replay the corpus: entries that still fail, and the unreadable ones (reported, kept). */
-function replayCorpus(dir: string, checkTrace: boolean, io: Io): { replayed: number; failing: string[]; corrupt: number } {
-  const r = { replayed: 0, failing: [] as string[], corrupt: 0 };
-  for (const e of loadCorpus(dir)) {
-    if (e.error !== undefined || e.scenario === undefined || e.entry === undefined) {
-      r.corrupt++;
-      io.err(`dmadiff: corpus: ${e.file}: ${e.error ?? 'unreadable'} (skipped, kept)`);
-      continue;
-    }
-    r.replayed++;
-    const doc = runScenario(e.scenario, { faults: faultsOf(e.entry.token) });
-    if (failing(doc, checkTrace).length > 0) r.failing.push(e.file);
-  }
+/** Replay the applicable corpus entries and print one line each. */
+function corpusFirst(f: SearchFlags, io: Io): CorpusReplay {
+  const r = replayCorpus(f.corpus, { platforms: f.platforms, consumers: f.consumers, seededBugs: bugList(f.faults), checkTrace: f.checkTrace, prune: f.prune });
+  for (const line of renderCorpusReplay(r)) io.out(line);
   return r;
 }
 
+/**
+ * Print a failure and store it (entry and scenario file). A corpus that cannot be written loses
+ * nothing: the reason goes to stderr, and the token and the scenario itself to stdout.
+ */
 function reportFailure(f: FoundFailure, dir: string, io: Io): void {
-  const entry = storeFailure(dir, f.platform, f.token, f.scenario, f.divergences);
-  const scen = join(dir, `${f.hash}.scenario.json`);
-  exportScenario(scen, f.scenario);
+  let entry: string | undefined;
+  let scen: string | undefined;
+  try {
+    entry = storeFailure(dir, f.platform, f.token, f.scenario, f.divergences);
+    scen = join(dir, `${f.hash}.scenario.json`);
+    exportScenario(scen, f.scenario);
+  } catch (e) {
+    if (!(e instanceof WriteError)) throw e;
+    io.err(`dmadiff: the failure below is not stored: ${e.message}`);
+  }
   io.out(`FAIL on ${f.platform}: ${f.scenario.steps.length} step(s) after shrinking`);
   for (const d of f.divergences) io.out(`  ${renderDivergence(d)}`);
   const c = brokenConsumer(f);
   if (c !== undefined) io.out(`  consumer that broke equivalence: ${c}`);
   io.out(`  replay:   dmadiff replay ${f.token}`);
-  io.out(`  scenario: ${scen}`);
-  io.out(`  corpus:   ${entry}`);
+  if (entry !== undefined && scen !== undefined) {
+    io.out(`  scenario: ${scen}`);
+    io.out(`  corpus:   ${entry}`);
+  } else {
+    io.out(`  scenario (not stored): ${stableJson(scenarioToJson(f.scenario), true)}`);
+  }
 }
 
-/** dmadiff gate */
-/** The search the flags describe, over the platforms they name. */
-function searchWith(f: SearchFlags, io: Io, how: { shard?: { index: number; count: number }; stopAtFirstFailure: boolean }): SearchReport {
+/** The search the flags describe, over the platforms they name; failures are reported and stored as they are found. */
+function searchWith(f: SearchFlags, io: Io, how: { shard?: { index: number; count: number }; stopAtFirstFailure: boolean }): Promise<SearchReport> {
   const { platforms, ids } = selectPlatforms(f.platforms);
+  const interrupted = io.interrupted;
   return search({
     seed: f.seed,
     runsPerPlatform: f.runs,
@@ -116,195 +116,108 @@ function searchWith(f: SearchFlags, io: Io, how: { shard?: { index: number; coun
     faults: f.faults,
     ...how,
     ...(io.progress !== undefined ? { progress: io.progress } : {}),
+    ...(interrupted !== undefined ? { stop: () => interrupted() !== undefined } : {}),
+    onFailure: (x) => reportFailure(x, f.corpus, io),
   });
 }
 
-export function gate(f: SearchFlags, io: Io): number {
-  selectPlatforms(f.platforms); // bad names are usage errors before the corpus is touched
-  const corpus = replayCorpus(f.corpus, f.checkTrace, io);
-  io.out(`corpus ${f.corpus}: ${corpus.replayed} entr${corpus.replayed === 1 ? 'y' : 'ies'} replayed, ${corpus.failing.length} still failing, ${corpus.corrupt} unreadable`);
-  for (const file of corpus.failing) io.out(`FAIL (corpus) ${file}`);
-  const r = searchWith(f, io, { stopAtFirstFailure: true });
-  for (const line of renderTable(r.platforms)) io.out(line);
-  for (const x of r.failures) reportFailure(x, f.corpus, io);
-  const runs = r.platforms.reduce((a, p) => a + p.tally.runs, 0);
-  if (r.failures.length > 0 || corpus.failing.length > 0) {
-    io.out(`verdict: FAIL -- a driver or a device can tell the two paths apart in a way no allowlist entry explains; the migration is not safe as it stands (consumers: ${f.consumers.join(',')})`);
+/** The parts of a verdict that the gate and the nightly search share. */
+interface Findings {
+  corpus: CorpusReplay;
+  report: SearchReport;
+}
+
+function corpusFailing(x: Findings): Array<{ file: string; token: string }> {
+  return x.corpus.verdicts.flatMap((v) => (v.kind === 'failing' ? [{ file: v.file, token: v.token }] : []));
+}
+
+function unreadable(x: Findings): number {
+  return x.corpus.verdicts.filter((v) => v.kind === 'unreadable').length;
+}
+
+/**
+ * The verdict lines every search command ends with when something decides it before coverage:
+ * INTERRUPTED (exit 5, every token so far), FAIL (exit 1), an unreadable corpus (exit 2 unless
+ * --ignore-corrupt). Undefined when none applies.
+ */
+function settled(x: Findings, f: SearchFlags, io: Io): number | undefined {
+  const fromCorpus = corpusFailing(x);
+  const tokens = [...fromCorpus.map((c) => c.token), ...x.report.failures.map((r) => r.token)];
+  const runs = x.report.platforms.reduce((a, p) => a + p.tally.runs, 0);
+  const bad = unreadable(x);
+  const badNote = bad > 0 ? `; ${bad} corpus entr${bad === 1 ? 'y' : 'ies'} unreadable` : '';
+  const signal = io.interrupted?.();
+  if (x.report.interrupted || signal !== undefined) {
+    io.out(`verdict: INTERRUPTED by ${signal ?? 'a signal'} -- the search stopped after ${runs} generated runs; ${tokens.length} failure(s) found so far${tokens.length > 0 ? ' (each one already a FAIL; stored as found)' : ''}${badNote}`);
+    for (const t of tokens) io.out(`  dmadiff replay ${t}`);
+    return EXIT_INTERRUPTED;
+  }
+  if (tokens.length > 0) {
+    io.out(
+      `verdict: FAIL -- a driver or a device can tell the two paths apart in a way no allowlist entry explains; the migration is not safe as it stands (consumers: ${f.consumers.join(',')}; ${x.report.failures.length} found by the search, ${fromCorpus.length} from the corpus)${badNote}`,
+    );
     return EXIT_FAIL;
   }
-  const missing = unhit(r.platforms);
+  if (bad > 0 && !f.ignoreCorrupt) {
+    io.out(
+      `verdict: UNREADABLE CORPUS -- ${bad} entr${bad === 1 ? 'y' : 'ies'} of ${f.corpus} could not be read (kept, listed above), so what they hold was not replayed; the search found no divergence outside the allowlist in ${runs} generated runs. Repair or remove them, or accept with --ignore-corrupt`,
+    );
+    return EXIT_BAD_INPUT;
+  }
+  return undefined;
+}
+
+/** dmadiff gate */
+export async function gate(f: SearchFlags, io: Io): Promise<number> {
+  selectPlatforms(f.platforms); // bad names are usage errors before the corpus is touched
+  const corpus = corpusFirst(f, io);
+  const report = await searchWith(f, io, { stopAtFirstFailure: true });
+  for (const line of renderTable(report.platforms)) io.out(line);
+  const x = { corpus, report };
+  const done = settled(x, f, io);
+  if (done !== undefined) return done;
+  const runs = report.platforms.reduce((a, p) => a + p.tally.runs, 0);
+  const bad = unreadable(x);
+  const ignored = bad > 0 ? `; ${bad} unreadable corpus entr${bad === 1 ? 'y' : 'ies'} ignored (--ignore-corrupt)` : '';
+  const missing = unhit(report.platforms);
   if (missing.length > 0 && !f.allowUnhit) {
-    io.out(`verdict: INCONCLUSIVE -- no divergence outside the allowlist in ${runs} generated runs, but branches that apply were never reached, so the gate cannot vouch for them:`);
+    io.out(`verdict: INCONCLUSIVE -- no divergence outside the allowlist in ${runs} generated runs, but branches that apply were never reached, so the gate cannot vouch for them${ignored}:`);
     for (const m of missing) io.out(`  ${m}`);
     io.out('  (raise --runs, or accept with --allow-unhit)');
     return EXIT_INCONCLUSIVE;
   }
-  io.out(`verdict: PASS -- in ${runs} generated runs no driver (consumers: ${f.consumers.join(',')}) or device could tell the two paths apart beyond the allowlisted differences${missing.length > 0 ? ` (unreached branches allowed: ${missing.join('; ')})` : ''}`);
+  io.out(
+    `verdict: PASS -- in ${runs} generated runs no driver (consumers: ${f.consumers.join(',')}) or device could tell the two paths apart beyond the allowlisted differences${missing.length > 0 ? ` (unreached branches allowed: ${missing.join('; ')})` : ''}${ignored}`,
+  );
   return 0;
 }
 
-export const SHARD_FORMAT = 'dmadiff-shard/1';
-
-interface ShardFailure {
-  platform: string;
-  token: string;
-  hash: string;
-  divergences: Array<{ step: number; kind: string; detail: string }>;
-  scenario: unknown;
-}
-
-interface ShardDoc {
-  format: typeof SHARD_FORMAT;
-  shard: string;
-  seed: number;
-  runsPerPlatform: number;
-  chunks: string[];
-  platforms: PlatformReport[];
-  failures: ShardFailure[];
-}
-
-function briefDivergences(ds: readonly Divergence[]): ShardFailure['divergences'] {
-  return ds.map((d) => ({ step: d.step, kind: d.kind, detail: d.detail }));
-}
-
-/** dmadiff nightly --shard i/n: one deterministic share of the search, written as JSON. */
-export function nightly(f: SearchFlags, shard: { index: number; count: number }, outFile: string, io: Io): number {
-  const r = searchWith(f, io, { shard, stopAtFirstFailure: false });
-  const doc: ShardDoc = {
-    format: SHARD_FORMAT,
-    shard: `${shard.index}/${shard.count}`,
-    seed: f.seed,
-    runsPerPlatform: f.runs,
-    chunks: r.chunks,
-    platforms: r.platforms,
-    failures: r.failures.map((x) => ({ platform: x.platform, token: x.token, hash: x.hash, divergences: briefDivergences(x.divergences), scenario: scenarioToJson(x.scenario) })),
-  };
+/** dmadiff nightly --shard i/n: the corpus, then one deterministic share of the search, written as JSON. */
+export async function nightly(f: SearchFlags, shard: { index: number; count: number }, outFile: string, io: Io): Promise<number> {
+  selectPlatforms(f.platforms);
+  const corpus = corpusFirst(f, io);
+  const report = await searchWith(f, io, { shard, stopAtFirstFailure: false });
+  const failures = [
+    ...corpus.verdicts.flatMap((v) => (v.kind === 'failing' ? [{ platform: v.platform, token: v.token, scenario: v.scenario, divergences: v.divergences }] : [])),
+    ...report.failures,
+  ];
+  const doc = shardDoc(f, shard, chunksOfShard(f, shard), report, failures);
   writeAtomic(outFile, `${stableJson(doc)}\n`);
-  for (const x of r.failures) storeFailure(f.corpus, x.platform, x.token, x.scenario, x.divergences);
-  for (const line of renderTable(r.platforms)) io.out(line);
-  io.out(`shard ${doc.shard}: ${r.chunks.length} chunk(s), ${r.failures.length} failure(s); wrote ${outFile}`);
+  for (const line of renderTable(report.platforms)) io.out(line);
+  io.out(`shard ${doc.shard}: ${report.chunks.length} of ${doc.expectedChunks} chunk(s), ${failures.length} failure(s); wrote ${outFile}; failures stored in ${f.corpus}`);
+  const done = settled({ corpus, report }, f, io);
+  if (done !== undefined) return done;
+  io.out(`verdict: PASS -- no divergence outside the allowlist in ${report.platforms.reduce((a, p) => a + p.tally.runs, 0)} generated runs of this shard`);
   return 0;
 }
 
-type Fields = Record<string, unknown>;
-
-function isObject(v: unknown): v is Fields {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/**
- * Check every field of a shard document that merge uses; the first problem is a CommandError
- * "FILE: FIELD: what is wrong" (one line), thrown before anything is printed or written.
- */
-function checkShard(file: string, d: unknown): ShardDoc {
-  const bad = (field: string, what: string): never => {
-    throw new CommandError(`${file}: ${field}: ${what}`);
-  };
-  if (!isObject(d) || d['format'] !== SHARD_FORMAT) bad('format', `expected a ${SHARD_FORMAT} document`);
-  const doc = d as Fields;
-  const count = (o: Fields, k: string, where: string): void => {
-    const v = o[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`${where}.${k}`, 'expected a non-negative integer');
-  };
-  const text = (o: Fields, k: string, where: string): void => {
-    if (typeof o[k] !== 'string') bad(`${where}.${k}`, 'expected a string');
-  };
-  const list = (k: string): unknown[] => {
-    const v = doc[k];
-    if (!Array.isArray(v)) bad(k, 'expected an array');
-    return v as unknown[];
-  };
-  list('chunks').forEach((c, i) => {
-    if (typeof c !== 'string') bad(`chunks[${i}]`, 'expected a string');
-  });
-  list('platforms').forEach((p, i) => {
-    const w = `platforms[${i}]`;
-    if (!isObject(p)) bad(w, 'expected an object');
-    const po = p as Fields;
-    text(po, 'name', w);
-    const t = po['tally'];
-    if (!isObject(t)) bad(`${w}.tally`, 'expected an object');
-    const to = t as Fields;
-    for (const k of ['runs', 'steps', 'divergences']) count(to, k, `${w}.tally`);
-    const al = to['allowlisted'];
-    if (!isObject(al)) bad(`${w}.tally.allowlisted`, 'expected an object of counts by allowlist entry');
-    for (const k of Object.keys(al as Fields)) count(al as Fields, k, `${w}.tally.allowlisted`);
-    const cov = to['coverage'];
-    if (!isObject(cov)) bad(`${w}.tally.coverage`, `expected an object with a count for each of ${COVERAGE_KEYS.join(', ')}`);
-    for (const b of COVERAGE_KEYS) count(cov as Fields, b, `${w}.tally.coverage`);
-  });
-  list('failures').forEach((x, i) => {
-    const w = `failures[${i}]`;
-    if (!isObject(x)) bad(w, 'expected an object');
-    const xo = x as Fields;
-    for (const k of ['hash', 'platform', 'token']) text(xo, k, w);
-    const ds = xo['divergences'];
-    if (!Array.isArray(ds)) bad(`${w}.divergences`, 'expected an array');
-    (ds as unknown[]).forEach((dv, j) => {
-      const wd = `${w}.divergences[${j}]`;
-      if (!isObject(dv)) bad(wd, 'expected an object');
-      count(dv as Fields, 'step', wd);
-      text(dv as Fields, 'kind', wd);
-      text(dv as Fields, 'detail', wd);
-    });
-  });
-  return doc as unknown as ShardDoc;
-}
-
-/** dmadiff merge: shard results into one summary and one corpus. */
-export function merge(files: string[], outFile: string | undefined, corpusDir: string, io: Io): number {
-  const byPlatform = new Map<string, Tally>();
-  const failures = new Map<string, ShardFailure>();
-  const chunks = new Set<string>();
-  let overlap = 0;
-  const docs: Array<{ file: string; doc: ShardDoc; scenarios: Scenario[] }> = [];
-  // read and check every file before printing anything
-  for (const file of files) {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new CommandError(`${file}: ${e instanceof Error ? e.message.split('\n')[0] : 'unreadable'}`);
-    }
-    const shard = checkShard(file, doc);
-    const scenarios = shard.failures.map((x, i) => {
-      try {
-        return parseScenario(x.scenario);
-      } catch (e) {
-        throw new CommandError(`${file}: failures[${i}].scenario: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    });
-    docs.push({ file, doc: shard, scenarios });
-  }
-  const scenarioOf = new Map<string, Scenario>();
-  for (const { doc, scenarios } of docs) {
-    for (const c of doc.chunks) {
-      if (chunks.has(c)) overlap++;
-      chunks.add(c);
-    }
-    for (const p of doc.platforms) {
-      const t = byPlatform.get(p.name) ?? emptyTally();
-      addTally(t, p.tally);
-      byPlatform.set(p.name, t);
-    }
-    doc.failures.forEach((x, i) => {
-      failures.set(x.hash, x);
-      scenarioOf.set(x.hash, scenarios[i]!);
-    });
-  }
-  const rows = [...byPlatform].map(([name, tally]) => ({ name, tally }));
-  for (const line of renderTable(rows)) io.out(line);
-  if (overlap > 0) io.err(`dmadiff: merge: ${overlap} chunk(s) appear in more than one shard`);
-  for (const x of failures.values()) {
-    storeFailure(corpusDir, x.platform, x.token, scenarioOf.get(x.hash)!, x.divergences);
-    io.out(`FAIL on ${x.platform}: ${x.divergences.map((d) => `step ${d.step} [${d.kind}] ${d.detail}`).join('; ')}`);
-    io.out(`  replay: dmadiff replay ${x.token}`);
-  }
-  if (outFile !== undefined) {
-    writeAtomic(outFile, `${stableJson({ format: 'dmadiff-summary/1', shards: files.length, chunks: chunks.size, platforms: rows, failures: [...failures.values()] })}\n`);
-  }
-  io.out(`merged ${files.length} shard(s): ${chunks.size} chunk(s), ${failures.size} distinct failure(s)`);
-  return failures.size > 0 ? 1 : 0;
+/** How many chunks a shard of this search runs when nothing stops it. */
+function chunksOfShard(f: SearchFlags, shard: { index: number; count: number }): number {
+  const { ids } = selectPlatforms(f.platforms);
+  const per = Math.ceil(f.runs / CHUNK_RUNS);
+  let n = 0;
+  for (const pid of ids) for (let j = 0; j < per; j++) if ((pid * per + j) % shard.count === shard.index - 1) n++;
+  return n;
 }
 
 /** dmadiff replay TOKEN: regenerate the failing run; export its scenario. */

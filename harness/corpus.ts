@@ -8,17 +8,44 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stableJson } from './json.js';
-import { scenarioToJson, type Scenario } from './scenario.js';
+import { SEEDED_BUGS, type SeededBug } from './paths.js';
+import { CONSUMERS, scenarioToJson, type Consumer, type Scenario } from './scenario.js';
+import { decodeToken } from './token.js';
 import { parseScenario } from './validation.js';
 
-export const CORPUS_FORMAT = 'dmadiff-corpus/1';
+/**
+ * dmadiff-corpus/2: what an entry needs to apply is recorded beside it (as Hypothesis' example
+ * database keys entries by the test they belong to), so a gate replays only the entries its
+ * flags can reproduce. /1 entries (no `needs`) are still read: their needs are derived.
+ */
+export const CORPUS_FORMAT = 'dmadiff-corpus/2';
+const CORPUS_V1 = 'dmadiff-corpus/1';
+
+/** What a failure needs from the flags of a run that replays it. */
+export interface EntryNeeds {
+  /** the matrix platform it was found on (`--platforms`) */
+  platform: string;
+  /** the consumers its steps walk with (`--consumers`) */
+  consumers: Consumer[];
+  /** the seeded bugs it runs with (`--broken`) */
+  seededBugs: SeededBug[];
+  /** its divergences are all trace-accounting ones, so only a run that checks them sees it (`--no-trace`) */
+  trace: boolean;
+}
 
 export interface CorpusEntry {
   format: typeof CORPUS_FORMAT;
+  needs: EntryNeeds;
   platform: string;
   token: string;
   divergences: Array<{ step: number; kind: string; detail: string }>;
   scenario: unknown;
+}
+
+/** The needs of a failure: the consumers its steps name, its seeded bugs, whether only trace divergences show it. */
+export function needsOf(platform: string, s: Scenario, ds: ReadonlyArray<{ kind: string }>): EntryNeeds {
+  const consumers = CONSUMERS.filter((c) => s.steps.some((st) => st.op === 'consumer_walk' && st.consumer === c));
+  return { platform, consumers, seededBugs: [...(s.seededBugs ?? [])], trace: ds.length > 0 && ds.every((d) => d.kind === 'trace') };
 }
 
 export function scenarioHash(s: Scenario): string {
@@ -64,6 +91,7 @@ export function storeFailure(dir: string, platform: string, token: string, s: Sc
   const path = join(dir, `${scenarioHash(s)}.json`);
   const entry: CorpusEntry = {
     format: CORPUS_FORMAT,
+    needs: needsOf(platform, s, ds),
     platform,
     token,
     divergences: ds.map((d) => ({ step: d.step, kind: d.kind, detail: d.detail })),
@@ -82,26 +110,91 @@ export interface LoadedEntry {
   file: string;
   entry?: CorpusEntry;
   scenario?: Scenario;
+  /** unreadable: the first problem, naming the field */
   error?: string;
+  /** written by a newer dmadiff (a corpus format this one does not know): kept, not replayed */
+  newer?: string;
 }
 
-/** Every entry of the corpus, in name order; unreadable ones carry their error. */
-export function loadCorpus(dir: string): LoadedEntry[] {
-  let names: string[];
+/** The names of a corpus directory's entries, in name order (exported scenario files are not entries). */
+function entryNames(dir: string): string[] {
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.json') && !n.endsWith('.scenario.json')).sort();
+    return readdirSync(dir).filter((n) => n.endsWith('.json') && !n.endsWith('.scenario.json')).sort();
   } catch {
     return [];
   }
-  return names.map((n) => {
-    const file = join(dir, n);
+}
+
+/** Read one entry; a /1 entry is upgraded (its seeded bugs come from its token). */
+function readEntry(file: string): LoadedEntry {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return { file, error: e instanceof Error ? e.message.split('\n')[0]! : String(e) };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { file, error: 'expected a JSON object' };
+  const o = v as Record<string, unknown>;
+  const format = o['format'];
+  const version = typeof format === 'string' ? /^dmadiff-corpus\/(\d+)$/.exec(format) : null;
+  if (version !== null && Number(version[1]) > 2) return { file, newer: format as string };
+  if (format !== CORPUS_FORMAT && format !== CORPUS_V1) return { file, error: `format: expected "${CORPUS_FORMAT}", got ${JSON.stringify(format)}` };
+  if (typeof o['platform'] !== 'string') return { file, error: 'platform: expected a platform name' };
+  if (typeof o['token'] !== 'string') return { file, error: 'token: expected a replay token' };
+  if (!Array.isArray(o['divergences'])) return { file, error: 'divergences: expected an array' };
+  let scenario: Scenario;
+  try {
+    scenario = parseScenario(o['scenario']);
+  } catch (e) {
+    return { file, error: `scenario.${e instanceof Error ? e.message : String(e)}` };
+  }
+  const divergences = o['divergences'] as CorpusEntry['divergences'];
+  if (format === CORPUS_V1) {
+    // /1 scenarios did not carry their seeded bugs; the token did
+    let bugs: SeededBug[] = [];
     try {
-      const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<CorpusEntry>;
-      if (v.format !== CORPUS_FORMAT) return { file, error: `format: expected "${CORPUS_FORMAT}"` };
-      const scenario = parseScenario(v.scenario);
-      return { file, entry: v as CorpusEntry, scenario };
+      bugs = decodeToken(o['token']).token.faults;
     } catch (e) {
-      return { file, error: e instanceof Error ? e.message.split('\n')[0]! : String(e) };
+      return { file, error: `token: ${e instanceof Error ? e.message : String(e)}` };
     }
-  });
+    if (bugs.length > 0) scenario.seededBugs = bugs;
+  }
+  const needs = format === CORPUS_V1 ? needsOf(o['platform'], scenario, divergences) : checkNeeds(o['needs']);
+  if (typeof needs === 'string') return { file, error: needs };
+  const entry: CorpusEntry = { format: CORPUS_FORMAT, needs, platform: o['platform'], token: o['token'], divergences, scenario: o['scenario'] };
+  return { file, entry, scenario };
+}
+
+/** The `needs` block of a /2 entry, or the first problem with it. */
+function checkNeeds(v: unknown): EntryNeeds | string {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'needs: expected an object';
+  const o = v as Record<string, unknown>;
+  if (typeof o['platform'] !== 'string') return 'needs.platform: expected a platform name';
+  const list = <T extends string>(k: string, known: readonly T[]): T[] | string => {
+    const l = o[k];
+    if (!Array.isArray(l) || !l.every((x) => (known as readonly unknown[]).includes(x))) return `needs.${k}: expected a list of ${known.join(', ')}`;
+    return l as T[];
+  };
+  const consumers = list('consumers', CONSUMERS);
+  if (typeof consumers === 'string') return consumers;
+  const seededBugs = list('seededBugs', SEEDED_BUGS);
+  if (typeof seededBugs === 'string') return seededBugs;
+  if (typeof o['trace'] !== 'boolean') return 'needs.trace: expected true or false';
+  return { platform: o['platform'], consumers, seededBugs, trace: o['trace'] };
+}
+
+/** Every entry of the corpus, in name order; unreadable ones carry their error (and are kept). */
+export function loadCorpus(dir: string): LoadedEntry[] {
+  return entryNames(dir).map((n) => readEntry(join(dir, n)));
+}
+
+/** Remove an entry and the scenario file exported beside it (`--prune`). */
+export function removeEntry(file: string): void {
+  for (const f of [file, file.replace(/\.json$/, '.scenario.json')]) {
+    try {
+      unlinkSync(f);
+    } catch (e) {
+      if (!(e instanceof Error && 'code' in e && e.code === 'ENOENT')) throw new WriteError(`cannot remove ${f}: ${reason(e)}`);
+    }
+  }
 }

@@ -9,6 +9,7 @@ import { sgFromBuffers, type SgTable } from '../kernel/scatterlist.js';
 import type { DmaFault } from '../vtd/hardware.js';
 import { consumerAccesses, type DeviceAccessPiece } from './consumers.js';
 import { hex, type Dir, type Scenario, type Step } from './scenario.js';
+import { ScenarioError } from './validation.js';
 
 export interface FaultJson {
   reason: string;
@@ -78,15 +79,14 @@ export class PathRunner {
    * the first segment, past the end relative to the end of the last.
    */
   pieces(m: Mapping, offset: number, len: number): DeviceAccessPiece[] {
-    const wrap = (v: bigint): bigint => BigInt.asUintN(64, v);
-    if (m.kind !== 'sg') return [{ iova: wrap(m.dma + BigInt(offset)), len }];
+    if (m.kind !== 'sg') return [{ iova: m.dma + BigInt(offset), len }];
     const segs = m.sgt!.sgl.slice(0, m.count);
     const out: DeviceAccessPiece[] = [];
     let pos = offset;
     const end = offset + len;
     if (pos < 0) {
       const n = Math.min(end, 0) - pos;
-      out.push({ iova: wrap(segs[0]!.dmaAddress + BigInt(pos)), len: n });
+      out.push({ iova: segs[0]!.dmaAddress + BigInt(pos), len: n });
       pos += n;
     }
     let base = 0;
@@ -102,7 +102,7 @@ export class PathRunner {
     }
     if (pos < end) {
       const last = segs[segs.length - 1]!;
-      out.push({ iova: wrap(last.dmaAddress + BigInt(last.dmaLength) + BigInt(pos - base)), len: end - pos });
+      out.push({ iova: last.dmaAddress + BigInt(last.dmaLength) + BigInt(pos - base), len: end - pos });
     }
     return out;
   }
@@ -206,6 +206,12 @@ export class PathRunner {
         const m = this.mapping(step.map);
         if (!m.ok) return { ok: false, error: `${m.name} was never mapped` };
         const pieces = this.pieces(m, step.offset, step.len);
+        // a device address is 64 bits: an access that leaves them is not a probe but a bad step
+        for (const p of pieces) {
+          if (p.iova < 0n || p.iova + BigInt(p.len) > 1n << 64n) {
+            throw new ScenarioError(`steps[${i}].offset: ${step.offset} from ${m.name} gives the device address ${p.iova < 0n ? `-${hex(-p.iova)}` : hex(p.iova)} (+${p.len}), outside 64 bits`);
+          }
+        }
         return step.op === 'dma_read' ? this.deviceRead(m.dev, pieces) : this.deviceWrite(m.dev, pieces, step.fill);
       }
       case 'cpu_read':

@@ -13,6 +13,38 @@ export type PathName = 'legacy-intel' | 'dma-iommu';
 
 /** Seeded bugs, for proving the harness can fail: switches in either model, all off by default. */
 export type SeededBugs = GenericFaults & LegacyFaults;
+export type SeededBug = keyof SeededBugs;
+
+/** Every seeded bug, in the order tokens, scenarios and help text list them. */
+export const SEEDED_BUGS: readonly SeededBug[] = [
+  'noIotlbSync',
+  'noIotlbSyncMap',
+  'noBouncePaddingZero',
+  'mergeIgnoresMaxSeg',
+  'lazyUntrusted',
+  'syncSgWholeList',
+  'unmapCopyBackFromDeviceOnly',
+  'unmapCopyBackAligned',
+  'legacySyncSgForCpuToDevice',
+  'noMapTraceAtomic',
+  'bounceTracesOriginal',
+  'retryFromCachedNode',
+  'roundAllToPowerOfTwo',
+  'noDepotFlushOnFailure',
+  'syncForDeviceWholeSlot',
+];
+
+/** The switches a list of seeded bugs stands for. */
+export function bugSwitches(bugs: readonly SeededBug[]): SeededBugs {
+  const f: SeededBugs = {};
+  for (const b of bugs) f[b] = true;
+  return f;
+}
+
+/** The seeded bugs a set of switches turns on, in SEEDED_BUGS order. */
+export function bugList(f: SeededBugs): SeededBug[] {
+  return SEEDED_BUGS.filter((b) => f[b] === true);
+}
 
 /** The reserved ranges as inclusive pfn ranges (reserve_iova's arguments). */
 export function reservedPfns(s: Scenario): Array<{ lo: number; hi: number }> {

@@ -5,7 +5,7 @@
  * can be split over shards (chunk c belongs to shard c mod n) and still cover the same runs.
  */
 import fc from 'fast-check';
-import type { SeededBugs } from './paths.js';
+import { bugList, type SeededBugs } from './paths.js';
 import { padPages } from './allowlist.js';
 import { needsBounce } from './devices.js';
 import type { Divergence } from './checker.js';
@@ -146,6 +146,8 @@ export function addTally(a: Tally, b: Tally): void {
 /** The scenario a workload stands for on a platform. */
 export function scenarioOf(cfg: SearchConfig, w: Workload): Scenario {
   const s = toScenario(cfg.platform.platform, w, cfg.consumers);
+  const bugs = bugList(cfg.faults);
+  if (bugs.length > 0) s.seededBugs = bugs;
   if (cfg.platform.tight32) s.reserved.push({ start: 0x10_0000n, end: 0xffef_ffffn });
   if (cfg.platform.exhaust) {
     // everything but the window: below it, and from 4 GiB to the top of the width
@@ -211,7 +213,7 @@ export interface Failure {
 /** Evaluate one workload: the tally of the run and the failing divergences. */
 export function evaluate(cfg: SearchConfig, w: Workload, tally: Tally): Divergence[] {
   const s = scenarioOf(cfg, w);
-  const doc = runScenario(s, { faults: cfg.faults });
+  const doc = runScenario(s);
   tally.runs++;
   tally.steps += s.steps.length;
   for (const d of doc.divergences) {
@@ -235,27 +237,77 @@ export function chunkSeed(base: number, c: number): number {
   return (x ^ (x >>> 16)) | 0;
 }
 
+/** What one chunk found: the tally of its generated runs and, if one failed, the shrunk failure. */
+export interface ChunkResult {
+  tally: Tally;
+  failure?: Failure;
+  /** the chunk was stopped early (runs after the stop were not evaluated; a shrink was cut short) */
+  stopped?: boolean;
+}
+
+/**
+ * The predicate of a chunk: it tallies generated runs only (not shrinking) and, once `stop()`
+ * says so, passes everything without running it, so fast-check ends the chunk at once -- and a
+ * shrink cut short still leaves the smallest failing case found so far, with its path.
+ */
+function chunkPredicate(cfg: SearchConfig, tally: Tally, stop: () => boolean): { predicate: (w: Workload) => boolean; stopped: () => boolean } {
+  let shrinking = false;
+  let stopped = false;
+  const scratch = emptyTally();
+  return {
+    predicate: (w) => {
+      if (stop()) {
+        stopped = true;
+        return true;
+      }
+      const fails = evaluate(cfg, w, shrinking ? scratch : tally);
+      if (fails.length > 0) shrinking = true;
+      return fails.length === 0;
+    },
+    stopped: () => stopped,
+  };
+}
+
+function chunkResult(cfg: SearchConfig, seed: number, tally: Tally, details: fc.RunDetails<[Workload]>, stopped: boolean): ChunkResult {
+  const r: ChunkResult = stopped ? { tally, stopped } : { tally };
+  if (!details.failed || details.counterexample === null) return r;
+  const s = scenarioOf(cfg, details.counterexample[0]);
+  r.failure = { scenario: s, divergences: failing(runScenario(s), cfg.checkTrace), seed, path: details.counterexamplePath ?? '' };
+  return r;
+}
+
 /**
  * Run one chunk. The tally counts the generated runs only (not shrinking); a failure comes back
  * shrunk, with the seed and path that replay it.
  */
-export function runChunk(cfg: SearchConfig, seed: number, numRuns = CHUNK_RUNS): { tally: Tally; failure?: Failure } {
+export function runChunk(cfg: SearchConfig, seed: number, numRuns = CHUNK_RUNS): ChunkResult {
   const tally = emptyTally();
-  let shrinking = false;
-  const scratch = emptyTally();
-  const prop = fc.property(workloadArb(genOptions(cfg)), (w) => {
-    const fails = evaluate(cfg, w, shrinking ? scratch : tally);
-    if (fails.length > 0) shrinking = true;
-    return fails.length === 0;
+  const c = chunkPredicate(cfg, tally, () => false);
+  const details = fc.check(fc.property(workloadArb(genOptions(cfg)), c.predicate), { seed, numRuns, endOnFailure: false });
+  return chunkResult(cfg, seed, tally, details, false);
+}
+
+/** How often an interruptible chunk gives the event loop a turn (so a signal handler can run). */
+const YIELD_MS = 25;
+
+/**
+ * The same chunk (the same runs, the same shrink, the same replay path: fast-check draws and
+ * shrinks identically for a synchronous and an asynchronous property) that hands the event loop
+ * a turn every few milliseconds, so SIGINT or SIGTERM can stop it between two runs.
+ */
+export async function runChunkInterruptible(cfg: SearchConfig, seed: number, numRuns: number, stop: () => boolean): Promise<ChunkResult> {
+  const tally = emptyTally();
+  const c = chunkPredicate(cfg, tally, stop);
+  let last = Date.now();
+  const prop = fc.asyncProperty(workloadArb(genOptions(cfg)), async (w) => {
+    if (Date.now() - last >= YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      last = Date.now();
+    }
+    return c.predicate(w);
   });
-  const details = fc.check(prop, { seed, numRuns, endOnFailure: false });
-  if (!details.failed || details.counterexample === null) return { tally };
-  const w = details.counterexample[0];
-  const s = scenarioOf(cfg, w);
-  return {
-    tally,
-    failure: { scenario: s, divergences: failing(runScenario(s, { faults: cfg.faults }), cfg.checkTrace), seed, path: details.counterexamplePath ?? '' },
-  };
+  const details = await fc.check(prop, { seed, numRuns, endOnFailure: false });
+  return chunkResult(cfg, seed, tally, details, c.stopped());
 }
 
 /** Replay a failure from its fast-check coordinates: the same shrunk workload. */
@@ -264,5 +316,5 @@ export function replayChunk(cfg: SearchConfig, seed: number, path: string): Fail
   const details = fc.check(prop, { seed, path, numRuns: CHUNK_RUNS, endOnFailure: true });
   if (!details.failed || details.counterexample === null) return undefined;
   const s = scenarioOf(cfg, details.counterexample[0]);
-  return { scenario: s, divergences: failing(runScenario(s, { faults: cfg.faults }), cfg.checkTrace), seed, path };
+  return { scenario: s, divergences: failing(runScenario(s), cfg.checkTrace), seed, path };
 }

@@ -10,7 +10,7 @@ import { allowlisted } from './allowlist.js';
 import { ReachableWatch, TraceWatch, checkSgResult, compareResults, type Divergence } from './checker.js';
 import { IovaFitWatch, usesRoundedTail } from './exhaustion.js';
 import { PathRunner, type StepResult } from './path-runner.js';
-import { createPath, type PathName } from './paths.js';
+import { bugSwitches, createPath, type PathName } from './paths.js';
 import type { Scenario } from './scenario.js';
 import { checkViews } from './views.js';
 
@@ -42,13 +42,14 @@ export interface ResultDoc {
 
 export interface RunOptions {
   strictIova?: boolean;
-  /** seeded bugs in the generic path (tests of the checker only) */
+  /** seeded bugs on top of those the scenario names (tests of the checker only) */
   faults?: SeededBugs;
 }
 
 export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
-  const legacy = new PathRunner(createPath('legacy-intel', s, opts.faults ?? {}), s);
-  const generic = new PathRunner(createPath('dma-iommu', s, opts.faults ?? {}), s);
+  const faults: SeededBugs = { ...bugSwitches(s.seededBugs ?? []), ...opts.faults };
+  const legacy = new PathRunner(createPath('legacy-intel', s, faults), s);
+  const generic = new PathRunner(createPath('dma-iommu', s, faults), s);
   const divergences: Divergence[] = [];
   const reach = new ReachableWatch();
   const trace = new TraceWatch(legacy, generic);

@@ -4,6 +4,7 @@
  * types of a parsed scenario; validation.ts turns JSON into one (or one line of error).
  */
 import type { PlatformConfig } from '../kernel/machine.js';
+import type { SeededBug } from './paths.js';
 
 export const SCENARIO_FORMAT = 'dmadiff-scenario/1';
 
@@ -57,6 +58,11 @@ export interface Scenario {
   devices: ScenarioDevice[];
   reserved: Reserved[];
   steps: Step[];
+  /**
+   * Seeded bugs both models run with (optional, compatible with files that lack it): a failure
+   * found by `gate --broken BUG` keeps its bug, so its scenario file reproduces it.
+   */
+  seededBugs?: SeededBug[];
 }
 
 export function hex(v: bigint | number): string {
@@ -77,5 +83,6 @@ export function scenarioToJson(s: Scenario): unknown {
       if (st.op === 'set_seg_boundary') o['mask'] = hex(st.mask);
       return o;
     }),
+    ...(s.seededBugs !== undefined && s.seededBugs.length > 0 ? { seededBugs: [...s.seededBugs] } : {}),
   };
 }

@@ -17,7 +17,7 @@ import {
   applies,
   chunkSeed,
   emptyTally,
-  runChunk,
+  runChunkInterruptible,
   type NamedPlatform,
   type SearchConfig,
   type Tally,
@@ -42,6 +42,10 @@ export interface SearchOptions {
   /** the gate stops a platform at its first failure; the nightly search goes on */
   stopAtFirstFailure: boolean;
   progress?: (line: string) => void;
+  /** called the moment a failure is shrunk (before the search goes on), so it is stored at once */
+  onFailure?: (f: FoundFailure) => void;
+  /** polled between runs: true stops the search (SIGINT, SIGTERM) */
+  stop?: () => boolean;
 }
 
 export interface FoundFailure {
@@ -62,44 +66,73 @@ export interface SearchReport {
   failures: FoundFailure[];
   /** the chunks this search ran, "platform-id:chunk" */
   chunks: string[];
+  /** stopped before its budget was spent (an interrupt): the tallies cover what ran */
+  interrupted: boolean;
 }
 
-export function search(o: SearchOptions): SearchReport {
+/** "1m05s", "42s": a duration for the progress line. */
+function duration(ms: number): string {
+  const sec = Math.round(ms / 1000);
+  return sec >= 60 ? `${Math.floor(sec / 60)}m${String(sec % 60).padStart(2, '0')}s` : `${sec}s`;
+}
+
+export async function search(o: SearchOptions): Promise<SearchReport> {
   const chunksPer = Math.ceil(o.runsPerPlatform / CHUNK_RUNS);
-  const report: SearchReport = { platforms: [], failures: [], chunks: [] };
+  const mine = (pid: number, j: number): boolean => o.shard === undefined || (pid * chunksPer + j) % o.shard.count === o.shard.index - 1;
+  const report: SearchReport = { platforms: [], failures: [], chunks: [], interrupted: false };
   const seen = new Set<string>();
-  o.platforms.forEach((p, k) => {
+  const stop = o.stop ?? ((): boolean => false);
+  // the progress line's ETA: chunks still to run over the pace so far (a gate that stops a
+  // platform at its first failure finishes sooner than it says)
+  let total = 0;
+  o.platformIds.forEach((pid) => {
+    for (let j = 0; j < chunksPer; j++) if (mine(pid, j)) total++;
+  });
+  let done = 0;
+  const began = Date.now();
+  for (const [k, p] of o.platforms.entries()) {
     const pid = o.platformIds[k]!;
     const cfg: SearchConfig = { platform: p, consumers: o.consumers, maxSteps: o.maxSteps, checkTrace: o.checkTrace, faults: o.faults };
     const tally = emptyTally();
     const started = Date.now();
-    for (let j = 0; j < chunksPer; j++) {
-      const ordinal = pid * chunksPer + j;
-      if (o.shard !== undefined && ordinal % o.shard.count !== o.shard.index - 1) continue;
+    let left = 0;
+    for (let j = 0; j < chunksPer; j++) if (mine(pid, j)) left++;
+    for (let j = 0; j < chunksPer && !report.interrupted; j++) {
+      if (!mine(pid, j)) continue;
       if (o.seconds !== undefined && (Date.now() - started) / 1000 >= o.seconds) break;
       const runs = Math.min(CHUNK_RUNS, o.runsPerPlatform - j * CHUNK_RUNS);
       const seed = chunkSeed(o.seed, pid * 65536 + j);
-      const r = runChunk(cfg, seed, runs);
-      report.chunks.push(`${pid}:${j}`);
+      const r = await runChunkInterruptible(cfg, seed, runs, stop);
       addTally(tally, r.tally);
-      o.progress?.(`${p.name}: chunk ${j + 1}/${chunksPer}, ${tally.runs} runs, ${tally.steps} steps`);
+      if (r.stopped === true) report.interrupted = true;
+      else report.chunks.push(`${pid}:${j}`);
+      done++;
+      left--;
+      const elapsed = Date.now() - began;
+      o.progress?.(`${p.name}: chunk ${j + 1}/${chunksPer}, ${tally.runs} runs, ${tally.steps} steps; ${done}/${total} chunks, ${duration(elapsed)} elapsed, ETA ${duration((elapsed / done) * (total - done))}`);
       if (r.failure !== undefined) {
         const hash = scenarioHash(r.failure.scenario);
         if (!seen.has(hash)) {
           seen.add(hash);
-          report.failures.push({
+          const f: FoundFailure = {
             platform: p.name,
             token: encodeToken(cfg, r.failure.seed, r.failure.path),
             hash,
             scenario: r.failure.scenario,
             divergences: r.failure.divergences,
-          });
+          };
+          report.failures.push(f);
+          o.onFailure?.(f);
         }
-        if (o.stopAtFirstFailure) break;
+        if (o.stopAtFirstFailure) {
+          total -= left;
+          break;
+        }
       }
     }
     report.platforms.push({ name: p.name, tally });
-  });
+    if (report.interrupted) break;
+  }
   return report;
 }
 

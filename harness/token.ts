@@ -3,28 +3,11 @@
  * fast-check's seed and shrink path, the platform, the consumers, the step budget and any
  * seeded bug switched on. `dmadiff replay TOKEN` turns it back into the same failure.
  */
-import type { SeededBugs } from './paths.js';
+import { SEEDED_BUGS, bugList, bugSwitches, type SeededBug } from './paths.js';
 import { PLATFORM_MATRIX, type SearchConfig } from './property.js';
 import { CONSUMERS, type Consumer } from './scenario.js';
 
 const PREFIX = 'dmadiff1.';
-const FAULTS: ReadonlyArray<keyof SeededBugs> = [
-  'noIotlbSync',
-  'noIotlbSyncMap',
-  'noBouncePaddingZero',
-  'mergeIgnoresMaxSeg',
-  'lazyUntrusted',
-  'syncSgWholeList',
-  'unmapCopyBackFromDeviceOnly',
-  'unmapCopyBackAligned',
-  'legacySyncSgForCpuToDevice',
-  'noMapTraceAtomic',
-  'bounceTracesOriginal',
-  'retryFromCachedNode',
-  'roundAllToPowerOfTwo',
-  'noDepotFlushOnFailure',
-  'syncForDeviceWholeSlot',
-];
 
 export class TokenError extends Error {}
 
@@ -36,7 +19,7 @@ export interface ReplayToken {
   maxSteps: number;
   /** --no-trace: trace divergences did not fail the run */
   noTrace: boolean;
-  faults: Array<keyof SeededBugs>;
+  faults: SeededBug[];
 }
 
 export function encodeToken(cfg: SearchConfig, seed: number, path: string): string {
@@ -47,7 +30,7 @@ export function encodeToken(cfg: SearchConfig, seed: number, path: string): stri
     consumers: cfg.consumers,
     maxSteps: cfg.maxSteps,
     noTrace: !cfg.checkTrace,
-    faults: FAULTS.filter((f) => cfg.faults[f] === true),
+    faults: bugList(cfg.faults),
   };
   return PREFIX + Buffer.from(JSON.stringify(t)).toString('base64url');
 }
@@ -74,7 +57,7 @@ export function decodeToken(token: string): { token: ReplayToken; cfg: SearchCon
   if (!Array.isArray(consumers) || consumers.length === 0 || !consumers.every((c) => CONSUMERS.includes(c as Consumer))) bad(`consumers: expected a list of ${CONSUMERS.join(', ')}`);
   if (typeof o['maxSteps'] !== 'number' || !Number.isInteger(o['maxSteps']) || o['maxSteps'] < 1) bad('maxSteps: expected a positive integer');
   const faults = o['faults'];
-  if (!Array.isArray(faults) || !faults.every((f) => FAULTS.includes(f as keyof SeededBugs))) bad('faults: unknown seeded bug');
+  if (!Array.isArray(faults) || !faults.every((f) => SEEDED_BUGS.includes(f as SeededBug))) bad('faults: unknown seeded bug');
   const t: ReplayToken = {
     seed: o['seed'],
     path: o['path'],
@@ -82,11 +65,9 @@ export function decodeToken(token: string): { token: ReplayToken; cfg: SearchCon
     consumers: consumers as Consumer[],
     maxSteps: o['maxSteps'],
     noTrace: o['noTrace'] === true,
-    faults: faults as Array<keyof SeededBugs>,
+    faults: faults as SeededBug[],
   };
-  const f: SeededBugs = {};
-  for (const k of t.faults) f[k] = true;
-  return { token: t, cfg: { platform, consumers: t.consumers, maxSteps: t.maxSteps, checkTrace: !t.noTrace, faults: f } };
+  return { token: t, cfg: { platform, consumers: t.consumers, maxSteps: t.maxSteps, checkTrace: !t.noTrace, faults: bugSwitches(t.faults) } };
 }
 
-export const SEEDED_BUGS = FAULTS;
+export { SEEDED_BUGS };

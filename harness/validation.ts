@@ -5,6 +5,7 @@
 import { parseBdf } from '../vtd/entries.js';
 import { PHYS_LIMIT, overlappingRegion } from '../vtd/regions.js';
 import { DEFAULT_PLATFORM } from '../kernel/machine.js';
+import { SEEDED_BUGS, type SeededBug } from './paths.js';
 import { CONSUMERS, SCENARIO_FORMAT, type Dir, type MaskWhich, type Platform, type Reserved, type Scenario, type ScenarioDevice, type Step } from './scenario.js';
 
 export class ScenarioError extends Error {}
@@ -172,6 +173,23 @@ function parseReserved(v: unknown): Reserved[] {
 
 type MapKind = 'single' | 'sg' | 'coherent';
 
+/**
+ * A device access's offset from its mapping: any integer (a number, or a "0x..."/"-0x..." string
+ * as a probe far past a buffer is easier to read in hex). Whether the address it gives fits in 64
+ * bits depends on the IOVA each path returned, so that is checked when the step runs
+ * (path-runner.ts); here only exactness bounds it: ±(2^53 - 1), more than any IOVA width apart.
+ */
+function offsetOf(o: Obj, where: string): number {
+  const v = o['offset'];
+  const k = `${where}.offset`;
+  let n: number;
+  if (typeof v === 'number' && Number.isInteger(v)) n = v;
+  else if (typeof v === 'string' && /^-?0x[0-9a-fA-F]{1,16}$/.test(v)) n = Number(v.startsWith('-') ? -BigInt(v.slice(1)) : BigInt(v));
+  else fail(k, `expected an integer or a hex string like "0x7f00000000", got ${show(v)}`);
+  if (!Number.isSafeInteger(n)) fail(k, `${show(v)} is beyond ±(2^53 - 1), where offsets are exact`);
+  return n;
+}
+
 const STEP_FIELDS: Record<Step['op'], readonly string[]> = {
   map_page: ['dev', 'phys', 'size', 'dir', 'cpu', 'as'],
   map_sg: ['dev', 'dir', 'sg', 'cpu', 'as'],
@@ -251,12 +269,12 @@ function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[]
       case 'sync_for_device':
         return { op: o, map: map(['single', 'sg']) };
       case 'dma_read':
-        return { op: o, map: map(['single', 'sg', 'coherent']), offset: int(s, 'offset', w, -MAX_ACCESS, MAX_BUFFER), len: int(s, 'len', w, 1, MAX_ACCESS) };
+        return { op: o, map: map(['single', 'sg', 'coherent']), offset: offsetOf(s, w), len: int(s, 'len', w, 1, MAX_ACCESS) };
       case 'dma_write':
         return {
           op: o,
           map: map(['single', 'sg', 'coherent']),
-          offset: int(s, 'offset', w, -MAX_ACCESS, MAX_BUFFER),
+          offset: offsetOf(s, w),
           len: int(s, 'len', w, 1, MAX_ACCESS),
           fill: int(s, 'fill', w, 0, 255),
         };
@@ -287,11 +305,27 @@ function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[]
 /** Parse a scenario from its JSON value; throws ScenarioError with one line. */
 export function parseScenario(v: unknown): Scenario {
   if (!isObj(v)) fail('scenario', 'expected a JSON object');
-  onlyKeys(v, 'scenario', ['format', 'platform', 'devices', 'reserved', 'steps']);
+  onlyKeys(v, 'scenario', ['format', 'platform', 'devices', 'reserved', 'steps', 'seededBugs']);
   if (v['format'] !== SCENARIO_FORMAT) fail('format', `expected "${SCENARIO_FORMAT}", got ${show(v['format'])}`);
   const platform = parsePlatform(v['platform']);
   const devices = parseDevices(v['devices']);
-  return { format: SCENARIO_FORMAT, platform, devices, reserved: parseReserved(v['reserved']), steps: parseSteps(v['steps'], devices, platform.cpus) };
+  const s: Scenario = { format: SCENARIO_FORMAT, platform, devices, reserved: parseReserved(v['reserved']), steps: parseSteps(v['steps'], devices, platform.cpus) };
+  const bugs = parseSeededBugs(v['seededBugs']);
+  if (bugs.length > 0) s.seededBugs = bugs;
+  return s;
+}
+
+/** The optional list of seeded bugs: known names, each once. */
+function parseSeededBugs(v: unknown): SeededBug[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) fail('seededBugs', `expected an array of seeded bug names (${SEEDED_BUGS.join(', ')})`);
+  const seen = new Set<string>();
+  return v.map((b, i) => {
+    if (typeof b !== 'string' || !(SEEDED_BUGS as readonly string[]).includes(b)) fail(`seededBugs[${i}]`, `unknown seeded bug ${show(b)} (${SEEDED_BUGS.join(', ')})`);
+    if (seen.has(b)) fail(`seededBugs[${i}]`, `"${b}" is listed twice`);
+    seen.add(b);
+    return b as SeededBug;
+  });
 }
 
 /** Parse scenario text (JSON); errors name the place. */

@@ -71,7 +71,8 @@ const USAGE_ERRORS: ReadonlyArray<readonly [string, string[], string]> = [
   ['merge of a file that is not JSON', ['merge', file('not-json.json', '{"format":'), '--corpus', corpus], 'not-json.json'],
   ['merge of a non-shard JSON file', ['merge', file('other.json', JSON.stringify({ format: 'dmadiff-summary/1', platforms: [], failures: [] })), '--corpus', corpus], 'other.json'],
   ['merge of a JSON array', ['merge', file('array.json', '[]'), '--corpus', corpus], 'array.json'],
-  ['merge of a shard missing its chunks', ['merge', file('nochunks.json', JSON.stringify({ format: 'dmadiff-shard/1', platforms: [], failures: [] })), '--corpus', corpus], 'nochunks.json'],
+  ['merge of a shard missing its chunks', ['merge', file('nochunks.json', JSON.stringify({ format: 'dmadiff-shard/2', platforms: [], failures: [] })), '--corpus', corpus], 'nochunks.json'],
+  ['merge of a /1 shard (before shards recorded their search)', ['merge', file('v1.json', JSON.stringify({ format: 'dmadiff-shard/1', shard: '1/1', seed: 1, runsPerPlatform: 25, chunks: ['0:0'], platforms: [], failures: [] })), '--corpus', corpus], 'v1.json'],
   ['scenario of a missing file', ['scenario', join(dir, 'missing-scenario.json')], 'missing-scenario.json'],
 ];
 
@@ -108,6 +109,16 @@ describe('bad flags, tokens and files: exit 2 and one stderr line "dmadiff: ..."
  *     "verdict: PASS -- in 0 generated runs ..." with exit 0: a vacuous pass of the migration gate.
  *     An empty platform list should be a usage error.
  */
+/** a complete one-shard search (qemu-strict, 25 runs: one chunk), for the cases to break one field of */
+const SHARD_BASE = {
+  format: 'dmadiff-shard/2',
+  shard: '1/1',
+  search: { seed: 1, runsPerPlatform: 25, platforms: ['qemu-strict'], consumers: ['correct'], maxSteps: 30, checkTrace: true, seededBugs: [], seconds: null },
+  expectedChunks: 1,
+  interrupted: false,
+  chunks: ['0:0'],
+};
+
 describe('usage errors that are not reported as such (bugs)', () => {
   it('merge of a file holding JSON null: exit 2, one line naming the file', async () => {
     const f = file('null-shard.json', 'null\n');
@@ -119,7 +130,7 @@ describe('usage errors that are not reported as such (bugs)', () => {
   });
 
   it('merge of a shard whose platform entry has no tally: exit 2, one line naming the file', async () => {
-    const f = file('notally-shard.json', JSON.stringify({ format: 'dmadiff-shard/1', shard: '1/1', seed: 1, runsPerPlatform: 25, chunks: ['0:0'], platforms: [{ name: 'qemu-strict' }], failures: [] }));
+    const f = file('notally-shard.json', JSON.stringify({ ...SHARD_BASE, platforms: [{ name: 'qemu-strict' }], failures: [] }));
     const r = await cli(['merge', f, '--corpus', corpus]);
     expect(r.err, r.err.join('\n')).toHaveLength(1);
     expect(r.err[0]).not.toContain('internal error');
@@ -130,7 +141,7 @@ describe('usage errors that are not reported as such (bugs)', () => {
   it('merge of a shard whose failure has an invalid scenario: the error line names the file', async () => {
     const f = file(
       'badscenario-shard.json',
-      JSON.stringify({ format: 'dmadiff-shard/1', shard: '1/1', seed: 1, runsPerPlatform: 25, chunks: ['0:0'], platforms: [], failures: [{ platform: 'qemu-strict', token: 't', hash: 'h', divergences: [], scenario: {} }] }),
+      JSON.stringify({ ...SHARD_BASE, platforms: [], failures: [{ platform: 'qemu-strict', token: 't', hash: 'h', divergences: [], scenario: {} }] }),
     );
     const r = await cli(['merge', f, '--corpus', corpus]);
     expect(r.code).toBe(2);
@@ -156,7 +167,7 @@ describe('merge of a shard with a missing field: exit 2, one line naming the fil
   const TALLY = { runs: 25, steps: 100, divergences: 1, allowlisted: { D1: 1 }, coverage: COVERAGE };
   const SCENARIO = { format: 'dmadiff-scenario/1', devices: [{ id: 'dev', bdf: '00:02.0', pci: true, untrusted: false, dmaMask: 39 }], reserved: [], steps: [] };
   const FAILURE = { platform: 'qemu-strict', token: 'dmadiff1.x', hash: '0123456789abcdef', divergences: [{ step: 0, kind: 'consumer', detail: 'd' }], scenario: SCENARIO };
-  const shard = (platforms: unknown[], failures: unknown[]): string => JSON.stringify({ format: 'dmadiff-shard/1', shard: '1/1', seed: 1, runsPerPlatform: 25, chunks: ['0:0'], platforms, failures });
+  const shard = (platforms: unknown[], failures: unknown[]): string => JSON.stringify({ ...SHARD_BASE, platforms, failures });
 
   it('control: the complete shard merges (so each case below fails on its one missing field)', async () => {
     const c = join(tmp.fresh('cli'), 'corpus');
@@ -225,14 +236,23 @@ describe('an --out that cannot be written: exit 2, one line naming the path, no 
     expect(readdirSync(out)).toEqual([]);
   });
 
-  it('gate --corpus below a regular file: the corpus directory cannot be created, exit 2 naming it', async () => {
+  it('gate --corpus below a regular file: the failure is still a FAIL (exit 1), its token and scenario on stdout, the reason on one stderr line', async () => {
     const d = tmp.fresh('cli');
     writeFileSync(join(d, 'plain'), '');
     const c = join(d, 'plain', 'corpus');
     const r = await cli(['gate', ...searchArgs({ runs: 50, seed: 2, platforms: 'qemu-strict', consumers: 'correct,i915', corpus: c })]);
-    expect(r.code, r.err.join('\n')).toBe(2);
-    expect(r.err, r.err.join('\n')).toHaveLength(1);
-    expect(r.err[0]).toBe(`dmadiff: cannot create directory ${c}: ENOTDIR`);
+    expect(r.code, r.err.join('\n')).toBe(1);
+    expect(r.err, r.err.join('\n')).toEqual([`dmadiff: the failure below is not stored: cannot create directory ${c}: ENOTDIR`]);
+    const token = r.out.find((l) => l.startsWith('  replay:   dmadiff replay '));
+    expect(token, r.out.join('\n')).toBeDefined();
+    const scen = r.out.find((l) => l.startsWith('  scenario (not stored): '));
+    expect(scen, r.out.join('\n')).toBeDefined();
+    // the printed scenario is a complete dmadiff-scenario/1 document that reproduces the failure
+    const f = join(d, 'printed.scenario.json');
+    writeFileSync(f, scen!.slice('  scenario (not stored): '.length));
+    const again = await cli(['scenario', f]);
+    expect(again.code, again.out.join('\n')).toBe(1);
+    expect(r.out[r.out.length - 1]).toMatch(/^verdict: FAIL -- /);
   });
 });
 

@@ -26,8 +26,9 @@ interface TallyJson {
 interface ShardJson {
   format: string;
   shard: string;
-  seed: number;
-  runsPerPlatform: number;
+  search: { seed: number; runsPerPlatform: number; platforms: string[]; consumers: string[]; maxSteps: number; checkTrace: boolean; seededBugs: string[]; seconds: number | null };
+  expectedChunks: number;
+  interrupted: boolean;
   chunks: string[];
   platforms: Array<{ name: string; tally: TallyJson }>;
   failures: Array<{ platform: string; token: string; hash: string; divergences: unknown[]; scenario: unknown }>;
@@ -121,16 +122,18 @@ describe('nightly shards cover exactly the unsharded search', () => {
     shardDocs = shardFiles.map(readShard);
   });
 
-  it('every nightly returns 0 and writes a dmadiff-shard/1 document', () => {
+  it('every nightly returns 0 and writes a dmadiff-shard/2 document recording the search it is a share of', () => {
     for (const r of [whole, ...shardRuns]) {
       expect(r.code, r.out.join('\n')).toBe(0);
       expect(r.err).toEqual([]);
+      expect(r.out[r.out.length - 1]).toMatch(/^verdict: PASS -- /);
     }
-    expect(wholeDoc.format).toBe('dmadiff-shard/1');
+    expect(wholeDoc.format).toBe('dmadiff-shard/2');
     expect(shardDocs.map((d) => d.shard)).toEqual(['1/2', '2/2']);
     for (const d of [wholeDoc, ...shardDocs]) {
-      expect(d.seed).toBe(SEED);
-      expect(d.runsPerPlatform).toBe(RUNS);
+      expect(d.search).toEqual({ seed: SEED, runsPerPlatform: RUNS, platforms: PLATFORMS.split(','), consumers: ['correct', 'i915-fixed'], maxSteps: 30, checkTrace: true, seededBugs: [], seconds: null });
+      expect(d.interrupted).toBe(false);
+      expect(d.chunks).toHaveLength(d.expectedChunks);
       expect(d.failures).toEqual([]);
     }
   });
@@ -171,16 +174,17 @@ describe('nightly shards cover exactly the unsharded search', () => {
     expect(m.err).toEqual([]);
     expect(tableLines(m.out)).toEqual(tableLines(whole.out));
     expect(parseTable(m.out).map((r) => r.runs)).toEqual([RUNS, RUNS]);
-    expect(m.out[m.out.length - 1]).toBe(`merged 2 shard(s): ${wholeDoc.chunks.length} chunk(s), 0 distinct failure(s)`);
-    const doc = JSON.parse(readFileSync(summary, 'utf8')) as { format: string; shards: number; chunks: number; failures: unknown[] };
-    expect(doc).toMatchObject({ format: 'dmadiff-summary/1', shards: 2, chunks: wholeDoc.chunks.length, failures: [] });
+    expect(m.out.slice(-2)).toEqual([`merged 2 shard(s): ${wholeDoc.chunks.length} chunk(s), 0 distinct failure(s)`, 'verdict: PASS -- no divergence outside the allowlist']);
+    const doc = JSON.parse(readFileSync(summary, 'utf8')) as { format: string; shards: string[]; complete: boolean; chunks: number; failures: unknown[] };
+    expect(doc).toMatchObject({ format: 'dmadiff-summary/2', shards: ['1/2', '2/2'], complete: true, chunks: wholeDoc.chunks.length, failures: [] });
     expect(loadCorpus(corpus)).toEqual([]);
   });
 
-  it('merging a shard with itself reports the overlap on err (one line)', async () => {
+  it('merging a shard with itself is refused: exit 2, one line naming both files, nothing printed', async () => {
     const m = await cli(['merge', shardFiles[0]!, shardFiles[0]!, '--corpus', tmp.fresh('shard')]);
-    expect(m.code).toBe(0);
-    expect(m.err).toEqual([`dmadiff: merge: ${shardDocs[0]!.chunks.length} chunk(s) appear in more than one shard`]);
+    expect(m.code).toBe(2);
+    expect(m.out).toEqual([]);
+    expect(m.err).toEqual([`dmadiff: merge: duplicated shard: 1/2 is both ${shardFiles[0]} and ${shardFiles[0]}`]);
   });
 });
 
@@ -199,7 +203,9 @@ describe('merge with a seeded bug', () => {
         'noIotlbSyncMap',
         ...searchArgs({ runs: 50, seed: 3, platforms: 'caching-mode', consumers: 'correct', corpus: tmp.fresh('bugshard') }),
       ]);
-      expect(r.out[r.out.length - 1]).toMatch(/^shard \d\/2: 1 chunk\(s\), 1 failure\(s\); wrote /);
+      expect(r.code, r.out.join('\n')).toBe(1);
+      expect(r.out).toContainEqual(expect.stringMatching(/^shard \d\/2: 1 of 1 chunk\(s\), 1 failure\(s\); wrote .*; failures stored in /));
+      expect(r.out[r.out.length - 1]).toMatch(/^verdict: FAIL -- /);
       const doc = readShard(f);
       expect(doc.failures).toHaveLength(1);
       expect(decodeToken(doc.failures[0]!.token).token.faults).toEqual(['noIotlbSyncMap']);
@@ -209,7 +215,7 @@ describe('merge with a seeded bug', () => {
     const m = await cli(['merge', ...files, '--corpus', corpus]);
     expect(m.code, m.out.join('\n')).toBe(1);
     expect(m.out.filter((l) => l.startsWith('FAIL on caching-mode: '))).toHaveLength(distinct);
-    expect(m.out[m.out.length - 1]).toBe(`merged 2 shard(s): 2 chunk(s), ${distinct} distinct failure(s)`);
+    expect(m.out.slice(-2)).toEqual([`merged 2 shard(s): 2 chunk(s), ${distinct} distinct failure(s)`, `verdict: FAIL -- ${distinct} distinct failure(s) outside the allowlist`]);
     const entries = loadCorpus(corpus);
     expect(entries).toHaveLength(distinct);
     for (const e of entries) {
@@ -217,10 +223,16 @@ describe('merge with a seeded bug', () => {
       expect(e.entry?.platform).toBe('caching-mode');
       expect(decodeToken(e.entry!.token).token.faults).toEqual(['noIotlbSyncMap']);
     }
-    // the stored entry replays (with its token's seeded bug) and fails the next gate
-    const g = await cli(['gate', ...searchArgs({ runs: 25, seed: 3, platforms: 'caching-mode', consumers: 'correct', corpus })]);
+    // the stored entry needs its seeded bug: a gate without it passes it over, naming the flag;
+    // a gate with it replays it and fails
+    const n = `${distinct} entr${distinct === 1 ? 'y' : 'ies'}`;
+    const plain = await cli(['gate', ...searchArgs({ runs: 25, seed: 3, platforms: 'caching-mode', consumers: 'correct', corpus })]);
+    expect(plain.code, plain.out.join('\n')).toBe(0);
+    expect(plain.out[0]).toBe(`corpus ${corpus}: ${n}: 0 still failing, 0 fixed, ${distinct} not applicable, 0 unreadable`);
+    expect(plain.out.filter((l) => l.endsWith(': not applicable: needs the seeded bug noIotlbSyncMap (--broken noIotlbSyncMap)'))).toHaveLength(distinct);
+    const g = await cli(['gate', '--broken', 'noIotlbSyncMap', ...searchArgs({ runs: 25, seed: 3, platforms: 'caching-mode', consumers: 'correct', corpus })]);
     expect(g.code, g.out.join('\n')).toBe(1);
-    expect(g.out[0]).toBe(`corpus ${corpus}: ${distinct} entr${distinct === 1 ? 'y' : 'ies'} replayed, ${distinct} still failing, 0 unreadable`);
-    expect(g.out.filter((l) => l.startsWith('FAIL (corpus) '))).toHaveLength(distinct);
+    expect(g.out[0]).toBe(`corpus ${corpus}: ${n}: ${distinct} still failing, 0 fixed, 0 not applicable, 0 unreadable`);
+    expect(g.out.filter((l) => / still failing on caching-mode: step \d+: DIVERGENCE /.test(l))).toHaveLength(distinct);
   });
 });

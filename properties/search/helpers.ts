@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { main } from '../../harness/cli.js';
+import { PLATFORM_MATRIX } from '../../harness/property.js';
 
 export interface CliRun {
   code: number;
@@ -224,6 +225,13 @@ export interface CoverageShape {
   strict: boolean;
   tight32: boolean;
   exhaust: boolean;
+}
+
+/** The coverage shape of a matrix platform, read from its configuration. */
+export function coverageShape(name: string): CoverageShape {
+  const np = PLATFORM_MATRIX.find((x) => x.name === name)!;
+  const p = np.platform;
+  return { superpages: p.superpages.length > 0, cachingMode: p.cachingMode, strict: p.strict, tight32: np.tight32 === true, exhaust: np.exhaust === true };
 }
 
 /** Which columns can occur on a platform, from its configuration (the rules README states). */

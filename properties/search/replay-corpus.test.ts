@@ -1,9 +1,9 @@
 /**
  * Reproducing failures (DESIGN.md "Reproducing a failure"): a replay token and an exported
  * scenario file each reproduce their failure; the corpus is replayed first by every gate, an
- * unreadable entry is reported on one line and kept, a run killed between writing a corpus entry
- * and renaming it into place leaves every earlier entry intact, and an entry that still fails
- * fails the gate as "FAIL (corpus)".
+ * unreadable entry is reported on one line, kept, and makes the exit 2 unless --ignore-corrupt;
+ * a run killed between writing a corpus entry and renaming it into place leaves every earlier
+ * entry intact, and an entry that still fails fails the gate with a "still failing" line.
  *
  * The kill is simulated by making node:fs renameSync throw (the temporary file is already
  * written at that point) -- exactly the window writeAtomic's temporary file protects.
@@ -57,6 +57,11 @@ beforeAll(async () => {
 
 function passingGate(corpus: string): string[] {
   return ['gate', ...searchArgs({ runs: 25, seed: 4, platforms: 'qemu-strict', consumers: 'correct,i915-fixed', corpus })];
+}
+
+/** a gate whose flags every entry below applies to (all three consumers) and whose own search finds nothing (seed 1) */
+function replayGate(corpus: string): string[] {
+  return ['gate', ...searchArgs({ runs: 25, seed: 1, platforms: 'qemu-strict', consumers: 'correct,i915,i915-fixed', corpus })];
 }
 
 /** every file of a directory with its bytes */
@@ -126,50 +131,61 @@ describe('an exported scenario file reproduces its failure', () => {
   });
 });
 
-describe('corrupt corpus entries are reported, skipped and kept', () => {
-  it('invalid JSON, a wrong format, a scenario that fails validation, and null: one err line each; the gate still passes', async () => {
+describe('corrupt corpus entries are reported on stdout, kept, and fail the exit unless --ignore-corrupt', () => {
+  const files: Record<string, string> = {
+    'aaa-not-json.json': '{ "format": "dmadiff-corpus/1", ',
+    'bbb-wrong-format.json': JSON.stringify({ format: 'dmadiff-corpus/0', platform: 'qemu-strict', token: 't', divergences: [], scenario: {} }),
+    'ccc-bad-scenario.json': JSON.stringify({
+      format: 'dmadiff-corpus/1',
+      platform: 'qemu-strict',
+      token: 't',
+      divergences: [],
+      scenario: { format: 'dmadiff-scenario/1', devices: [], steps: [] },
+    }),
+    'ddd-null.json': 'null\n',
+  };
+
+  it('invalid JSON, a wrong format, a scenario that fails validation, and null: one stdout line each, the verdict names them, exit 2', async () => {
     const corpus = tmp.fresh('corrupt');
-    const files: Record<string, string> = {
-      'aaa-not-json.json': '{ "format": "dmadiff-corpus/1", ',
-      'bbb-wrong-format.json': JSON.stringify({ format: 'dmadiff-corpus/0', platform: 'qemu-strict', token: 't', divergences: [], scenario: {} }),
-      'ccc-bad-scenario.json': JSON.stringify({
-        format: 'dmadiff-corpus/1',
-        platform: 'qemu-strict',
-        token: 't',
-        divergences: [],
-        scenario: { format: 'dmadiff-scenario/1', devices: [], steps: [] },
-      }),
-      'ddd-null.json': 'null\n',
-    };
     for (const [n, text] of Object.entries(files)) writeFileSync(join(corpus, n), text);
     const r = await cli(passingGate(corpus));
-    expect(r.code, r.out.join('\n')).toBe(0);
-    expect(r.out[r.out.length - 1]!.startsWith('verdict: PASS')).toBe(true);
-    expect(r.out[0]).toBe(`corpus ${corpus}: 0 entries replayed, 0 still failing, 4 unreadable`);
-    expect(r.err).toHaveLength(Object.keys(files).length);
+    expect(r.code, r.out.join('\n')).toBe(2);
+    expect(r.out[0]).toBe(`corpus ${corpus}: 4 entries: 0 still failing, 0 fixed, 0 not applicable, 4 unreadable`);
     for (const n of Object.keys(files)) {
-      const lines = r.err.filter((l) => l.includes(n));
+      const lines = r.out.filter((l) => l.includes(n));
       expect(lines, n).toHaveLength(1);
-      expect(lines[0]!.startsWith('dmadiff: ')).toBe(true);
-      expect(lines[0]).toContain('skipped');
+      expect(lines[0]).toMatch(new RegExp(`^corpus ${join(corpus, n).replace(/[.]/g, '\\.')}: unreadable: .+ \\(kept\\)$`));
     }
-    expect(r.err.find((l) => l.includes('ccc-bad-scenario.json'))).toContain('devices');
-    expect(r.err.find((l) => l.includes('bbb-wrong-format.json'))).toContain('format');
+    expect(r.out.find((l) => l.includes('ccc-bad-scenario.json'))).toContain('devices');
+    expect(r.out.find((l) => l.includes('bbb-wrong-format.json'))).toContain('format');
+    const verdict = r.out[r.out.length - 1]!;
+    expect(verdict).toMatch(/^verdict: UNREADABLE CORPUS -- 4 entries of /);
+    expect(verdict).toContain('--ignore-corrupt');
+    expect(r.err).toEqual([]);
     // nothing was deleted or rewritten
     expect(snapshot(corpus)).toEqual(new Map(Object.entries(files).sort()));
   });
 
-  it('a corrupt entry beside a good one: the good one is still replayed', async () => {
+  it('--ignore-corrupt: the same corpus passes, and the verdict still says what was ignored', async () => {
+    const corpus = tmp.fresh('corrupt');
+    for (const [n, text] of Object.entries(files)) writeFileSync(join(corpus, n), text);
+    const r = await cli([...passingGate(corpus), '--ignore-corrupt']);
+    expect(r.code, r.out.join('\n')).toBe(0);
+    expect(r.out[r.out.length - 1]).toMatch(/^verdict: PASS -- .*; 4 unreadable corpus entries ignored \(--ignore-corrupt\)$/);
+    expect(snapshot(corpus)).toEqual(new Map(Object.entries(files).sort()));
+  });
+
+  it('a corrupt entry beside a failing one: the good one is still replayed; FAIL, and the verdict counts the unreadable one', async () => {
     const corpus = tmp.fresh('corrupt');
     writeFileSync(join(corpus, 'broken.json'), '][');
     const s = parseScenario(readScenarioFile(i915.scenario));
     const good = storeFailure(corpus, 'qemu-strict', i915.token, s, []);
-    const r = await cli(passingGate(corpus));
-    expect(r.err).toHaveLength(1);
-    expect(r.err[0]).toContain('broken.json');
-    expect(r.out[0]).toBe(`corpus ${corpus}: 1 entry replayed, 1 still failing, 1 unreadable`);
-    expect(r.out).toContain(`FAIL (corpus) ${good}`);
+    const r = await cli(replayGate(corpus));
+    expect(r.out[0]).toBe(`corpus ${corpus}: 2 entries: 1 still failing, 0 fixed, 0 not applicable, 1 unreadable`);
+    expect(r.out.find((l) => l.startsWith(`corpus ${good}: `))).toMatch(/: still failing on qemu-strict: step \d+: DIVERGENCE \[consumer\]/);
+    expect(r.out.find((l) => l.includes('broken.json'))).toMatch(/: unreadable: .* \(kept\)$/);
     expect(r.code).toBe(1);
+    expect(r.out[r.out.length - 1]).toMatch(/^verdict: FAIL -- .*; 1 corpus entry unreadable$/);
     expect(existsSync(join(corpus, 'broken.json'))).toBe(true);
   });
 });
@@ -230,9 +246,9 @@ describe('writeAtomic: a run killed mid-write leaves no torn entry and loses no 
     killed.beforeRename = true;
     expect(() => storeFailure(dir, 'qemu-strict', i915.token, { ...scenario, steps: scenario.steps.slice(0, 1) }, [])).toThrow(/simulated kill/);
     killed.beforeRename = false;
-    const r = await cli(passingGate(dir));
+    const r = await cli(replayGate(dir));
     expect(r.err).toEqual([]);
-    expect(r.out[0]).toBe(`corpus ${dir}: 2 entries replayed, 1 still failing, 0 unreadable`);
+    expect(r.out[0]).toBe(`corpus ${dir}: 2 entries: 1 still failing, 1 fixed, 0 not applicable, 0 unreadable`);
   });
 
   /** like snapshot, but skipping directories */
@@ -248,25 +264,31 @@ describe('writeAtomic: a run killed mid-write leaves no torn entry and loses no 
 });
 
 describe('a corpus entry that still fails fails the next gate', () => {
-  it('a gate that would pass on its own returns 1 with "FAIL (corpus) FILE" when the i915 entry is in its corpus', async () => {
-    const alone = await cli(passingGate(tmp.fresh('corpus')));
-    expect(alone.code).toBe(0);
-    const r = await cli(passingGate(i915Corpus));
+  it('a gate that would pass on its own returns 1 with a "still failing" line when the i915 entry is in its corpus', async () => {
+    const alone = await cli(replayGate(tmp.fresh('corpus')));
+    expect(alone.code, alone.out.join('\n')).toBe(0);
+    const r = await cli(replayGate(i915Corpus));
     expect(r.code, r.out.join('\n')).toBe(1);
-    expect(r.out[0]).toBe(`corpus ${i915Corpus}: 1 entry replayed, 1 still failing, 0 unreadable`);
-    expect(r.out[1]).toBe(`FAIL (corpus) ${i915.corpus}`);
+    expect(r.out[0]).toBe(`corpus ${i915Corpus}: 1 entry: 1 still failing, 0 fixed, 0 not applicable, 0 unreadable`);
+    expect(r.out[1]).toMatch(new RegExp(`^corpus ${i915.corpus.replace(/[.]/g, '\\.')}: still failing on qemu-strict: step 1: DIVERGENCE \\[consumer\\] the i915 consumer`));
     // the search itself still ran and found nothing new
     expect(r.out.filter((l) => l.startsWith('FAIL on '))).toEqual([]);
-    expect(r.out[r.out.length - 1]!.startsWith('verdict: FAIL')).toBe(true);
+    expect(r.out[r.out.length - 1]).toMatch(/^verdict: FAIL -- .*0 found by the search, 1 from the corpus\)$/);
   });
 
-  it('an entry that no longer fails is replayed and does not fail the gate', async () => {
+  it('an entry that no longer fails is replayed, kept, and does not fail the gate; --prune removes it', async () => {
     const dir = tmp.fresh('corpus');
     const s = parseScenario(readScenarioFile(i915.scenario));
     const fixed: Scenario = { ...s, steps: s.steps.map((st) => (st.op === 'consumer_walk' ? { ...st, consumer: 'i915-fixed' as const } : st)) };
-    storeFailure(dir, 'qemu-strict', i915.token, fixed, []);
-    const r = await cli(passingGate(dir));
+    const file = storeFailure(dir, 'qemu-strict', i915.token, fixed, []);
+    const r = await cli(replayGate(dir));
     expect(r.code, r.out.join('\n')).toBe(0);
-    expect(r.out[0]).toBe(`corpus ${dir}: 1 entry replayed, 0 still failing, 0 unreadable`);
+    expect(r.out[0]).toBe(`corpus ${dir}: 1 entry: 0 still failing, 1 fixed, 0 not applicable, 0 unreadable`);
+    expect(r.out[1]).toBe(`corpus ${file}: fixed (kept; --prune removes it)`);
+    expect(existsSync(file)).toBe(true);
+    const p = await cli([...replayGate(dir), '--prune']);
+    expect(p.code, p.out.join('\n')).toBe(0);
+    expect(p.out[1]).toBe(`corpus ${file}: fixed (removed by --prune)`);
+    expect(existsSync(file)).toBe(false);
   });
 });
