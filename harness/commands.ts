@@ -1,9 +1,10 @@
 /**
  * The long-running commands: gate (is the migration safe?), nightly (one shard of a long
- * search) and replay (a token back into its run); merge.ts combines nightly shards. Output is
+ * search) and replay (a token back into its run); shards.ts merges nightly shards. Output is
  * deterministic for a given seed and budget; timings go only to the progress line. A failure is
  * stored the moment it is shrunk, so an interrupt or a crash later loses nothing found.
  */
+import { join } from 'node:path';
 import { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
 import { replayCorpus, renderCorpusReplay, type CorpusReplay } from './corpus-replay.js';
 import { WriteError, exportScenario, storeFailure, writeAtomic } from './corpus.js';
@@ -15,7 +16,6 @@ import { renderDivergence } from './render.js';
 import { scenarioToJson, type Consumer } from './scenario.js';
 import { renderTable, search, unhit, type FoundFailure, type SearchReport } from './search.js';
 import { decodeToken, TokenError } from './token.js';
-import { join } from 'node:path';
 
 export { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
 

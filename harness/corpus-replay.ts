@@ -9,6 +9,7 @@ import { renderDivergence } from './render.js';
 import { failing, runScenario } from './runner.js';
 import type { SeededBug } from './paths.js';
 import type { Consumer, Scenario } from './scenario.js';
+import { ScenarioError } from './validation.js';
 
 /** The flags an entry is judged against. */
 export interface ReplayFlags {
@@ -49,7 +50,14 @@ export function replayCorpus(dir: string, f: ReplayFlags): CorpusReplay {
     if (e.entry === undefined || e.scenario === undefined) return { kind: 'unreadable', file: e.file, why: e.error ?? 'unreadable' };
     const why = notApplicable(e.entry.needs, f);
     if (why !== undefined) return { kind: 'not-applicable', file: e.file, why };
-    const ds = failing(runScenario(e.scenario), f.checkTrace);
+    let ds: Divergence[];
+    try {
+      ds = failing(runScenario(e.scenario), f.checkTrace);
+    } catch (x) {
+      // a step that cannot run (an access outside 64 bits) makes the entry unreadable, not the gate
+      if (x instanceof ScenarioError) return { kind: 'unreadable', file: e.file, why: `scenario.${x.message}` };
+      throw x;
+    }
     if (ds.length > 0) return { kind: 'failing', file: e.file, platform: e.entry.platform, token: e.entry.token, scenario: e.scenario, divergences: ds };
     if (f.prune) removeEntry(e.file);
     return { kind: 'fixed', file: e.file, removed: f.prune };

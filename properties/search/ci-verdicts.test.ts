@@ -292,6 +292,18 @@ describe('7. offsets: any offset whose address fits in 64 bits', () => {
     expect(r.err[0]).toMatch(/^dmadiff: steps\[1\]\.offset: .*outside 64 bits$/);
   });
 
+  it('a corpus entry holding such a step is unreadable (kept, named in the verdict), not a crash of the gate', async () => {
+    const corpus = tmp.fresh('ci');
+    const file = join(corpus, 'outside.json');
+    const entry = { format: 'dmadiff-corpus/2', needs: { platform: 'qemu-strict', consumers: [], seededBugs: [], trace: false }, platform: 'qemu-strict', token: 't', divergences: [], scenario: probe('-0x100000000') };
+    writeFileSync(file, JSON.stringify(entry));
+    const r = await cli(['gate', ...searchArgs({ runs: 25, seed: 4, platforms: 'qemu-strict', consumers: 'correct,i915-fixed', corpus })]);
+    expect(r.code, r.out.join('\n')).toBe(2);
+    expect(r.out[1]).toMatch(/^corpus .*outside\.json: unreadable: scenario\.steps\[1\]\.offset: .*outside 64 bits \(kept\)$/);
+    expect(lastLine(r)).toMatch(/^verdict: UNREADABLE CORPUS -- 1 entry of /);
+    expect(existsSync(file)).toBe(true);
+  });
+
   it.each([2 ** 60, '0xffffffffffffffff', 1.5, 'x'])('offset %s is refused at validation, naming the field', async (offset) => {
     const file = join(tmp.fresh('ci'), 'probe.json');
     writeFileSync(file, JSON.stringify(probe(offset)));
