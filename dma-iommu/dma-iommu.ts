@@ -12,7 +12,7 @@ import { MAX_ORDER } from '../kernel/page-alloc.js';
 import { alignUp } from '../kernel/release.js';
 import { sgFromPages, sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
 import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';
-import { fmtIommuMap } from '../kernel/trace.js';
+import { iommuMapEvent } from '../kernel/trace.js';
 import type { IommuCore } from './iommu.js';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
 
@@ -154,7 +154,7 @@ export function iommuDmaMapPage(c: DmaIommuContext, dev: Device, phys: number, s
   if (iova === DMA_MAPPING_ERROR && sw.isSwiotlbBuffer(phys)) sw.unmapSingle(dev, phys, size, 0, dir, attrs);
   // seeded bug (bounceTracesOriginal): 6.1 traces only the slot's mapping, never the original buffer
   if (c.faults.bounceTracesOriginal === true && iova !== DMA_MAPPING_ERROR && bounced) {
-    c.m.trace.emit('iommu', 'map', fmtIommuMap(iova & ~BigInt(GRANULE - 1), BigInt(orig - (orig % GRANULE)), aligned));
+    c.m.trace.emit('iommu', 'map', ...iommuMapEvent(iova & ~BigInt(GRANULE - 1), BigInt(orig - (orig % GRANULE)), aligned));
   }
   return iova;
 }

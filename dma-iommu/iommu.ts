@@ -6,7 +6,7 @@
  * physically contiguous runs of a list with one iotlb_sync_map for the total.
  */
 import type { TraceRing } from '../kernel/trace.js';
-import { fmtIommuMap, fmtIommuUnmap } from '../kernel/trace.js';
+import { iommuMapEvent, fmtIommuUnmap } from '../kernel/trace.js';
 import type { Scatterlist } from '../kernel/scatterlist.js';
 import { sgPhys } from '../kernel/scatterlist.js';
 import { gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
@@ -79,7 +79,7 @@ export class IommuCore {
       paddr += BigInt(r.mapped);
     }
     if (ret !== 0) this.unmap(d, origIova, origSize - size);
-    else if (traced) this.trace.emit('iommu', 'map', fmtIommuMap(origIova, origPaddr, Number(origSize)));
+    else if (traced) this.trace.emit('iommu', 'map', ...iommuMapEvent(origIova, origPaddr, Number(origSize)));
     return ret;
   }
 
@@ -111,7 +111,7 @@ export class IommuCore {
       iova += BigInt(page);
       unmapped += page;
     }
-    this.trace.emit('iommu', 'unmap', fmtIommuUnmap(orig, size, unmapped));
+    this.trace.emit('iommu', 'unmap', fmtIommuUnmap(orig, size, unmapped), { num: { iova: orig, size: BigInt(size), unmapped_size: BigInt(unmapped) } });
     return unmapped;
   }
 

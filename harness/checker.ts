@@ -6,7 +6,8 @@
 import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
-import { diffReachable, reachable, type Reachable } from './observe.js';
+import { regionOf, showReach, type ReachableDiff } from './observe.js';
+import type { ReachTracker } from './reach-tracker.js';
 import { TraceAccountant, multisetMinus, type StepAccount } from './trace-account.js';
 import type { DeviceAccessPiece } from './consumers.js';
 import type { Mapping, PathRunner, StepResult } from './path-runner.js';
@@ -292,14 +293,84 @@ function mergeCrossesBoundary(start: bigint, entries: ReadonlyArray<{ length: nu
 /** The reachable-set comparison for every device, reported when the difference changes. */
 export class ReachableWatch {
   private readonly last = new Map<string, string>();
+  /** per device: the buffer pages the two paths reach with different permission */
+  private readonly differing: Array<Set<number>>;
+  /** per device and path: pool pages reached, counted by "region:perm" */
+  private readonly pooled: Array<[Map<string, number>, Map<string, number>]>;
+  private readonly changed: boolean[];
 
-  check(i: number, legacy: DmaPath, generic: DmaPath): Divergence[] {
+  /**
+   * The running difference of two paths' reachable sets, by physical page: updated by each
+   * permission change the trackers report, so a step costs what it changed.
+   */
+  constructor(
+    private readonly a: ReachTracker,
+    private readonly b: ReachTracker,
+  ) {
+    const n = a.model.devices.length;
+    this.differing = Array.from({ length: n }, () => new Set<number>());
+    this.pooled = Array.from({ length: n }, () => [new Map<string, number>(), new Map<string, number>()]);
+    this.changed = new Array<boolean>(n).fill(true);
+    for (let k = 0; k < n; k++) {
+      const ra = a.reachable(k);
+      const rb = b.reachable(k);
+      for (const p of new Set([...ra.pages.keys(), ...rb.pages.keys()])) if (ra.pages.get(p) !== rb.pages.get(p)) this.differing[k]!.add(p);
+      this.pooled[k] = [ra.pooled, rb.pooled];
+    }
+    a.onPermChange((k, phys, o, p) => this.moved(k, 0, phys, o, p));
+    b.onPermChange((k, phys, o, p) => this.moved(k, 1, phys, o, p));
+  }
+
+  private moved(k: number, side: 0 | 1, phys: number, oldPerm: number, newPerm: number): void {
+    this.changed[k] = true;
+    const region = regionOf(phys);
+    if (region !== null) {
+      const m = this.pooled[k]![side];
+      if (oldPerm !== 0) bumpKey(m, `${region}:${oldPerm}`, -1);
+      if (newPerm !== 0) bumpKey(m, `${region}:${newPerm}`, 1);
+      return;
+    }
+    if (this.a.perm(k, phys) !== this.b.perm(k, phys)) this.differing[k]!.add(phys);
+    else this.differing[k]!.delete(phys);
+  }
+
+  /** The difference for device k now (the shape diffReachable gives), or null. */
+  private diff(k: number): ReachableDiff | null {
+    const d: ReachableDiff = { onlyA: [], onlyB: [], extraBPfns: [], widerBPfns: [], narrowerB: 0 };
+    for (const pfn of [...this.differing[k]!].sort((x, y) => x - y)) {
+      const p = this.a.perm(k, pfn);
+      const q = this.b.perm(k, pfn);
+      if (p !== 0) {
+        d.onlyA.push(showReach(pfn, p));
+        if ((p & ~q) !== 0) d.narrowerB++;
+      }
+      if (q !== 0) {
+        d.onlyB.push(showReach(pfn, q));
+        if (p === 0) d.extraBPfns.push(pfn);
+        else if ((q & ~p) !== 0) d.widerBPfns.push(pfn);
+      }
+    }
+    const [pa, pb] = this.pooled[k]!;
+    for (const key of [...new Set([...pa.keys(), ...pb.keys()])].sort()) {
+      const x = pa.get(key) ?? 0;
+      const y = pb.get(key) ?? 0;
+      if (x > y) {
+        d.onlyA.push(`${x - y} ${key} page(s)`);
+        d.narrowerB++;
+      }
+      if (y > x) d.onlyB.push(`${y - x} ${key} page(s)`);
+    }
+    return d.onlyA.length === 0 && d.onlyB.length === 0 ? null : d;
+  }
+
+  check(i: number, legacy: DmaPath): Divergence[] {
+    this.a.update();
+    this.b.update();
     const out: Divergence[] = [];
     legacy.devices.forEach((ld, k) => {
-      const gd = generic.devices[k]!;
-      const a: Reachable = reachable(legacy, ld);
-      const b: Reachable = reachable(generic, gd);
-      const diff = diffReachable(a, b);
+      if (!this.changed[k]) return;
+      this.changed[k] = false;
+      const diff = this.diff(k);
       const sig = diff === null ? '' : JSON.stringify([diff.onlyA, diff.onlyB]);
       if (sig === (this.last.get(ld.name) ?? '')) return;
       this.last.set(ld.name, sig);
@@ -322,6 +393,12 @@ export class ReachableWatch {
   }
 }
 
+function bumpKey(m: Map<string, number>, k: string, by: number): void {
+  const n = (m.get(k) ?? 0) + by;
+  if (n === 0) m.delete(k);
+  else m.set(k, n);
+}
+
 /**
  * Trace accounting for both paths (trace-account.ts): each path's events against its own page
  * tables after every step, then what the two paths' events of the step mapped and unmapped.
@@ -333,9 +410,11 @@ export class TraceWatch {
   constructor(
     private readonly lr: PathRunner,
     private readonly gr: PathRunner,
+    private readonly lt: ReachTracker,
+    private readonly gt: ReachTracker,
   ) {
-    this.l = new TraceAccountant(lr);
-    this.g = new TraceAccountant(gr);
+    this.l = new TraceAccountant(lr, lt);
+    this.g = new TraceAccountant(gr, gt);
   }
 
   /** The device of the DMA-API call a step makes, on one path (6.1's events belong to it). */
@@ -347,6 +426,8 @@ export class TraceWatch {
 
   check(i: number, step: Step, lEvents: readonly TraceEvent[], gEvents: readonly TraceEvent[]): Divergence[] {
     const out: Divergence[] = [];
+    this.lt.update();
+    this.gt.update();
     const map = 'as' in step ? step.as : 'map' in step ? step.map : undefined;
     const accounts: StepAccount[] = [];
     for (const [path, r, acct, events] of [

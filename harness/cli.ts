@@ -46,7 +46,8 @@ function program(run: Invocation): Command {
     .option('--json', 'print the dmadiff-result/1 document')
     .option('--strict-iova', 'compare IOVA values too')
     .option('--no-trace', 'do not fail on trace-accounting divergences (they are still reported)')
-    .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean }) => {
+    .option('--paranoid', 'after every step, check the incrementally kept reachable sets against a recomputation from scratch (slow; a difference is an internal error)')
+    .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean; paranoid?: boolean }) => {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -55,7 +56,7 @@ function program(run: Invocation): Command {
       }
       const s = parseScenarioText(text);
       // a scenario that names seeded bugs (exported from a --broken run) runs with them
-      const doc = runScenario(s, { strictIova: o.strictIova === true });
+      const doc = runScenario(s, { strictIova: o.strictIova === true, paranoid: o.paranoid === true });
       out(o.json === true ? stableJson(doc) : renderText(s, doc));
       run.code = failing(doc, o.trace).length > 0 ? 1 : 0;
     });
@@ -129,7 +130,8 @@ function brokenArg(v: string): SeededBugs {
 }
 
 /** What commander hands over: SearchFlags with the switches still optional. */
-type SearchCliOptions = Omit<SearchFlags, 'checkTrace' | 'faults' | 'allowUnhit' | 'prune' | 'ignoreCorrupt'> & {
+type SearchCliOptions = Omit<SearchFlags, 'checkTrace' | 'faults' | 'allowUnhit' | 'prune' | 'ignoreCorrupt' | 'paranoid'> & {
+  paranoid?: boolean;
   trace: boolean;
   broken?: SeededBugs;
   allowUnhit?: boolean;
@@ -156,12 +158,13 @@ function searchOptions(cmd: Command, runs: number, corpus: string): Command {
     .option('--ignore-corrupt', 'unreadable corpus entries are reported but do not make the exit non-zero')
     .option('--no-trace', 'do not fail on trace-accounting divergences (the trace events were a named blocker of the migration: keep this on)')
     .option('--allow-unhit', 'a branch that applies and was never reached does not make the verdict INCONCLUSIVE')
+    .option('--paranoid', 'after every step, check the incrementally kept reachable sets against a recomputation from scratch (slow; a difference is an internal error)')
     .addOption(new Option('--broken <bug>', `switch on a seeded bug in one of the models (${SEEDED_BUGS.join(', ')})`).argParser(brokenArg));
 }
 
 function flags(o: SearchCliOptions): SearchFlags {
-  const { trace, broken, allowUnhit, prune, ignoreCorrupt, ...rest } = o;
-  return { ...rest, checkTrace: trace, allowUnhit: allowUnhit === true, faults: broken ?? {}, prune: prune === true, ignoreCorrupt: ignoreCorrupt === true };
+  const { trace, broken, allowUnhit, prune, ignoreCorrupt, paranoid, ...rest } = o;
+  return { ...rest, checkTrace: trace, allowUnhit: allowUnhit === true, faults: broken ?? {}, prune: prune === true, ignoreCorrupt: ignoreCorrupt === true, paranoid: paranoid === true };
 }
 
 /** The package root: the nearest folder above this module with dmadiff's package.json (dist/harness or harness). */

@@ -43,6 +43,8 @@ export interface SearchFlags {
   prune: boolean;
   /** unreadable corpus entries do not make the exit non-zero */
   ignoreCorrupt: boolean;
+  /** check the incremental reachable sets against the reference after every step */
+  paranoid?: boolean;
 }
 
 export function selectPlatforms(names: string[]): { platforms: typeof PLATFORM_MATRIX; ids: number[] } {
@@ -114,6 +116,7 @@ function searchWith(f: SearchFlags, io: Io, how: { shard?: { index: number; coun
     maxSteps: f.maxSteps,
     checkTrace: f.checkTrace,
     faults: f.faults,
+    paranoid: f.paranoid === true,
     ...how,
     ...(io.progress !== undefined ? { progress: io.progress } : {}),
     ...(interrupted !== undefined ? { stop: () => interrupted() !== undefined } : {}),

@@ -174,25 +174,39 @@ export class IovaFitWatch {
   }
 }
 
+/** A held range whose rounded-up tail 5.10 would have kept: 33 pages or more, not a power of two. */
+function hasRoundedTail(pages: number): boolean {
+  return pages >= 33 && (pages & (pages - 1)) !== 0;
+}
+
 /**
  * Whether the mapping a step just made on 6.1 lies in the rounded-up tail of another live
  * mapping of 33 pages or more whose size is not a power of two: space 5.10's rounding would have
  * kept allocated (intel_alloc_iova's __roundup_pow_of_two) and 6.1 hands out (alloc_iova_fast
  * rounds only below 32 granules). The coverage branch that says the rounding difference was met.
+ * The live mappings with such a tail are kept as they come and go, so a step costs the few of
+ * them, not every live mapping.
  */
-export function usesRoundedTail(step: Step, gr: PathRunner): boolean {
-  const name = 'as' in step ? step.as : undefined;
-  const m = name === undefined ? undefined : gr.mappings.get(name);
-  if (m === undefined || !m.ok) return false;
-  const mine = heldRanges(m);
-  for (const other of gr.mappings.values()) {
-    if (other === m || !other.live || other.dev !== m.dev) continue;
-    for (const [lo, hi] of heldRanges(other)) {
-      const pages = hi - lo + 1;
-      if (pages < 33 || (pages & (pages - 1)) === 0) continue;
-      const tailEnd = lo + roundupPowOfTwo(pages) - 1;
-      if (mine.some(([a, b]) => a <= tailEnd && b > hi)) return true;
+export class RoundedTailWatch {
+  private readonly holders = new Set<Mapping>();
+
+  check(step: Step, gr: PathRunner): boolean {
+    for (const h of this.holders) if (!h.live) this.holders.delete(h);
+    const name = 'as' in step ? step.as : undefined;
+    const m = name === undefined ? undefined : gr.mappings.get(name);
+    if (m === undefined || !m.ok) return false;
+    const mine = heldRanges(m);
+    let hit = false;
+    for (const other of this.holders) {
+      if (other === m || other.dev !== m.dev) continue;
+      for (const [lo, hi] of heldRanges(other)) {
+        const pages = hi - lo + 1;
+        if (!hasRoundedTail(pages)) continue;
+        const tailEnd = lo + roundupPowOfTwo(pages) - 1;
+        if (mine.some(([a, b]) => a <= tailEnd && b > hi)) hit = true;
+      }
     }
+    if (m.live && mine.some(([lo, hi]) => hasRoundedTail(hi - lo + 1))) this.holders.add(m);
+    return hit;
   }
-  return false;
 }

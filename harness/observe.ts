@@ -20,31 +20,23 @@ export interface Reachable {
 }
 
 /** Probe ranges above this many pages only every 512 pages (a 1 GiB leaf is uniform). */
-const DENSE_PROBE_LIMIT = 4096;
+export const DENSE_PROBE_LIMIT = 4096;
 
-function regionOf(physPfn: number): string | null {
+/** The pool a physical page belongs to (its pages compare by count), or null for a buffer page. */
+export function regionOf(physPfn: number): string | null {
   const a = physPfn * VTD_PAGE_SIZE;
   if (inRegion(SWIOTLB_REGION, a)) return 'swiotlb';
   if (inRegion(COHERENT_REGION, a)) return 'coherent';
   return null;
 }
 
-const reachCache = new WeakMap<Device, { version: string; result: Reachable }>();
-
 /**
- * The reachable set of one device on one path, recomputed only when something a translation
- * depends on changed since the last time (the hardware's translation version).
+ * The reachable set of one device on one path, computed from scratch: every candidate page (of
+ * a present leaf, or of a cached IOTLB entry of the device's domain) probed without side
+ * effects. The reference that reach-tracker.ts keeps current incrementally; tests and
+ * --paranoid compare the two.
  */
-export function reachable(model: DmaPath, dev: Device): Reachable {
-  const version = model.machine.hw.translationVersion;
-  const hit = reachCache.get(dev);
-  if (hit !== undefined && hit.version === version) return hit.result;
-  const result = computeReachable(model, dev);
-  reachCache.set(dev, { version, result });
-  return result;
-}
-
-function computeReachable(model: DmaPath, dev: Device): Reachable {
+export function computeReachable(model: DmaPath, dev: Device): Reachable {
   const hw = model.machine.hw;
   const candidates: Array<{ iovaPfn: number; pages: number }> = [];
   for (const l of model.presentLeaves(dev)) candidates.push({ iovaPfn: l.iovaPfn, pages: l.pages });
@@ -84,6 +76,11 @@ function permName(p: number): string {
   return p === 3 ? 'rw' : p === 1 ? 'r' : 'w';
 }
 
+/** A reached page as reports show it: "0x1234000:rw". */
+export function showReach(pfn: number, p: number): string {
+  return `0x${(pfn * VTD_PAGE_SIZE).toString(16)}:${permName(p)}`;
+}
+
 export interface ReachableDiff {
   /** for display: pages (and pooled counts) only A or only B reaches, or reaches differently */
   onlyA: string[];
@@ -99,17 +96,16 @@ export interface ReachableDiff {
 /** The difference between two reachable sets, or null when equal. */
 export function diffReachable(a: Reachable, b: Reachable): ReachableDiff | null {
   const d: ReachableDiff = { onlyA: [], onlyB: [], extraBPfns: [], widerBPfns: [], narrowerB: 0 };
-  const show = (pfn: number, p: number): string => `0x${(pfn * VTD_PAGE_SIZE).toString(16)}:${permName(p)}`;
   for (const [pfn, p] of a.pages) {
     const q = b.pages.get(pfn) ?? 0;
     if (q === p) continue;
-    d.onlyA.push(show(pfn, p));
+    d.onlyA.push(showReach(pfn, p));
     if ((p & ~q) !== 0) d.narrowerB++;
   }
   for (const [pfn, q] of b.pages) {
     const p = a.pages.get(pfn);
     if (q === p) continue;
-    d.onlyB.push(show(pfn, q));
+    d.onlyB.push(showReach(pfn, q));
     if (p === undefined) d.extraBPfns.push(pfn);
     else if ((q & ~p) !== 0) d.widerBPfns.push(pfn);
   }

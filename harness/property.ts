@@ -117,6 +117,8 @@ export interface SearchConfig {
   checkTrace: boolean;
   /** seeded bugs (tests of the harness) */
   faults: SeededBugs;
+  /** check the incremental reachable sets against the reference after every step */
+  paranoid?: boolean;
 }
 
 export interface Tally {
@@ -213,7 +215,7 @@ export interface Failure {
 /** Evaluate one workload: the tally of the run and the failing divergences. */
 export function evaluate(cfg: SearchConfig, w: Workload, tally: Tally): Divergence[] {
   const s = scenarioOf(cfg, w);
-  const doc = runScenario(s);
+  const doc = runScenario(s, { paranoid: cfg.paranoid === true });
   tally.runs++;
   tally.steps += s.steps.length;
   for (const d of doc.divergences) {

@@ -8,7 +8,9 @@ import type { PathStats } from '../kernel/dma-api.js';
 import type { SeededBugs } from './paths.js';
 import { allowlisted } from './allowlist.js';
 import { ReachableWatch, TraceWatch, checkSgResult, compareResults, type Divergence } from './checker.js';
-import { IovaFitWatch, usesRoundedTail } from './exhaustion.js';
+import { IovaFitWatch, RoundedTailWatch } from './exhaustion.js';
+import { computeReachable, diffReachable, type Reachable } from './observe.js';
+import { ReachTracker } from './reach-tracker.js';
 import { PathRunner, type StepResult } from './path-runner.js';
 import { bugSwitches, createPath, type PathName } from './paths.js';
 import type { Scenario } from './scenario.js';
@@ -44,58 +46,129 @@ export interface RunOptions {
   strictIova?: boolean;
   /** seeded bugs on top of those the scenario names (tests of the checker only) */
   faults?: SeededBugs;
+  /** compare the incremental reachable sets with the reference after every step */
+  paranoid?: boolean;
+  /** a seeded bug of the reachable-set tracker (the test that --paranoid can fail) */
+  trackerBug?: 'ignoreIotlbEvents';
 }
 
-export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
-  const faults: SeededBugs = { ...bugSwitches(s.seededBugs ?? []), ...opts.faults };
-  const legacy = new PathRunner(createPath('legacy-intel', s, faults), s);
-  const generic = new PathRunner(createPath('dma-iommu', s, faults), s);
-  const divergences: Divergence[] = [];
-  const reach = new ReachableWatch();
-  const trace = new TraceWatch(legacy, generic);
-  const fits = new IovaFitWatch();
-  let roundedTailUses = 0;
-  const lSteps: StepResult[] = [];
-  const gSteps: StepResult[] = [];
-  const lt = legacy.model.machine.trace;
-  const gt = generic.model.machine.trace;
-  // allowlist predicates look at the mappings as they are when the divergence appears
-  const ctx = { legacy: legacy.mappings, generic: generic.mappings };
-  const report = (ds: Divergence[]): void => {
+/** Two reachable sets with the same pages and pool counts. */
+export function sameReachable(a: Reachable, b: Reachable): boolean {
+  return diffReachable(a, b) === null;
+}
+
+/**
+ * A scenario running on both paths, one step at a time: the checker's watches keep their state
+ * between steps, so a driver's long life (and a benchmark's set-up) can be stepped through.
+ */
+export class Differential {
+  readonly legacy: PathRunner;
+  readonly generic: PathRunner;
+  readonly divergences: Divergence[] = [];
+  private readonly lTracker: ReachTracker;
+  private readonly gTracker: ReachTracker;
+  private readonly reach: ReachableWatch;
+  private readonly trace: TraceWatch;
+  private readonly fits = new IovaFitWatch();
+  private readonly tails = new RoundedTailWatch();
+  private roundedTailUses = 0;
+  private readonly lSteps: StepResult[] = [];
+  private readonly gSteps: StepResult[] = [];
+  private next = 0;
+
+  constructor(
+    readonly s: Scenario,
+    private readonly opts: RunOptions = {},
+  ) {
+    const faults: SeededBugs = { ...bugSwitches(s.seededBugs ?? []), ...opts.faults };
+    this.legacy = new PathRunner(createPath('legacy-intel', s, faults), s);
+    this.generic = new PathRunner(createPath('dma-iommu', s, faults), s);
+    this.lTracker = new ReachTracker(this.legacy.model, opts.trackerBug);
+    this.gTracker = new ReachTracker(this.generic.model, opts.trackerBug);
+    this.reach = new ReachableWatch(this.lTracker, this.gTracker);
+    this.trace = new TraceWatch(this.legacy, this.generic, this.lTracker, this.gTracker);
+  }
+
+  private report(ds: Divergence[]): void {
+    // allowlist predicates look at the mappings as they are when the divergence appears
+    const ctx = { legacy: this.legacy.mappings, generic: this.generic.mappings };
     for (const d of ds) {
       const id = allowlisted(d, ctx);
       if (id !== undefined) d.allowlisted = id;
-      divergences.push(d);
+      this.divergences.push(d);
     }
-  };
-  s.steps.forEach((step, i) => {
+  }
+
+  /** Run the next step on both paths and check it. */
+  step(): void {
+    const i = this.next++;
+    const step = this.s.steps[i]!;
+    const { legacy, generic } = this;
+    const lt = legacy.model.machine.trace;
+    const gt = generic.model.machine.trace;
     const lFrom = lt.events.length;
     const gFrom = gt.events.length;
     const l = legacy.run(i, step);
     const g = generic.run(i, step);
-    lSteps.push(l);
-    gSteps.push(g);
+    this.lSteps.push(l);
+    this.gSteps.push(g);
     // the exhaustion check first: allowlist entries read what it found about a 6.1 failure
-    const fit = fits.check(i, step, s, generic);
-    report(compareResults(i, step, l, g, legacy, generic, { strictIova: opts.strictIova === true }));
+    const fit = this.fits.check(i, step, this.s, generic);
+    this.report(compareResults(i, step, l, g, legacy, generic, { strictIova: this.opts.strictIova === true }));
     if (step.op === 'map_sg') {
-      report(checkSgResult('legacy-intel', legacy.model, legacy.mappings.get(step.as)!, i));
-      report(checkSgResult('dma-iommu', generic.model, generic.mappings.get(step.as)!, i));
+      this.report(checkSgResult('legacy-intel', legacy.model, legacy.mappings.get(step.as)!, i));
+      this.report(checkSgResult('dma-iommu', generic.model, generic.mappings.get(step.as)!, i));
     }
-    report(checkViews(i, step, legacy, generic));
-    report(fit);
-    if (usesRoundedTail(step, generic)) roundedTailUses++;
-    report(reach.check(i, legacy.model, generic.model));
-    report(trace.check(i, step, lt.events.slice(lFrom), gt.events.slice(gFrom)));
-  });
-  report(endState(s, legacy, generic));
-  return {
-    format: RESULT_FORMAT,
-    paths: { 'legacy-intel': pathResult(legacy, lSteps), 'dma-iommu': pathResult(generic, gSteps) },
-    divergences,
-    stats: { 'legacy-intel': legacy.model.stats(), 'dma-iommu': generic.model.stats() },
-    roundedTailUses,
-  };
+    this.report(checkViews(i, step, legacy, generic));
+    this.report(fit);
+    if (this.tails.check(step, generic)) this.roundedTailUses++;
+    this.report(this.reach.check(i, legacy.model));
+    this.report(this.trace.check(i, step, lt.events.slice(lFrom), gt.events.slice(gFrom)));
+    if (this.opts.paranoid === true) this.paranoid(i);
+  }
+
+  /**
+   * --paranoid: the incrementally kept reachable sets against the reference computed from
+   * scratch, both paths, every device; a difference is a bug of dmadiff (an internal error).
+   */
+  paranoid(i: number): void {
+    for (const [name, t, model] of [
+      ['legacy-intel', this.lTracker, this.legacy.model],
+      ['dma-iommu', this.gTracker, this.generic.model],
+    ] as const) {
+      t.update();
+      model.devices.forEach((dev, k) => {
+        const kept = t.reachable(k);
+        const ref = computeReachable(model, dev);
+        if (!sameReachable(kept, ref)) {
+          throw new Error(`--paranoid: after step ${i}, the reachable set of ${dev.name} on ${name} kept incrementally differs from the one computed from scratch: ${JSON.stringify(diffReachable(ref, kept))}`);
+        }
+      });
+    }
+  }
+
+  /** The steps left. */
+  get remaining(): number {
+    return this.s.steps.length - this.next;
+  }
+
+  /** After the last step: the end-state check, and the result document. */
+  finish(): ResultDoc {
+    this.report(endState(this.s, this.legacy, this.generic));
+    return {
+      format: RESULT_FORMAT,
+      paths: { 'legacy-intel': pathResult(this.legacy, this.lSteps), 'dma-iommu': pathResult(this.generic, this.gSteps) },
+      divergences: this.divergences,
+      stats: { 'legacy-intel': this.legacy.model.stats(), 'dma-iommu': this.generic.model.stats() },
+      roundedTailUses: this.roundedTailUses,
+    };
+  }
+}
+
+export function runScenario(s: Scenario, opts: RunOptions = {}): ResultDoc {
+  const d = new Differential(s, opts);
+  while (d.remaining > 0) d.step();
+  return d.finish();
 }
 
 /**

@@ -38,6 +38,8 @@ export interface SearchOptions {
   maxSteps: number;
   checkTrace: boolean;
   faults: SeededBugs;
+  /** compare the incremental reachable sets with the reference after every step */
+  paranoid?: boolean;
   shard?: { index: number; count: number };
   /** the gate stops a platform at its first failure; the nightly search goes on */
   stopAtFirstFailure: boolean;
@@ -92,7 +94,7 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
   const began = Date.now();
   for (const [k, p] of o.platforms.entries()) {
     const pid = o.platformIds[k]!;
-    const cfg: SearchConfig = { platform: p, consumers: o.consumers, maxSteps: o.maxSteps, checkTrace: o.checkTrace, faults: o.faults };
+    const cfg: SearchConfig = { platform: p, consumers: o.consumers, maxSteps: o.maxSteps, checkTrace: o.checkTrace, faults: o.faults, paranoid: o.paranoid === true };
     const tally = emptyTally();
     const started = Date.now();
     let left = 0;

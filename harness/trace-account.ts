@@ -21,14 +21,20 @@ import type { TraceEvent } from '../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import type { PathRunner } from './path-runner.js';
+import type { ReachTracker } from './reach-tracker.js';
 
 const FIELD = /(\w+)=(0x[0-9a-f]+|\d+)/g;
 
-function fields(text: string): Record<string, bigint> {
+/** An event's numbers: carried beside the text by the emitter, else parsed from it. */
+function fields(e: TraceEvent): Record<string, bigint> {
+  if (e.fields !== undefined) return e.fields.num;
   const o: Record<string, bigint> = {};
-  for (const m of text.matchAll(FIELD)) o[m[1]!] = BigInt(m[2]!);
+  for (const m of e.text.matchAll(FIELD)) o[m[1]!] = BigInt(m[2]!);
   return o;
 }
+
+/** The events trace accounting reads; the rest (qi_submit above all) map nothing. */
+const ACCOUNTED = new Set(['map_single', 'map_sg', 'bounce_map_single', 'unmap_single', 'unmap_sg', 'bounce_unmap_single', 'bounce_map_sg', 'map', 'unmap']);
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -57,12 +63,18 @@ export class TraceAccountant {
    */
   private readonly slotOrig = new WeakMap<TraceEvent, Map<number, number>>();
 
-  constructor(private readonly runner: PathRunner) {
+  /** per device name: IOVA pfns the events touched since its last audit */
+  private readonly touched = new Map<string, Set<number>>();
+
+  constructor(
+    private readonly runner: PathRunner,
+    private readonly tracker: ReachTracker,
+  ) {
     for (const d of runner.model.devices) this.byName.set(d.name, d);
     const sw = runner.model.machine.swiotlb;
     runner.model.machine.trace.onEmit = (e) => {
       if (e.event !== 'map') return;
-      const f = fields(e.text);
+      const f = fields(e);
       const first = Number(f['paddr']! >> 12n);
       const n = Number(f['size']! >> 12n);
       if (!inRegion(SWIOTLB_REGION, first * VTD_PAGE_SIZE)) return;
@@ -102,6 +114,15 @@ export class TraceAccountant {
     return s;
   }
 
+  private touch(dev: string, pfn: number): void {
+    let t = this.touched.get(dev);
+    if (t === undefined) {
+      t = new Set();
+      this.touched.set(dev, t);
+    }
+    t.add(pfn);
+  }
+
   /**
    * Apply one step's events. `stepDevice` is the device of the DMA-API call the step made (6.1's
    * events belong to it).
@@ -114,6 +135,7 @@ export class TraceAccountant {
         const t = target(i);
         if (s.has(iovaPfn + i)) acc.problems.push(`a map event for IOVA page ${hex((iovaPfn + i) * VTD_PAGE_SIZE)} of ${dev}, which is already mapped`);
         s.set(iovaPfn + i, t);
+        this.touch(dev, iovaPfn + i);
         acc.mapped.push(`${dev} ${t}`);
       }
     };
@@ -127,13 +149,15 @@ export class TraceAccountant {
           continue;
         }
         s.delete(iovaPfn + i);
+        this.touch(dev, iovaPfn + i);
         acc.unmapped.push(`${dev} ${t}`);
       }
       if (missing > 0) acc.problems.push(`an unmap event for ${missing} IOVA page(s) from ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${dev} that are not mapped`);
     };
     for (const e of events) {
-      const f = fields(e.text);
-      const dev5 = /dev=(\S+)/.exec(e.text)?.[1];
+      if (!ACCOUNTED.has(e.event)) continue;
+      const f = fields(e);
+      const dev5 = e.fields?.dev ?? /dev=(\S+)/.exec(e.text)?.[1];
       switch (e.event) {
         // ---- 5.10 intel_iommu:* (kernel-semantics 2.11, 10.11)
         case 'map_single': {
@@ -193,20 +217,35 @@ export class TraceAccountant {
     return acc;
   }
 
-  /** Differences between a device's shadow and its present PTEs, as sentences (empty: none). */
+  /**
+   * Differences between a device's shadow and its present PTEs, as sentences (empty: none).
+   * After each audit the shadow equals the PTEs (a problem is reported once, then resynced), so
+   * only the pages that can have moved since are looked at: those whose leaf changed, those the
+   * events touched, and those whose leaf maps a pool page (what a slot or coherent page stands
+   * for changes without a PTE write).
+   */
   audit(dev: Device): string[] {
     const s = this.pages(dev.name);
+    const look = this.tracker.takeLeafChanges(dev);
+    for (const p of this.touched.get(dev.name) ?? []) look.add(p);
+    this.touched.delete(dev.name);
+    for (const p of this.tracker.pooledLeafPages(dev)) look.add(p);
     const truth = new Map<number, string>();
-    for (const l of this.runner.model.presentLeaves(dev)) for (let i = 0; i < l.pages; i++) truth.set(l.iovaPfn + i, this.physTarget(l.physPfn + i));
     const noEvent: number[] = [];
     const wrong: number[] = [];
     const gone: number[] = [];
-    for (const [pfn, t] of truth) {
+    for (const pfn of [...look].sort((a, b) => a - b)) {
+      const leaf = this.tracker.leafAt(dev, pfn);
       const u = s.get(pfn);
+      if (leaf === undefined) {
+        if (u !== undefined) gone.push(pfn);
+        continue;
+      }
+      const t = this.physTarget(leaf.phys);
+      truth.set(pfn, t);
       if (u === undefined) noEvent.push(pfn);
       else if (u !== t) wrong.push(pfn);
     }
-    for (const pfn of s.keys()) if (!truth.has(pfn)) gone.push(pfn);
     const list = (xs: number[]): string => `${xs.slice(0, 3).map((p) => hex(p * VTD_PAGE_SIZE)).join(', ')}${xs.length > 3 ? ', ...' : ''}`;
     const out: string[] = [];
     if (noEvent.length > 0) out.push(`${noEvent.length} IOVA page(s) of ${dev.name} mapped with no map event (${list(noEvent)})`);

@@ -72,6 +72,8 @@ export interface DmaPath {
   iovaToPhys(dev: Device, addr: bigint): bigint;
   /** every present leaf of the device's domain */
   presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }>;
+  /** the device's domain page table: its root page (-1 if none) and agaw, as the kernel keeps them */
+  domainPgtable(dev: Device): DomainPgtable;
   leaks(): LeakReport;
   stats(): PathStats;
 }

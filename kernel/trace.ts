@@ -21,6 +21,16 @@ export interface TraceEvent {
   event: string;
   /** byte for byte what the event's print format gives */
   text: string;
+  /**
+   * The numbers the text prints, by the print format's field names (and the device name of
+   * 5.10's events), so readers never parse the text back.
+   */
+  fields?: TraceFields;
+}
+
+export interface TraceFields {
+  dev?: string;
+  num: Record<string, bigint>;
 }
 
 /** %llx */
@@ -56,6 +66,11 @@ export function fmtIommuMap(iova: bigint, paddr: bigint, size: number): string {
   return `IOMMU: iova=${hx16(iova)} - ${hx16(iova + BigInt(size))} paddr=${hx16(paddr)} size=${size}`;
 }
 
+/** iommu:map's text and fields, for TraceRing.emit(system, event, ...) */
+export function iommuMapEvent(iova: bigint, paddr: bigint, size: number): [string, TraceFields] {
+  return [fmtIommuMap(iova, paddr, size), { num: { iova, paddr, size: BigInt(size) } }];
+}
+
 export function fmtIommuUnmap(iova: bigint, size: number, unmappedSize: number): string {
   return `IOMMU: iova=${hx16(iova)} - ${hx16(iova + BigInt(size))} size=${size} unmapped_size=${unmappedSize}`;
 }
@@ -81,9 +96,9 @@ export class TraceRing {
   /** an observer called as each event is recorded (the harness reads state as of that moment) */
   onEmit: ((e: TraceEvent) => void) | undefined = undefined;
 
-  emit(system: TraceSystem, event: string, text: string): void {
+  emit(system: TraceSystem, event: string, text: string, fields?: TraceFields): void {
     if (!this.enabled[system]) return;
-    const e: TraceEvent = { step: this.step, cpu: this.cpu, tsNs: this.clock.nowNs, system, event, text };
+    const e: TraceEvent = { step: this.step, cpu: this.cpu, tsNs: this.clock.nowNs, system, event, text, ...(fields !== undefined ? { fields } : {}) };
     this.events.push(e);
     this.onEmit?.(e);
   }

@@ -12,17 +12,18 @@ export type UnmapEvent = 'unmap_single' | 'unmap_sg' | 'bounce_unmap_single';
 export type MapSgEvent = 'map_sg' | 'bounce_map_sg';
 
 export function traceDmaMap(t: TraceRing, ev: MapEvent, dev: Device, devAddr: bigint, physAddr: number, size: number): void {
-  t.emit('intel_iommu', ev, fmtDmaMap(dev.name, devAddr, BigInt(physAddr), size));
+  t.emit('intel_iommu', ev, fmtDmaMap(dev.name, devAddr, BigInt(physAddr), size), { dev: dev.name, num: { dev_addr: devAddr, phys_addr: BigInt(physAddr), size: BigInt(size) } });
 }
 
 export function traceDmaUnmap(t: TraceRing, ev: UnmapEvent, dev: Device, devAddr: bigint, size: number): void {
-  t.emit('intel_iommu', ev, fmtDmaUnmap(dev.name, devAddr, size));
+  t.emit('intel_iommu', ev, fmtDmaUnmap(dev.name, devAddr, size), { dev: dev.name, num: { dev_addr: devAddr, size: BigInt(size) } });
 }
 
 /** one event per entry: [index/total], the entry's DMA address, sg_phys and DMA length */
 export function traceDmaMapSg(t: TraceRing, ev: MapSgEvent, dev: Device, sgl: readonly Scatterlist[], nelems: number): void {
   for (let i = 0; i < nelems; i++) {
     const sg = sgl[i]!;
-    t.emit('intel_iommu', ev, fmtDmaMapSg(dev.name, i + 1, nelems, sg.dmaAddress, BigInt(sgPhys(sg)), sg.dmaLength));
+    const phys = BigInt(sgPhys(sg));
+    t.emit('intel_iommu', ev, fmtDmaMapSg(dev.name, i + 1, nelems, sg.dmaAddress, phys, sg.dmaLength), { dev: dev.name, num: { dev_addr: sg.dmaAddress, phys_addr: phys, size: BigInt(sg.dmaLength) } });
   }
 }

@@ -2,6 +2,7 @@
  * The context cache: decoded context entries per source id, bounded with FIFO replacement.
  * Invalidated globally, per domain id, or per device (source id with a function mask).
  */
+import type { TranslationJournal } from './journal.js';
 
 export interface CachedContext {
   readonly sid: number;
@@ -30,6 +31,8 @@ export class ContextCache {
   private readonly entries = new Map<number, CachedContext>();
   /** bumped by every change of contents */
   version = 0;
+  /** Told of every change of contents, when a derived view is kept current. */
+  journal: TranslationJournal | undefined;
 
   constructor(readonly capacity: number) {}
 
@@ -43,6 +46,7 @@ export class ContextCache {
 
   insert(e: CachedContext): void {
     this.version++;
+    this.journal?.context();
     this.entries.delete(e.sid);
     if (this.entries.size >= this.capacity) {
       // Map iteration order is insertion order: the first key is the oldest (FIFO)
@@ -54,16 +58,19 @@ export class ContextCache {
 
   invalidateAll(): void {
     this.version++;
+    this.journal?.context();
     this.entries.clear();
   }
 
   invalidateDomain(did: number): void {
     this.version++;
+    this.journal?.context();
     for (const [sid, e] of this.entries) if (e.did === did) this.entries.delete(sid);
   }
 
   invalidateDevice(sid: number, fm: number): void {
     this.version++;
+    this.journal?.context();
     for (const s of sidsCovered(sid, fm)) this.entries.delete(s);
   }
 }

@@ -7,6 +7,7 @@
  * every page by walking the root, context and second-level tables stored in memory, through a
  * context cache and an IOTLB that keep what they cached until software invalidates it.
  */
+import type { TranslationJournal } from './journal.js';
 import { capRegister, decodeCaps, ecapRegister, type CapFields, type VtdConfig } from './caps.js';
 import { ContextCache, type CachedContext } from './context-cache.js';
 import { ContextCoverage, IotlbCoverage } from './coverage.js';
@@ -124,6 +125,32 @@ export class VtdHardware {
   };
   /** While peeking, nothing is counted and nothing is cached. */
   private peeking = false;
+  private journalRef: TranslationJournal | undefined;
+
+  /**
+   * Report every change a translation depends on to a journal (memory of the page-table
+   * region, IOTLB, context cache, invalidations); undefined stops reporting.
+   */
+  set journal(j: TranslationJournal | undefined) {
+    this.journalRef = j;
+    this.memory.journal = j;
+    this.iotlb.journal = j;
+    this.contextCache.journal = j;
+  }
+
+  get journal(): TranslationJournal | undefined {
+    return this.journalRef;
+  }
+
+  /** GCMD.TE as last set. */
+  get translationOn(): boolean {
+    return this.translationEnabled;
+  }
+
+  /** Whether caching mode is on (translations written after the last covering invalidation are unseen). */
+  get cachingMode(): boolean {
+    return this.cm;
+  }
 
   get counters(): VtdCounters {
     return this.ctr;
@@ -175,6 +202,7 @@ export class VtdHardware {
 
   /** RTADDR_REG then GCMD.SRTP: latch the root table (4 KiB aligned) for the walks. */
   setRootTable(addr: number): void {
+    this.journalRef?.context();
     this.rtaddr = addr;
     this.rootTablePfn = Math.floor(addr / VTD_PAGE_SIZE);
   }
@@ -185,6 +213,7 @@ export class VtdHardware {
 
   /** GCMD.TE */
   enableTranslation(on: boolean): void {
+    this.journalRef?.context();
     this.translationEnabled = on;
   }
 
@@ -305,11 +334,13 @@ export class VtdHardware {
       case InvGranularity.Global:
         this.iotlb.invalidateAll();
         this.iotlbCoverage.recordGlobal(seq);
+        this.journalRef?.invalidated(-1, 0, -1);
         this.ctr.iotlbGlobal++;
         return true;
       case InvGranularity.Domain:
         this.iotlb.invalidateDomain(did);
         this.iotlbCoverage.recordDomain(did, seq);
+        this.journalRef?.invalidated(did, 0, -1);
         this.ctr.iotlbDomain++;
         return true;
       case InvGranularity.Page:
@@ -317,6 +348,7 @@ export class VtdHardware {
         if (!this.caps.psi || am > this.caps.mamv) return false;
         this.iotlb.invalidatePages(did, pfn, am);
         this.iotlbCoverage.recordPages(did, pfn, am, seq);
+        this.journalRef?.invalidated(did, pfn - (pfn % 2 ** am), 2 ** am);
         this.ctr.iotlbPage++;
         return true;
       default:
@@ -529,6 +561,18 @@ export class VtdHardware {
     this.peeking = true;
     try {
       return this.translate(sid, pfn, isWrite);
+    } finally {
+      this.peeking = false;
+      this.lastFaultSuppressed = fs;
+    }
+  }
+
+  /** The context sid resolves to now (as lookupContext, without caching or counting), or a fault reason negated. */
+  peekContext(sid: number): CachedContext | number {
+    const fs = this.lastFaultSuppressed;
+    this.peeking = true;
+    try {
+      return this.lookupContext(sid);
     } finally {
       this.peeking = false;
       this.lastFaultSuppressed = fs;

@@ -4,6 +4,7 @@
  * the page tables until an invalidation removes it -- which is what makes a missing invalidation
  * observable.
  */
+import type { TranslationJournal } from './journal.js';
 import { levelBase, lvlToNrPages } from './regs.js';
 
 export interface IotlbEntry {
@@ -50,6 +51,27 @@ export class Iotlb {
     return m.get(key(levelBase(pfn, 3), 3));
   }
 
+  /** Told of every entry filled or dropped, when a derived view is kept current. */
+  journal: TranslationJournal | undefined;
+
+  /** Every live entry of did that covers pfn (a 4 KiB, a 2 MiB and a 1 GiB one at most). */
+  covering(did: number, pfn: number): IotlbEntry[] {
+    const m = this.byDid.get(did);
+    if (m === undefined) return [];
+    const out: IotlbEntry[] = [];
+    for (let level = 1; level <= 3; level++) {
+      const e = m.get(key(levelBase(pfn, level), level));
+      if (e !== undefined) out.push(e);
+    }
+    return out;
+  }
+
+  /** Every live entry of did. */
+  *entriesOf(did: number): IterableIterator<IotlbEntry> {
+    const m = this.byDid.get(did);
+    if (m !== undefined) yield* m.values();
+  }
+
   insert(did: number, pfn: number, level: number, physBasePfn: number, perm: number, snp: boolean): IotlbEntry {
     const basePfn = levelBase(pfn, level);
     let m = this.byDid.get(did);
@@ -66,6 +88,7 @@ export class Iotlb {
     this.fifo.push(e);
     this.count++;
     this.version++;
+    this.journal?.iotlbEntry(did, basePfn, lvlToNrPages(level));
     return e;
   }
 
@@ -74,6 +97,7 @@ export class Iotlb {
     e.live = false;
     this.count--;
     this.version++;
+    this.journal?.iotlbEntry(e.did, e.basePfn, lvlToNrPages(e.level));
   }
 
   private evictOldest(): void {
@@ -93,7 +117,12 @@ export class Iotlb {
   invalidateAll(): number {
     this.version++;
     const n = this.count;
-    for (const m of this.byDid.values()) for (const e of m.values()) e.live = false;
+    for (const m of this.byDid.values()) {
+      for (const e of m.values()) {
+        e.live = false;
+        this.journal?.iotlbEntry(e.did, e.basePfn, lvlToNrPages(e.level));
+      }
+    }
     this.byDid.clear();
     this.fifo.length = 0;
     this.fifoHead = 0;
@@ -106,7 +135,10 @@ export class Iotlb {
     if (m === undefined) return 0;
     const n = m.size;
     this.version++;
-    for (const e of m.values()) e.live = false;
+    for (const e of m.values()) {
+      e.live = false;
+      this.journal?.iotlbEntry(e.did, e.basePfn, lvlToNrPages(e.level));
+    }
     this.count -= n;
     this.byDid.delete(did);
     return n;

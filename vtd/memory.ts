@@ -12,6 +12,7 @@
  * caching-mode model of the IOTLB uses the stamps to tell whether an entry was written after the
  * last invalidation that covered it (see iotlb.ts).
  */
+import type { TranslationJournal } from './journal.js';
 import { VTD_PAGE_SIZE } from './regs.js';
 import { PAGE_TABLE_REGION, inRegion } from './regions.js';
 
@@ -178,9 +179,13 @@ export class PhysMemory {
     return this.pages.has(pfn);
   }
 
+  /** Told of every tracked (page-table-region) write, when a derived view is kept current. */
+  journal: TranslationJournal | undefined;
+
   private stamp(pfn: number, off: number, n: number): void {
     const base = pfn * VTD_PAGE_SIZE;
     if (!inRegion(PAGE_TABLE_REGION, base)) return;
+    this.journal?.write(base + off, n);
     let st = this.stamps.get(pfn);
     if (st === undefined) {
       st = new Float64Array(VTD_PAGE_SIZE / 8);

@@ -150,9 +150,12 @@ export const VTD_FR_CONTEXT_ENTRY_TT = 0xd;
 
 // ---- page-table level arithmetic (drivers/iommu/intel/iommu.c), on 4 KiB pfns ----
 
-/** lvl_to_nr_pages: 4 KiB pages one entry at level covers (level_size in pfns is the same). */
+/** 4 KiB pages one entry covers, by level (index 0 unused; 6 for 57-bit five-level tables and MGAW 64). */
+const LEVEL_PAGES: readonly number[] = [0, 1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36, 2 ** 45, 2 ** 54];
+
+/** lvl_to_nr_pages: 4 KiB pages one entry at level covers (level_size in pfns is the same); a table, not a pow() call, on the walk's hot path. */
 export function lvlToNrPages(level: number): number {
-  return 2 ** (LEVEL_STRIDE * (level - 1));
+  return LEVEL_PAGES[level] ?? 2 ** (LEVEL_STRIDE * (level - 1));
 }
 
 /** pfn_level_offset: the index of pfn's entry in its level's table. */

@@ -1,0 +1,131 @@
+/**
+ * What a checked differential step costs against the paths it checks (issue 18):
+ *  - differential_over_slower_path_gate / _long: the checked run of a workload over the slower of
+ *    the two paths running it alone (construction included), measured in this one process;
+ *  - differential_step_cost_us_<N> with N live 4 KiB mappings on one device, and the ratios of
+ *    10k, 100k and 1M over 1k;
+ *  - generated_steps_per_sec_checked_end_to_end_matrix: the gate's search (generation, checking,
+ *    shrinking) over the whole platform matrix, in generated steps per second (search.ts gives
+ *    the same on qemu-strict alone under the older key without _matrix).
+ */
+import fc from 'fast-check';
+import { createPath, type PathName } from '../harness/paths.js';
+import { PathRunner } from '../harness/path-runner.js';
+import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, genOptions, runChunk, scenarioOf, type SearchConfig } from '../harness/property.js';
+import { workloadArb } from '../harness/generators.js';
+import { Differential, runScenario } from '../harness/runner.js';
+import { parseScenario } from '../harness/validation.js';
+import type { Scenario } from '../harness/scenario.js';
+
+function ms(t0: bigint): number {
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+function alone(name: PathName, ss: readonly Scenario[]): number {
+  const t0 = process.hrtime.bigint();
+  for (const s of ss) {
+    const r = new PathRunner(createPath(name, s), s);
+    s.steps.forEach((st, i) => r.run(i, st));
+  }
+  return ms(t0);
+}
+
+function checked(ss: readonly Scenario[]): number {
+  const t0 = process.hrtime.bigint();
+  for (const s of ss) runScenario(s);
+  return ms(t0);
+}
+
+/** checked ÷ the slower path alone, each measured twice (the better kept) after a warm-up. */
+function ratio(ss: readonly Scenario[]): { ratio: number; checkedMs: number; slowerMs: number } {
+  checked(ss);
+  const c = Math.min(checked(ss), checked(ss));
+  const l = Math.min(alone('legacy-intel', ss), alone('legacy-intel', ss));
+  const g = Math.min(alone('dma-iommu', ss), alone('dma-iommu', ss));
+  return { ratio: c / Math.max(l, g), checkedMs: c, slowerMs: Math.max(l, g) };
+}
+
+/** Gate-like workloads: what the gate's generator makes on every platform of the matrix. */
+function gateWorkloads(perPlatform: number): Scenario[] {
+  return PLATFORM_MATRIX.flatMap((p, k) => {
+    const cfg: SearchConfig = { platform: p, consumers: ['correct', 'i915-fixed'], maxSteps: 30, checkTrace: true, faults: {} };
+    return fc.sample(workloadArb(genOptions(cfg)), { seed: 1000 + k, numRuns: perPlatform }).map((w) => scenarioOf(cfg, w));
+  });
+}
+
+function scenarioOfSteps(steps: unknown[]): Scenario {
+  return parseScenario({
+    format: 'dmadiff-scenario/1',
+    platform: { agaw: 48, strict: true, cpus: 1 },
+    devices: [{ id: 'nvme', bdf: '00:04.0', dmaMask: 64 }],
+    reserved: [{ start: '0xfee00000', end: '0xfeefffff' }],
+    steps,
+  });
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** `live` 4 KiB mappings held on one device (a driver's queues), then `tail` map/access/unmap steps. */
+function liveSteps(live: number, tail: number): unknown[] {
+  const steps: unknown[] = [];
+  for (let i = 0; i < live; i++) steps.push({ op: 'map_page', dev: 'nvme', phys: hex(0x1_0000_0000 + i * 4096), size: 4096, dir: 'bidirectional', as: `q${i}` });
+  for (let i = 0; steps.length < live + tail; i++) {
+    const a = `t${i}`;
+    steps.push({ op: 'map_page', dev: 'nvme', phys: hex(0x8000_0000 + (i % 256) * 0x1200), size: 2048, dir: i % 2 === 0 ? 'to_device' : 'from_device', as: a });
+    steps.push({ op: 'dma_read', map: a, offset: 0, len: 512 });
+    steps.push({ op: 'dma_write', map: `q${i % live}`, offset: 64, len: 64, fill: i & 0xff });
+    steps.push({ op: 'sync_for_cpu', map: a });
+    steps.push({ op: 'unmap', map: a });
+  }
+  return steps.slice(0, live + tail);
+}
+
+/** Per checked step (µs) once `live` mappings are held: the set-up is stepped, the tail timed. */
+function stepCostWithLive(live: number, tail = 500): number {
+  const d = new Differential(scenarioOfSteps(liveSteps(live, tail)));
+  for (let i = 0; i < live; i++) d.step();
+  const t0 = process.hrtime.bigint();
+  while (d.remaining > 0) d.step();
+  return (ms(t0) * 1000) / tail;
+}
+
+/** End to end: the gate's chunks on every platform, steps generated and checked per second. */
+function endToEnd(chunks: number): number {
+  let steps = 0;
+  const t0 = process.hrtime.bigint();
+  PLATFORM_MATRIX.forEach((p, k) => {
+    const cfg: SearchConfig = { platform: p, consumers: ['correct', 'i915-fixed'], maxSteps: 30, checkTrace: true, faults: {} };
+    for (let j = 0; j < chunks; j++) steps += runChunk(cfg, chunkSeed(7, k * 65536 + j), CHUNK_RUNS).tally.steps;
+  });
+  return Math.round(steps / (ms(t0) / 1000));
+}
+
+export function benchDifferential(opts: { maxLive?: number } = {}): Record<string, number> {
+  const out: Record<string, number> = {};
+  const gate = ratio(gateWorkloads(30));
+  out['differential_over_slower_path_gate'] = Math.round(gate.ratio * 100) / 100;
+  const long = ratio([scenarioOfSteps(liveSteps(200, 5000))]);
+  out['differential_over_slower_path_long'] = Math.round(long.ratio * 100) / 100;
+  const maxLive = opts.maxLive ?? 1_000_000;
+  const base = stepCostWithLive(1000);
+  out['differential_step_cost_us_1k'] = Math.round(base);
+  for (const [n, tag] of [
+    [10_000, '10k'],
+    [100_000, '100k'],
+    [1_000_000, '1M'],
+  ] as const) {
+    if (n > maxLive) continue;
+    const c = stepCostWithLive(n);
+    out[`differential_step_cost_us_${tag}`] = Math.round(c);
+    out[`differential_step_cost_ratio_${tag}_over_1k`] = Math.round((c / base) * 100) / 100;
+  }
+  out['generated_steps_per_sec_checked_end_to_end_matrix'] = endToEnd(2);
+  return out;
+}
+
+// `node dist/bench/differential.js [maxLive]`: these figures alone (the old code's, for a before/after)
+if (process.argv[1]?.endsWith('differential.js')) {
+  const figures = benchDifferential({ maxLive: Number(process.argv[2] ?? 1_000_000) });
+  for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(48)} ${v}`);
+  console.log(JSON.stringify(figures));
+}

@@ -1,0 +1,424 @@
+/**
+ * The reachable set of every device of one path, kept current from what the hardware reports
+ * changed (vtd/journal.ts) instead of re-probed after every step: a step costs what it changed.
+ *
+ * What is kept, per path:
+ * - the present leaves of each domain page table (base pfn -> phys, level, R/W), re-read only
+ *   over the span of a page-table entry that was written (the table page written tells which
+ *   domain, level and IOVA range it maps; tables are learnt as walks pass through them);
+ * - per device, the probe results: every IOVA page the reference probes (observe.ts
+ *   computeReachable: the pages of present leaves and of the device domain's cached IOTLB
+ *   entries, a 1 GiB one every 512 pages) that reaches a physical page, with its permission --
+ *   re-probed (hw.peek) over the range of each written entry, filled or dropped IOTLB entry and,
+ *   in caching mode, each invalidation (it can make written entries visible);
+ * - per device, each physical page's permission (how many IOVA pages grant read, write), whose
+ *   changes a listener receives: the checker keeps the running difference of the two paths.
+ * A context change (context cache, context invalidation, root table, translation enable)
+ * re-probes the devices whose context moved. computeReachable stays the reference: tests and
+ * --paranoid compare the two after every step.
+ */
+import type { Device } from '../kernel/device.js';
+import type { DmaPath } from '../kernel/dma-api.js';
+import type { CachedContext } from '../vtd/context-cache.js';
+import { TranslationJournal } from '../vtd/journal.js';
+import { VTD_PAGE_SIZE, DMA_PTE_LARGE_PAGE, agawToLevel, lvlToNrPages, pfnLevelOffset } from '../vtd/regs.js';
+import { entryPfn } from '../vtd/entries.js';
+import { DENSE_PROBE_LIMIT, regionOf, type Reachable } from './observe.js';
+import { PageMap } from './page-map.js';
+
+/** A leaf as kept: phys pfn * 16 + level * 4 + R/W bits. */
+const enc = (phys: number, level: number, perm: number): number => phys * 16 + level * 4 + perm;
+const leafPhys = (v: number): number => Math.floor(v / 16);
+const leafLevel = (v: number): number => Math.floor(v / 4) % 4;
+const leafPerm = (v: number): number => v % 4;
+
+/** Where a page-table page sits: the domain (by its root page), its level, the first IOVA pfn it maps. */
+interface TableInfo {
+  root: number;
+  level: number;
+  base: number;
+}
+
+/** Which pages a candidate of `pages` pages starting at `base` gets probed at (the reference's rule). */
+function probeStep(pages: number): number {
+  return pages > DENSE_PROBE_LIMIT ? 512 : 1;
+}
+
+/** A change of one physical page's permission for one device: old and new R/W bits. */
+export type PermListener = (dev: number, phys: number, oldPerm: number, newPerm: number) => void;
+
+class DeviceReach {
+  /** probed IOVA pfn -> target phys * 4 + perm */
+  readonly probes = new PageMap();
+  readonly readers = new Map<number, number>();
+  readonly writers = new Map<number, number>();
+  root = -1;
+  levels = 0;
+  /** IOVA pfns whose leaf changed since the trace accountant last looked */
+  leafChanges = new Set<number>();
+  /** the context as the hardware resolves it (its did), and whether the context cache holds one */
+  ctxKey = '';
+  cachedDid: number | undefined;
+
+  constructor(
+    readonly index: number,
+    readonly dev: Device,
+  ) {}
+
+  perm(phys: number): number {
+    return ((this.readers.get(phys) ?? 0) > 0 ? 1 : 0) | ((this.writers.get(phys) ?? 0) > 0 ? 2 : 0);
+  }
+}
+
+export class ReachTracker {
+  private readonly journal = new TranslationJournal();
+  private readonly devs: DeviceReach[];
+  /** domain root page -> its present leaves (base pfn -> enc) */
+  private readonly leaves = new Map<number, PageMap>();
+  private readonly tables = new Map<number, TableInfo>();
+  /** root and context table pages of the tracked devices: a write there moves contexts */
+  private contextPages = new Set<number>();
+  private readonly listeners: PermListener[] = [];
+  /** per domain root: the bases of leaves that map pool pages (swiotlb slots, coherent buffers) */
+  private readonly pooledLeaves = new Map<number, Set<number>>();
+
+  /**
+   * `bug` is a seeded bug of the tracker itself, for the test that proves --paranoid's
+   * comparison can fail: 'ignoreIotlbEvents' never re-probes for a filled or dropped IOTLB entry.
+   */
+  constructor(
+    readonly model: DmaPath,
+    private readonly bug?: 'ignoreIotlbEvents',
+  ) {
+    this.devs = model.devices.map((d, i) => new DeviceReach(i, d));
+    model.machine.hw.journal = this.journal;
+    this.resyncAll();
+  }
+
+  /** Be told of every change of a device's permission on a physical page. */
+  onPermChange(l: PermListener): void {
+    this.listeners.push(l);
+  }
+
+  // ---------------------------------------------------------------- what the checker reads
+
+  /** The reachable set of device k, as the reference computes it (for --paranoid and tests). */
+  reachable(k: number): Reachable {
+    const d = this.devs[k]!;
+    const out: Reachable = { pages: new Map(), pooled: new Map() };
+    const phys = new Set([...d.readers.keys(), ...d.writers.keys()]);
+    for (const p of [...phys].sort((a, b) => a - b)) {
+      const perm = d.perm(p);
+      if (perm === 0) continue;
+      const region = regionOf(p);
+      if (region === null) out.pages.set(p, perm);
+      else out.pooled.set(`${region}:${perm}`, (out.pooled.get(`${region}:${perm}`) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  /** Device k's current permission on a physical page. */
+  perm(k: number, phys: number): number {
+    return this.devs[k]!.perm(phys);
+  }
+
+  /** The present leaf covering an IOVA pfn in a device's domain: phys pfn of that page and R/W, or undefined. */
+  leafAt(dev: Device, pfn: number): { phys: number; perm: number } | undefined {
+    const d = this.devs.find((x) => x.dev === dev)!;
+    const m = this.leaves.get(d.root);
+    if (m === undefined) return undefined;
+    for (let level = 1; level <= 3; level++) {
+      const span = lvlToNrPages(level);
+      const base = pfn - (pfn % span);
+      const v = m.get(base);
+      if (v !== undefined && leafLevel(v) === level) return { phys: leafPhys(v) + (pfn - base), perm: leafPerm(v) };
+    }
+    return undefined;
+  }
+
+  /** Every IOVA page of a device's domain with a present leaf (the reference for the trace audit's first look). */
+  leafPages(dev: Device): number[] {
+    const d = this.devs.find((x) => x.dev === dev)!;
+    const m = this.leaves.get(d.root);
+    if (m === undefined) return [];
+    const out: number[] = [];
+    for (const [base, v] of m.entries()) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) out.push(base + i);
+    return out;
+  }
+
+  /** The IOVA pfns of a device's domain whose leaf changed since the last call (then forgotten). */
+  takeLeafChanges(dev: Device): Set<number> {
+    const d = this.devs.find((x) => x.dev === dev)!;
+    const s = d.leafChanges;
+    d.leafChanges = new Set();
+    return s;
+  }
+
+  /** The IOVA pfns of a device's domain whose leaf maps a pool page (what they name can change without a PTE write). */
+  pooledLeafPages(dev: Device): number[] {
+    const d = this.devs.find((x) => x.dev === dev)!;
+    const m = this.leaves.get(d.root);
+    const out: number[] = [];
+    for (const base of this.pooledLeaves.get(d.root) ?? []) {
+      const v = m?.get(base);
+      if (v !== undefined) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) out.push(base + i);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- keeping current
+
+  /** Apply everything the hardware reported since the last call. */
+  update(): void {
+    const j = this.journal;
+    if (j.empty) return;
+    const hw = this.model.machine.hw;
+    if (j.contextChanged) {
+      this.resyncContexts();
+    }
+    // page-table writes: the span of each written entry, in its domain
+    const dirty: Array<[number, number, number]> = [];
+    const w = j.writes;
+    let contextMoved = false;
+    for (let k = 0; k < w.length; k += 2) {
+      const addr = w[k]!;
+      const n = w[k + 1]!;
+      const page = Math.floor(addr / VTD_PAGE_SIZE);
+      const info = this.tables.get(page);
+      if (info === undefined) {
+        if (this.contextPages.has(page)) contextMoved = true;
+        continue; // a table not linked into any tracked domain (yet): its linking is a write we see
+      }
+      const span = lvlToNrPages(info.level);
+      const off = addr - page * VTD_PAGE_SIZE;
+      const i0 = Math.floor(off / 8);
+      const i1 = Math.floor((off + n - 1) / 8);
+      dirty.push([info.root, info.base + i0 * span, (i1 - i0 + 1) * span]);
+    }
+    if (contextMoved) this.resyncContexts();
+    for (const [root, first, pages] of dirty) this.rereadLeaves(root, first, pages);
+    for (const [root, first, pages] of dirty) for (const d of this.devs) if (d.root === root) this.reprobe(d, first, pages);
+    // IOTLB entries filled or dropped, in the domain a device's cached context names
+    const t = this.bug === 'ignoreIotlbEvents' ? [] : j.iotlb;
+    for (let k = 0; k < t.length; k += 3) for (const d of this.devs) if (d.cachedDid === t[k]) this.reprobe(d, t[k + 1]!, t[k + 2]!);
+    // caching mode: an invalidation can make written entries visible
+    if (hw.cachingMode) {
+      const c = j.coverage;
+      for (let k = 0; k < c.length; k += 3) {
+        const did = c[k]!;
+        for (const d of this.devs) {
+          if (did !== -1 && this.didOf(d) !== did) continue;
+          if (c[k + 2]! < 0) this.reprobeAll(d);
+          else this.reprobe(d, c[k + 1]!, c[k + 2]!);
+        }
+      }
+    }
+    j.clear();
+  }
+
+  /** The did the hardware resolves the device's context to (undefined if none). */
+  private didOf(d: DeviceReach): number | undefined {
+    const ctx = this.model.machine.hw.peekContext(d.dev.sid);
+    return typeof ctx === 'number' ? undefined : ctx.did;
+  }
+
+  /** Contexts may have moved: re-probe every device whose resolved or cached context changed. */
+  private resyncContexts(): void {
+    this.learnContextPages();
+    const hw = this.model.machine.hw;
+    for (const d of this.devs) {
+      const before = d.ctxKey;
+      const cachedBefore = d.cachedDid;
+      this.readContext(d);
+      if (d.ctxKey !== before) this.reprobeAll(d);
+      else if (d.cachedDid !== cachedBefore) {
+        // only which IOTLB entries count as candidates moved: re-probe where those entries are
+        for (const did of [cachedBefore, d.cachedDid]) {
+          if (did === undefined) continue;
+          for (const e of [...hw.iotlb.entriesOf(did)]) this.reprobe(d, e.basePfn, lvlToNrPages(e.level));
+        }
+      }
+    }
+  }
+
+  private readContext(d: DeviceReach): void {
+    const hw = this.model.machine.hw;
+    const ctx: CachedContext | number = hw.peekContext(d.dev.sid);
+    const cached = hw.contextCache.lookup(d.dev.sid);
+    d.cachedDid = cached?.did;
+    const pt = this.model.domainPgtable(d.dev);
+    if (pt.pgdPfn !== d.root) {
+      d.root = pt.pgdPfn;
+      d.levels = agawToLevel(pt.agaw);
+      if (d.root >= 0 && !this.leaves.has(d.root)) {
+        this.leaves.set(d.root, new PageMap());
+        this.rereadLeaves(d.root, 0, lvlToNrPages(d.levels + 1));
+      }
+    }
+    // everything a probe's answer depends on besides tables and the IOTLB
+    // the context the walk uses (the cached one when cached, else memory's); whether one is
+    // cached at all only decides which IOTLB entries are candidates (cachedDid)
+    d.ctxKey = typeof ctx === 'number' ? `f${ctx}:${hw.rootTableAddress}` : `${ctx.did}:${ctx.tt}:${ctx.slptPfn}:${ctx.levels}:${ctx.widthPfnLimit}:${hw.translationOn ? 1 : 0}`;
+  }
+
+  /** The root and context table pages the tracked devices resolve through. */
+  private learnContextPages(): void {
+    const hw = this.model.machine.hw;
+    const mem = this.model.machine.memory;
+    const pages = new Set<number>();
+    const root = Math.floor(hw.rootTableAddress / VTD_PAGE_SIZE);
+    pages.add(root);
+    const s = new Uint32Array(2);
+    for (const d of this.devs) {
+      mem.readQword(root * VTD_PAGE_SIZE + (d.dev.sid >>> 8) * 16, s);
+      if ((s[0]! & 1) !== 0) pages.add(entryPfn(s[0]!, s[1]!));
+    }
+    this.contextPages = pages;
+  }
+
+  private resyncAll(): void {
+    this.learnContextPages();
+    for (const d of this.devs) {
+      this.readContext(d);
+      this.reprobeAll(d);
+    }
+  }
+
+  /**
+   * Re-read the present leaves of a domain over [first, first + pages): drop those based there,
+   * walk the tables over the range (learning every table page passed), note what changed.
+   */
+  private rereadLeaves(root: number, first: number, pages: number): void {
+    const m = this.leaves.get(root);
+    const d = this.devs.find((x) => x.root === root);
+    if (m === undefined || d === undefined) return;
+    const before = new Map(m.inRange(first, pages));
+    for (const pfn of before.keys()) m.delete(pfn);
+    const last = first + pages - 1;
+    const mem = this.model.machine.memory;
+    const s = new Uint32Array(2);
+    const walk = (table: number, level: number, base: number): void => {
+      this.tables.set(table, { root, level, base });
+      const span = lvlToNrPages(level);
+      const lo = Math.max(first, base);
+      const hi = Math.min(last, base + span * 512 - 1);
+      if (lo > hi) return;
+      for (let i = pfnLevelOffset(lo, level); i <= pfnLevelOffset(hi, level); i++) {
+        mem.readQword(table * VTD_PAGE_SIZE + i * 8, s);
+        const lo32 = s[0]!;
+        if ((lo32 & 3) === 0) continue;
+        const iova = base + i * span;
+        const next = entryPfn(lo32, s[1]!);
+        if (level === 1 || (lo32 & DMA_PTE_LARGE_PAGE) !== 0) {
+          // a superpage based before the range is not this range's to re-read
+          if (iova >= first) m.set(iova, enc(next, level, lo32 & 3));
+        } else walk(next, level - 1, iova);
+      }
+    };
+    walk(root, d.levels, 0);
+    // what changed, page by page, for the trace audit; and which leaves map pool pages
+    let pooled = this.pooledLeaves.get(root);
+    if (pooled === undefined) {
+      pooled = new Set();
+      this.pooledLeaves.set(root, pooled);
+    }
+    const owners = this.devs.filter((x) => x.root === root);
+    const changed = (pfn: number, v: number): void => {
+      for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) for (const o of owners) o.leafChanges.add(pfn + i);
+    };
+    for (const [pfn, v] of before) {
+      pooled.delete(pfn);
+      if (m.get(pfn) !== v) changed(pfn, v);
+    }
+    for (const [pfn, v] of m.inRange(first, pages)) {
+      if (regionOf(leafPhys(v)) !== null) pooled.add(pfn);
+      if (before.get(pfn) !== v) changed(pfn, v);
+    }
+  }
+
+  private reprobeAll(d: DeviceReach): void {
+    for (const [pfn, v] of d.probes.entries()) this.setProbe(d, pfn, v, undefined);
+    d.probes.clear();
+    if (d.root < 0) return;
+    this.reprobe(d, 0, lvlToNrPages(d.levels + 1));
+  }
+
+  /**
+   * Re-probe a device over [first, first + pages): the pages the reference would probe there
+   * (of present leaves, and of cached IOTLB entries of the device's domain), each with hw.peek.
+   */
+  private reprobe(d: DeviceReach, first: number, pages: number): void {
+    const last = first + pages - 1;
+    const probe = new Set<number>();
+    const addCandidate = (base: number, n: number): void => {
+      const stepBy = probeStep(n);
+      const lo = Math.max(first, base);
+      const hi = Math.min(last, base + n - 1);
+      // the candidate's probe points within the range
+      let p = stepBy === 1 ? lo : base + Math.ceil((lo - base) / stepBy) * stepBy;
+      for (; p <= hi; p += stepBy) probe.add(p);
+    };
+    const m = d.root >= 0 ? this.leaves.get(d.root) : undefined;
+    const hw = this.model.machine.hw;
+    if (m !== undefined) {
+      // superpage leaves that start before the range and reach into it
+      for (let level = 2; level <= 3; level++) {
+        const span = lvlToNrPages(level);
+        const base = first - (first % span);
+        const v = base < first ? m.get(base) : undefined;
+        if (v !== undefined && leafLevel(v) === level) addCandidate(base, span);
+      }
+      for (const [base, v] of m.inRange(first, pages)) addCandidate(base, lvlToNrPages(leafLevel(v)));
+    }
+    if (d.cachedDid !== undefined) {
+      if (pages <= 64) {
+        for (let p = first; p <= last; p++) for (const e of hw.iotlb.covering(d.cachedDid, p)) addCandidate(e.basePfn, lvlToNrPages(e.level));
+      } else {
+        for (const e of hw.iotlb.entriesOf(d.cachedDid)) {
+          const n = lvlToNrPages(e.level);
+          if (e.basePfn <= last && e.basePfn + n - 1 >= first) addCandidate(e.basePfn, n);
+        }
+      }
+    }
+    // drop what was probed here before, then probe again
+    for (const [pfn, v] of d.probes.inRange(first, pages)) {
+      if (!probe.has(pfn)) {
+        d.probes.delete(pfn);
+        this.setProbe(d, pfn, v, undefined);
+      }
+    }
+    const sid = d.dev.sid;
+    for (const p of probe) {
+      const r = hw.peek(sid, p, false);
+      const w = hw.peek(sid, p, true);
+      const perm = (r >= 0 ? 1 : 0) | (w >= 0 ? 2 : 0);
+      const old = d.probes.get(p);
+      const now = perm === 0 ? undefined : (r >= 0 ? r : w) * 4 + perm;
+      if (old === now) continue;
+      if (now === undefined) d.probes.delete(p);
+      else d.probes.set(p, now);
+      this.setProbe(d, p, old, now);
+    }
+  }
+
+  /** One probe's result moved from `old` to `now` (target * 4 + perm, or none): update the counts. */
+  private setProbe(d: DeviceReach, _pfn: number, old: number | undefined, now: number | undefined): void {
+    const bump = (v: number, by: number): void => {
+      const phys = Math.floor(v / 4);
+      const perm = v % 4;
+      const before = d.perm(phys);
+      if ((perm & 1) !== 0) bumpCount(d.readers, phys, by);
+      if ((perm & 2) !== 0) bumpCount(d.writers, phys, by);
+      const after = d.perm(phys);
+      if (after !== before) for (const l of this.listeners) l(d.index, phys, before, after);
+    };
+    if (old !== undefined) bump(old, -1);
+    if (now !== undefined) bump(now, 1);
+  }
+}
+
+function bumpCount(m: Map<number, number>, k: number, by: number): void {
+  const n = (m.get(k) ?? 0) + by;
+  if (n === 0) m.delete(k);
+  else m.set(k, n);
+}
