@@ -193,7 +193,8 @@ export class ReachTracker {
       const off = addr - page * VTD_PAGE_SIZE;
       const i0 = Math.floor(off / 8);
       const i1 = Math.floor((off + n - 1) / 8);
-      dirty.push([info.root, info.base + i0 * span, (i1 - i0 + 1) * span]);
+      if (info.level === 1 && i0 === i1) this.leafWritten(info.root, info.base + i0, addr);
+      else dirty.push([info.root, info.base + i0 * span, (i1 - i0 + 1) * span]);
     }
     if (contextMoved) this.resyncContexts();
     for (const [root, first, pages] of dirty) this.rereadLeaves(root, first, pages);
@@ -215,6 +216,35 @@ export class ReachTracker {
     }
     j.clear();
   }
+
+  /**
+   * One last-level entry written (the common step): read it where it was written, instead of
+   * walking down to it, and re-probe its one page.
+   */
+  private leafWritten(root: number, pfn: number, addr: number): void {
+    const m = this.leaves.get(root);
+    if (m === undefined) return;
+    const s = this.scratch;
+    this.model.machine.memory.readQword(addr, s);
+    const before = m.get(pfn);
+    const now = (s[0]! & 3) === 0 ? undefined : enc(entryPfn(s[0]!, s[1]!), 1, s[0]! & 3);
+    if (before === now) return;
+    if (now === undefined) m.delete(pfn);
+    else m.set(pfn, now);
+    const pooled = this.pooledLeaves.get(root);
+    pooled?.delete(pfn);
+    if (now !== undefined && regionOf(leafPhys(now)) !== null) {
+      if (pooled === undefined) this.pooledLeaves.set(root, new Set([pfn]));
+      else pooled.add(pfn);
+    }
+    for (const d of this.devs) {
+      if (d.root !== root) continue;
+      d.leafChanges.add(pfn);
+      this.reprobe(d, pfn, 1);
+    }
+  }
+
+  private readonly scratch = new Uint32Array(2);
 
   /** The did the hardware resolves the device's context to (undefined if none). */
   private didOf(d: DeviceReach): number | undefined {
@@ -348,6 +378,10 @@ export class ReachTracker {
    * (of present leaves, and of cached IOTLB entries of the device's domain), each with hw.peek.
    */
   private reprobe(d: DeviceReach, first: number, pages: number): void {
+    if (pages === 1) {
+      this.reprobeOne(d, first);
+      return;
+    }
     const last = first + pages - 1;
     const probe = new Set<number>();
     const addCandidate = (base: number, n: number): void => {
@@ -389,16 +423,42 @@ export class ReachTracker {
     }
     const sid = d.dev.sid;
     for (const p of probe) {
-      const r = hw.peek(sid, p, false);
-      const w = hw.peek(sid, p, true);
-      const perm = (r >= 0 ? 1 : 0) | (w >= 0 ? 2 : 0);
+      const v = hw.peekPerm(sid, p);
       const old = d.probes.get(p);
-      const now = perm === 0 ? undefined : (r >= 0 ? r : w) * 4 + perm;
+      const now = v < 0 ? undefined : v;
       if (old === now) continue;
       if (now === undefined) d.probes.delete(p);
       else d.probes.set(p, now);
       this.setProbe(d, p, old, now);
     }
+  }
+
+  /** reprobe() of a single page: whether the reference probes it, and what it reaches. */
+  private reprobeOne(d: DeviceReach, p: number): void {
+    const hw = this.model.machine.hw;
+    let probed = false;
+    const m = d.root >= 0 ? this.leaves.get(d.root) : undefined;
+    if (m !== undefined) {
+      for (let level = 1; level <= 3 && !probed; level++) {
+        const span = lvlToNrPages(level);
+        const base = p - (p % span);
+        const v = m.get(base);
+        if (v !== undefined && leafLevel(v) === level) probed = (p - base) % probeStep(span) === 0;
+      }
+    }
+    if (!probed && d.cachedDid !== undefined) {
+      for (const e of hw.iotlb.covering(d.cachedDid, p)) if ((p - e.basePfn) % probeStep(lvlToNrPages(e.level)) === 0) probed = true;
+    }
+    const old = d.probes.get(p);
+    let now: number | undefined;
+    if (probed) {
+      const v = hw.peekPerm(d.dev.sid, p);
+      now = v < 0 ? undefined : v;
+    }
+    if (old === now) return;
+    if (now === undefined) d.probes.delete(p);
+    else d.probes.set(p, now);
+    this.setProbe(d, p, old, now);
   }
 
   /** One probe's result moved from `old` to `now` (target * 4 + perm, or none): update the counts. */

@@ -51,9 +51,30 @@ export class Swiotlb {
   readonly nareas: number;
   readonly areaNslabs: number;
   /** free-run count from each slot to the end of its run, within the segment (0: in use) */
-  private readonly list: Int32Array;
-  private readonly origAddr: Float64Array;
-  private readonly allocSize: Float64Array;
+  /**
+   * The slot arrays, made on first use: swiotlb_init_io_tlb_mem's values, built lazily because
+   * most runs never bounce and a run builds two pools (one per path).
+   */
+  private slots: { list: Int32Array; origAddr: Float64Array; allocSize: Float64Array } | undefined;
+
+  private get list(): Int32Array {
+    return (this.slots ??= this.initSlots()).list;
+  }
+
+  private get origAddr(): Float64Array {
+    return (this.slots ??= this.initSlots()).origAddr;
+  }
+
+  private get allocSize(): Float64Array {
+    return (this.slots ??= this.initSlots()).allocSize;
+  }
+
+  /** swiotlb_init_io_tlb_mem: every slot free, each list entry the slots left in its segment. */
+  private initSlots(): { list: Int32Array; origAddr: Float64Array; allocSize: Float64Array } {
+    const list = new Int32Array(this.nslabs);
+    for (let i = 0; i < this.nslabs; i++) list[i] = IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE);
+    return { list, origAddr: new Float64Array(this.nslabs).fill(INVALID_PHYS_ADDR), allocSize: new Float64Array(this.nslabs) };
+  }
   private readonly areas: Area[] = [];
   readonly counters: SwiotlbCounters = { maps: 0, unmaps: 0, full: 0, bytesToDevice: 0, bytesToCpu: 0 };
   private readonly fullLimit = new RateLimit('swiotlb_tbl_map_single');
@@ -73,10 +94,6 @@ export class Swiotlb {
     while (nareas > 1 && this.nslabs < nareas * IO_TLB_SEGSIZE) nareas /= 2;
     this.nareas = nareas;
     this.areaNslabs = this.nslabs / nareas;
-    this.list = new Int32Array(this.nslabs);
-    this.origAddr = new Float64Array(this.nslabs).fill(INVALID_PHYS_ADDR);
-    this.allocSize = new Float64Array(this.nslabs);
-    for (let i = 0; i < this.nslabs; i++) this.list[i] = IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE);
     for (let a = 0; a < nareas; a++) this.areas.push({ index: 0, used: 0 });
   }
 
@@ -87,6 +104,7 @@ export class Swiotlb {
 
   /** The original address a byte of a slot stands for (reports), or -1 if the slot is free. */
   origOf(addr: number): number {
+    if (this.slots === undefined) return -1;
     const index = Math.floor((addr - this.start) / IO_TLB_SIZE);
     const orig = this.origAddr[index]!;
     return orig === INVALID_PHYS_ADDR ? -1 : orig + (addr - (this.start + index * IO_TLB_SIZE));

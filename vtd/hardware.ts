@@ -567,6 +567,59 @@ export class VtdHardware {
     }
   }
 
+  /**
+   * What a read and a write of pfn would reach now, in one look: target pfn * 4 + the R/W bits
+   * that would succeed, or -1 if neither. Exactly peek(sid, pfn, false) and peek(sid, pfn, true)
+   * together (a walk that lacks one permission at a level goes on for the other; a reserved or
+   * unsupported entry, or caching mode's unseen write, fails both).
+   */
+  peekPerm(sid: number, pfn: number): number {
+    if (!this.translationEnabled) return pfn < PFN_LIMIT_64 ? pfn * 4 + 3 : -1;
+    const fs = this.lastFaultSuppressed;
+    this.peeking = true;
+    try {
+      const ctx = this.lookupContext(sid);
+      if (typeof ctx === 'number') return -1;
+      if (ctx.tt === CONTEXT_TT_PASS_THROUGH) return pfn < this.hawPfnLimit ? pfn * 4 + 3 : -1;
+      if (ctx.tt !== CONTEXT_TT_MULTI_LEVEL || pfn >= ctx.widthPfnLimit) return -1;
+      const hit = this.iotlb.lookup(ctx.did, pfn);
+      if (hit !== undefined) {
+        const perm = hit.perm & (DMA_PTE_READ | DMA_PTE_WRITE);
+        return perm === 0 ? -1 : (hit.physBasePfn + (pfn - hit.basePfn)) * 4 + perm;
+      }
+      const s = this.scratch;
+      const mem = this.memory;
+      let tablePfn = ctx.slptPfn;
+      let perm = DMA_PTE_READ | DMA_PTE_WRITE;
+      let maxSeq = 0;
+      for (let level = ctx.levels; level >= 1; level--) {
+        const addr = tablePfn * VTD_PAGE_SIZE + pfnLevelOffset(pfn, level) * 8;
+        mem.readQword(addr, s);
+        const lo = s[0]!;
+        if (this.cm) maxSeq = Math.max(maxSeq, mem.writeSeqOf(addr));
+        perm &= lo;
+        if ((perm & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -1;
+        const nextPfn = entryPfn(lo, s[1]!);
+        if (nextPfn >= this.hawPfnLimit) return -1;
+        if (level === 1 || (lo & DMA_PTE_LARGE_PAGE) !== 0) {
+          let spanPfns = 1;
+          if (level > 1) {
+            const supported = (level === 2 && this.has2M) || (level === 3 && this.has1G);
+            spanPfns = lvlToNrPages(level);
+            if (!supported || nextPfn % spanPfns !== 0) return -1;
+          }
+          if (this.cm && maxSeq > this.iotlbCoverage.lastCovering(ctx.did, pfn)) return -1;
+          return (nextPfn + (pfn % spanPfns)) * 4 + (perm & (DMA_PTE_READ | DMA_PTE_WRITE));
+        }
+        tablePfn = nextPfn;
+      }
+      return -1;
+    } finally {
+      this.peeking = false;
+      this.lastFaultSuppressed = fs;
+    }
+  }
+
   /** The context sid resolves to now (as lookupContext, without caching or counting), or a fault reason negated. */
   peekContext(sid: number): CachedContext | number {
     const fs = this.lastFaultSuppressed;
