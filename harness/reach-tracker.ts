@@ -47,11 +47,14 @@ function probeStep(pages: number): number {
 /** A change of one physical page's permission for one device: old and new R/W bits. */
 export type PermListener = (dev: number, phys: number, oldPerm: number, newPerm: number) => void;
 
+/** the unit of write grants in DeviceReach.grants (read grants count below it) */
+const WRITERS = 2 ** 26;
+
 class DeviceReach {
   /** probed IOVA pfn -> target phys * 4 + perm */
   readonly probes = new PageMap();
-  readonly readers = new Map<number, number>();
-  readonly writers = new Map<number, number>();
+  /** per physical page: IOVA pages granting read + WRITERS * IOVA pages granting write (one map, not two: a million entries) */
+  readonly grants = new Map<number, number>();
   root = -1;
   levels = 0;
   /** IOVA pfns whose leaf changed since the trace accountant last looked */
@@ -66,7 +69,8 @@ class DeviceReach {
   ) {}
 
   perm(phys: number): number {
-    return ((this.readers.get(phys) ?? 0) > 0 ? 1 : 0) | ((this.writers.get(phys) ?? 0) > 0 ? 2 : 0);
+    const g = this.grants.get(phys) ?? 0;
+    return (g % WRITERS > 0 ? 1 : 0) | (g >= WRITERS ? 2 : 0);
   }
 }
 
@@ -106,7 +110,7 @@ export class ReachTracker {
   reachable(k: number): Reachable {
     const d = this.devs[k]!;
     const out: Reachable = { pages: new Map(), pooled: new Map() };
-    const phys = new Set([...d.readers.keys(), ...d.writers.keys()]);
+    const phys = d.grants.keys();
     for (const p of [...phys].sort((a, b) => a - b)) {
       const perm = d.perm(p);
       if (perm === 0) continue;
@@ -467,8 +471,7 @@ export class ReachTracker {
       const phys = Math.floor(v / 4);
       const perm = v % 4;
       const before = d.perm(phys);
-      if ((perm & 1) !== 0) bumpCount(d.readers, phys, by);
-      if ((perm & 2) !== 0) bumpCount(d.writers, phys, by);
+      bumpCount(d.grants, phys, by * (((perm & 1) !== 0 ? 1 : 0) + ((perm & 2) !== 0 ? WRITERS : 0)));
       const after = d.perm(phys);
       if (after !== before) for (const l of this.listeners) l(d.index, phys, before, after);
     };
