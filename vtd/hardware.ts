@@ -507,6 +507,9 @@ export class VtdHardware {
     return this.walk(ctx, pfn, need, deny);
   }
 
+  /** the permission bits the last successful walk accumulated */
+  private walkPerm = 0;
+
   private walk(ctx: CachedContext, pfn: number, need: number, deny: number): number {
     if (!this.peeking) this.ctr.pageWalks++;
     const s = this.scratch;
@@ -520,9 +523,10 @@ export class VtdHardware {
       const lo = s[0]!;
       const hi = s[1]!;
       if (this.cm) maxSeq = Math.max(maxSeq, mem.writeSeqOf(addr));
-      // QEMU checks the requested access at every level: a not-present entry fails it too
-      if ((lo & need) === 0) return deny;
+      // QEMU checks the requested access at every level: a not-present entry fails it too (with
+      // need R|W, peekPerm's, the walk goes on while either permission survives)
       perm &= lo;
+      if ((perm & need) === 0) return deny;
       const nextPfn = entryPfn(lo, hi);
       if (nextPfn >= this.hawPfnLimit) return -VTD_FR_PAGING_ENTRY_RSVD;
       const ps = (lo & DMA_PTE_LARGE_PAGE) !== 0;
@@ -537,6 +541,7 @@ export class VtdHardware {
         if (this.cm && maxSeq > this.iotlbCoverage.lastCovering(ctx.did, pfn)) return deny;
         const basePfn = pfn - (pfn % spanPfns);
         if (!this.peeking) this.iotlb.insert(ctx.did, pfn, level, nextPfn, perm & 3, (lo & DMA_PTE_SNP) !== 0);
+        this.walkPerm = perm;
         return nextPfn + (pfn - basePfn);
       }
       tablePfn = nextPfn;
@@ -587,33 +592,8 @@ export class VtdHardware {
         const perm = hit.perm & (DMA_PTE_READ | DMA_PTE_WRITE);
         return perm === 0 ? -1 : (hit.physBasePfn + (pfn - hit.basePfn)) * 4 + perm;
       }
-      const s = this.scratch;
-      const mem = this.memory;
-      let tablePfn = ctx.slptPfn;
-      let perm = DMA_PTE_READ | DMA_PTE_WRITE;
-      let maxSeq = 0;
-      for (let level = ctx.levels; level >= 1; level--) {
-        const addr = tablePfn * VTD_PAGE_SIZE + pfnLevelOffset(pfn, level) * 8;
-        mem.readQword(addr, s);
-        const lo = s[0]!;
-        if (this.cm) maxSeq = Math.max(maxSeq, mem.writeSeqOf(addr));
-        perm &= lo;
-        if ((perm & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -1;
-        const nextPfn = entryPfn(lo, s[1]!);
-        if (nextPfn >= this.hawPfnLimit) return -1;
-        if (level === 1 || (lo & DMA_PTE_LARGE_PAGE) !== 0) {
-          let spanPfns = 1;
-          if (level > 1) {
-            const supported = (level === 2 && this.has2M) || (level === 3 && this.has1G);
-            spanPfns = lvlToNrPages(level);
-            if (!supported || nextPfn % spanPfns !== 0) return -1;
-          }
-          if (this.cm && maxSeq > this.iotlbCoverage.lastCovering(ctx.did, pfn)) return -1;
-          return (nextPfn + (pfn % spanPfns)) * 4 + (perm & (DMA_PTE_READ | DMA_PTE_WRITE));
-        }
-        tablePfn = nextPfn;
-      }
-      return -1;
+      const target = this.walk(ctx, pfn, DMA_PTE_READ | DMA_PTE_WRITE, -1);
+      return target < 0 ? -1 : target * 4 + (this.walkPerm & (DMA_PTE_READ | DMA_PTE_WRITE));
     } finally {
       this.peeking = false;
       this.lastFaultSuppressed = fs;
