@@ -388,10 +388,15 @@ export class ReachTracker {
     }
     const last = first + pages - 1;
     const probe = new Set<number>();
-    const addCandidate = (base: number, n: number): void => {
+    // superpage leaves met here: each page of one reaches the next physical page with the same
+    // permission, so outside caching mode and with no IOTLB entry over it (what a walk of its
+    // pages cannot differ by) one look at it answers for all its pages
+    const superLeaves: Array<{ base: number; n: number; first?: number; v?: number }> = [];
+    const addCandidate = (base: number, n: number, leaf = false): void => {
       const stepBy = probeStep(n);
       const lo = Math.max(first, base);
       const hi = Math.min(last, base + n - 1);
+      if (leaf && n > 1) superLeaves.push({ base, n });
       // the candidate's probe points within the range
       let p = stepBy === 1 ? lo : base + Math.ceil((lo - base) / stepBy) * stepBy;
       for (; p <= hi; p += stepBy) probe.add(p);
@@ -404,9 +409,9 @@ export class ReachTracker {
         const span = lvlToNrPages(level);
         const base = first - (first % span);
         const v = base < first ? m.get(base) : undefined;
-        if (v !== undefined && leafLevel(v) === level) addCandidate(base, span);
+        if (v !== undefined && leafLevel(v) === level) addCandidate(base, span, true);
       }
-      for (const [base, v] of m.inRange(first, pages)) addCandidate(base, lvlToNrPages(leafLevel(v)));
+      for (const [base, v] of m.inRange(first, pages)) addCandidate(base, lvlToNrPages(leafLevel(v)), true);
     }
     if (d.cachedDid !== undefined) {
       if (pages <= 64) {
@@ -418,6 +423,24 @@ export class ReachTracker {
         }
       }
     }
+    let uniform: typeof superLeaves = [];
+    const ctx = superLeaves.length > 0 && !hw.cachingMode ? hw.peekContext(d.dev.sid) : -1;
+    // (the hardware must walk the very tables the leaves were read from)
+    if (typeof ctx !== 'number' && ctx.slptPfn === d.root) {
+      const entries = [...hw.iotlb.entriesOf(ctx.did)];
+      uniform = superLeaves.filter((l) => !entries.some((e) => e.basePfn <= l.base + l.n - 1 && e.basePfn + lvlToNrPages(e.level) - 1 >= l.base));
+    }
+    const look = (p: number): number => {
+      for (const l of uniform) {
+        if (p < l.base || p >= l.base + l.n) continue;
+        if (l.v === undefined) {
+          l.first = p;
+          l.v = hw.peekPerm(d.dev.sid, p);
+        }
+        return l.v < 0 ? -1 : l.v + (p - l.first!) * 4;
+      }
+      return hw.peekPerm(d.dev.sid, p);
+    };
     // drop what was probed here before, then probe again
     for (const [pfn, v] of d.probes.inRange(first, pages)) {
       if (!probe.has(pfn)) {
@@ -425,9 +448,8 @@ export class ReachTracker {
         this.setProbe(d, pfn, v, undefined);
       }
     }
-    const sid = d.dev.sid;
     for (const p of probe) {
-      const v = hw.peekPerm(sid, p);
+      const v = look(p);
       const old = d.probes.get(p);
       const now = v < 0 ? undefined : v;
       if (old === now) continue;

@@ -174,6 +174,14 @@ export class PhysMemory {
     this.stamp(pfn, 0, VTD_PAGE_SIZE);
   }
 
+  /**
+   * The bytes of a written page as they are (no copy; readers must not write through it), or
+   * undefined for a page still holding its pattern.
+   */
+  pageView(pfn: number): Uint8Array | undefined {
+    return this.pages.get(pfn)?.bytes;
+  }
+
   /** True once any byte of the page has been written. */
   isMaterialised(pfn: number): boolean {
     return this.pages.has(pfn);
