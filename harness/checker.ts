@@ -455,6 +455,8 @@ export class TraceWatch {
     // what it left mapped is compared
     const failed = (r: PathRunner): boolean => 'as' in step && r.mappings.get(step.as)?.ok === false;
     if (failed(this.lr) && failed(this.gr)) [a, b] = [netAccount(a), netAccount(b)];
+    // both lists are sorted: equal lists (the usual step) need no multiset arithmetic
+    if (sameList(a.mapped, b.mapped) && sameList(a.unmapped, b.unmapped)) return out;
     const onlyLegacy = [...multisetMinus(a.mapped, b.mapped).map((x) => `map ${x}`), ...multisetMinus(a.unmapped, b.unmapped).map((x) => `unmap ${x}`)];
     const onlyGeneric = [...multisetMinus(b.mapped, a.mapped).map((x) => `map ${x}`), ...multisetMinus(b.unmapped, a.unmapped).map((x) => `unmap ${x}`)];
     if (onlyLegacy.length + onlyGeneric.length > 0) {
@@ -472,6 +474,12 @@ export class TraceWatch {
     }
     return out;
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** map and unmap events of the same target within one step cancel */
