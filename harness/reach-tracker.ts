@@ -61,6 +61,8 @@ class DeviceReach {
   leafChanges = new Set<number>();
   /** the context as the hardware resolves it (its did), and whether the context cache holds one */
   ctxKey = '';
+  /** the did of the context the hardware resolves (what its IOTLB lookups use), and of a cached one */
+  ctxDid: number | undefined;
   cachedDid: number | undefined;
 
   constructor(
@@ -140,16 +142,6 @@ export class ReachTracker {
     return undefined;
   }
 
-  /** Every IOVA page of a device's domain with a present leaf (the reference for the trace audit's first look). */
-  leafPages(dev: Device): number[] {
-    const d = this.devs.find((x) => x.dev === dev)!;
-    const m = this.leaves.get(d.root);
-    if (m === undefined) return [];
-    const out: number[] = [];
-    for (const [base, v] of m.entries()) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) out.push(base + i);
-    return out;
-  }
-
   /** The IOVA pfns of a device's domain whose leaf changed since the last call (then forgotten). */
   takeLeafChanges(dev: Device): Set<number> {
     const d = this.devs.find((x) => x.dev === dev)!;
@@ -203,16 +195,17 @@ export class ReachTracker {
     if (contextMoved) this.resyncContexts();
     for (const [root, first, pages] of dirty) this.rereadLeaves(root, first, pages);
     for (const [root, first, pages] of dirty) for (const d of this.devs) if (d.root === root) this.reprobe(d, first, pages);
-    // IOTLB entries filled or dropped, in the domain a device's cached context names
+    // IOTLB entries filled or dropped: in the domain a device's cached context names (they are
+    // candidates) or the one its walk resolves to (they answer its probes)
     const t = this.bug === 'ignoreIotlbEvents' ? [] : j.iotlb;
-    for (let k = 0; k < t.length; k += 3) for (const d of this.devs) if (d.cachedDid === t[k]) this.reprobe(d, t[k + 1]!, t[k + 2]!);
+    for (let k = 0; k < t.length; k += 3) for (const d of this.devs) if (d.cachedDid === t[k] || d.ctxDid === t[k]) this.reprobe(d, t[k + 1]!, t[k + 2]!);
     // caching mode: an invalidation can make written entries visible
     if (hw.cachingMode) {
       const c = j.coverage;
       for (let k = 0; k < c.length; k += 3) {
         const did = c[k]!;
         for (const d of this.devs) {
-          if (did !== -1 && this.didOf(d) !== did) continue;
+          if (did !== -1 && d.ctxDid !== did) continue;
           if (c[k + 2]! < 0) this.reprobeAll(d);
           else this.reprobe(d, c[k + 1]!, c[k + 2]!);
         }
@@ -250,12 +243,6 @@ export class ReachTracker {
 
   private readonly scratch = new Uint32Array(2);
 
-  /** The did the hardware resolves the device's context to (undefined if none). */
-  private didOf(d: DeviceReach): number | undefined {
-    const ctx = this.model.machine.hw.peekContext(d.dev.sid);
-    return typeof ctx === 'number' ? undefined : ctx.did;
-  }
-
   /** Contexts may have moved: re-probe every device whose resolved or cached context changed. */
   private resyncContexts(): void {
     this.learnContextPages();
@@ -280,6 +267,7 @@ export class ReachTracker {
     const ctx: CachedContext | number = hw.peekContext(d.dev.sid);
     const cached = hw.contextCache.lookup(d.dev.sid);
     d.cachedDid = cached?.did;
+    d.ctxDid = typeof ctx === 'number' ? undefined : ctx.did;
     const pt = this.model.domainPgtable(d.dev);
     if (pt.pgdPfn !== d.root) {
       d.root = pt.pgdPfn;
@@ -371,7 +359,7 @@ export class ReachTracker {
   }
 
   private reprobeAll(d: DeviceReach): void {
-    for (const [pfn, v] of d.probes.entries()) this.setProbe(d, pfn, v, undefined);
+    for (const [, v] of d.probes.entries()) this.setProbe(d, v, undefined);
     d.probes.clear();
     if (d.root < 0) return;
     this.reprobe(d, 0, lvlToNrPages(d.levels + 1));
@@ -445,7 +433,7 @@ export class ReachTracker {
     for (const [pfn, v] of d.probes.inRange(first, pages)) {
       if (!probe.has(pfn)) {
         d.probes.delete(pfn);
-        this.setProbe(d, pfn, v, undefined);
+        this.setProbe(d, v, undefined);
       }
     }
     for (const p of probe) {
@@ -455,7 +443,7 @@ export class ReachTracker {
       if (old === now) continue;
       if (now === undefined) d.probes.delete(p);
       else d.probes.set(p, now);
-      this.setProbe(d, p, old, now);
+      this.setProbe(d, old, now);
     }
   }
 
@@ -484,11 +472,11 @@ export class ReachTracker {
     if (old === now) return;
     if (now === undefined) d.probes.delete(p);
     else d.probes.set(p, now);
-    this.setProbe(d, p, old, now);
+    this.setProbe(d, old, now);
   }
 
   /** One probe's result moved from `old` to `now` (target * 4 + perm, or none): update the counts. */
-  private setProbe(d: DeviceReach, _pfn: number, old: number | undefined, now: number | undefined): void {
+  private setProbe(d: DeviceReach, old: number | undefined, now: number | undefined): void {
     const bump = (v: number, by: number): void => {
       const phys = Math.floor(v / 4);
       const perm = v % 4;
