@@ -146,7 +146,7 @@ export class ReachTracker {
   takeLeafChanges(dev: Device): Set<number> {
     const d = this.devs.find((x) => x.dev === dev)!;
     const s = d.leafChanges;
-    d.leafChanges = new Set();
+    if (s.size > 0) d.leafChanges = new Set();
     return s;
   }
 

@@ -191,15 +191,20 @@ function endState(s: Scenario, legacy: PathRunner, generic: PathRunner): Diverge
   return [{ step: s.steps.length, kind: 'leak', detail: `after every mapping is gone and the queues drained, ${who} still holds IOVAs, PTEs, slots or queue entries`, legacy: l, generic: g }];
 }
 
+/**
+ * A path's part of the result. The trace is rendered (a timestamp formatted per event) only when
+ * read -- by --json, a report, a test -- not by every run of a search, which never looks.
+ */
 function pathResult(r: PathRunner, steps: StepResult[]): PathResult {
   const m = r.model.machine;
-  return {
-    steps,
-    trace: m.trace.events
-      .filter((e) => e.step >= 0)
-      .map((e) => ({ step: e.step, cpu: e.cpu, ts: formatTimestamp(e.tsNs), event: e.event, text: e.text })),
-    log: m.log.lines.map((l) => l.text),
-  };
+  let trace: TraceJson[] | undefined;
+  const out = { steps, log: m.log.lines.map((l) => l.text) } as PathResult;
+  Object.defineProperty(out, 'trace', {
+    enumerable: true,
+    get: (): TraceJson[] =>
+      (trace ??= m.trace.events.filter((e) => e.step >= 0).map((e) => ({ step: e.step, cpu: e.cpu, ts: formatTimestamp(e.tsNs), event: e.event, text: e.text }))),
+  });
+  return out;
 }
 
 /**

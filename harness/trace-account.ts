@@ -129,6 +129,7 @@ export class TraceAccountant {
    */
   apply(events: readonly TraceEvent[], stepDevice: Device | undefined): StepAccount {
     const acc: StepAccount = { mapped: [], unmapped: [], problems: [] };
+    if (!events.some((e) => ACCOUNTED.has(e.event))) return acc;
     const map = (dev: string, iovaPfn: number, n: number, target: (i: number) => string): void => {
       const s = this.pages(dev);
       for (let i = 0; i < n; i++) {
@@ -225,11 +226,18 @@ export class TraceAccountant {
    * for changes without a PTE write).
    */
   audit(dev: Device): string[] {
+    const changed = this.tracker.takeLeafChanges(dev);
+    const touched = this.touched.get(dev.name);
+    const pooled = this.tracker.pooledLeafPages(dev);
+    if (changed.size === 0 && touched === undefined && pooled.length === 0) return [];
+    // (an empty set from the tracker is its own: only a non-empty one is ours to add to)
+    const look = changed.size > 0 ? changed : new Set<number>();
+    if (touched !== undefined) {
+      for (const p of touched) look.add(p);
+      this.touched.delete(dev.name);
+    }
+    for (const p of pooled) look.add(p);
     const s = this.pages(dev.name);
-    const look = this.tracker.takeLeafChanges(dev);
-    for (const p of this.touched.get(dev.name) ?? []) look.add(p);
-    this.touched.delete(dev.name);
-    for (const p of this.tracker.pooledLeafPages(dev)) look.add(p);
     const truth = new Map<number, string>();
     const noEvent: number[] = [];
     const wrong: number[] = [];
