@@ -198,7 +198,13 @@ export class ReachTracker {
     // IOTLB entries filled or dropped: in the domain a device's cached context names (they are
     // candidates) or the one its walk resolves to (they answer its probes)
     const t = this.bug === 'ignoreIotlbEvents' ? [] : j.iotlb;
-    for (let k = 0; k < t.length; k += 3) for (const d of this.devs) if (d.cachedDid === t[k] || d.ctxDid === t[k]) this.reprobe(d, t[k + 1]!, t[k + 2]!);
+    for (let k = 0; k < t.length; k += 3) {
+      for (const d of this.devs) {
+        if (d.cachedDid !== t[k] && d.ctxDid !== t[k]) continue;
+        if (t[k + 2] === 1) this.later(d, t[k + 1]!);
+        else this.reprobe(d, t[k + 1]!, t[k + 2]!);
+      }
+    }
     // caching mode: an invalidation can make written entries visible
     if (hw.cachingMode) {
       const c = j.coverage;
@@ -211,6 +217,8 @@ export class ReachTracker {
         }
       }
     }
+    for (const [d, pfns] of this.pending) for (const p of pfns) this.reprobeOne(d, p);
+    this.pending.clear();
     j.clear();
   }
 
@@ -237,8 +245,20 @@ export class ReachTracker {
     for (const d of this.devs) {
       if (d.root !== root) continue;
       d.leafChanges.add(pfn);
-      this.reprobe(d, pfn, 1);
+      this.later(d, pfn);
     }
+  }
+
+  /** pages to re-probe once the whole journal is applied (a page an unmap clears and drops from the IOTLB is looked at once) */
+  private readonly pending = new Map<DeviceReach, Set<number>>();
+
+  private later(d: DeviceReach, pfn: number): void {
+    let s = this.pending.get(d);
+    if (s === undefined) {
+      s = new Set();
+      this.pending.set(d, s);
+    }
+    s.add(pfn);
   }
 
   private readonly scratch = new Uint32Array(2);
