@@ -99,9 +99,9 @@ export function checkCpuView(i: number, op: string, lm: Mapping, gm: Mapping, lr
     const a = ls[k]!;
     const b = gs[k]!;
     if (a.start === b.start && bothPristine(lr.model, gr.model, a.start, a.len)) continue;
+    if (lr.model.machine.memory.sameBytes(a.start, gr.model.machine.memory, b.start, a.len)) continue;
     const x = lr.model.machine.memory.read(a.start, a.len);
     const y = gr.model.machine.memory.read(b.start, b.len);
-    if (sameBytes(x, y)) continue;
     const d = diffRange(x, y);
     if (d === null) continue;
     const [from, to] = d;

@@ -182,6 +182,29 @@ export class PhysMemory {
     return this.pages.get(pfn)?.bytes;
   }
 
+  /**
+   * Whether [addr, addr + len) here holds the same bytes as [otherAddr, otherAddr + len) of
+   * another memory, compared in place page by page (no copy unless a page still holds its
+   * pattern on one side only).
+   */
+  sameBytes(addr: number, other: PhysMemory, otherAddr: number, len: number): boolean {
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const b = otherAddr + done;
+      const n = Math.min(len - done, VTD_PAGE_SIZE - (a % VTD_PAGE_SIZE), VTD_PAGE_SIZE - (b % VTD_PAGE_SIZE));
+      const pa = this.pages.get(Math.floor(a / VTD_PAGE_SIZE))?.bytes;
+      const pb = other.pages.get(Math.floor(b / VTD_PAGE_SIZE))?.bytes;
+      if (pa !== undefined || pb !== undefined || a !== b) {
+        const x = pa !== undefined ? pa.subarray(a % VTD_PAGE_SIZE, (a % VTD_PAGE_SIZE) + n) : this.read(a, n);
+        const y = pb !== undefined ? pb.subarray(b % VTD_PAGE_SIZE, (b % VTD_PAGE_SIZE) + n) : other.read(b, n);
+        if (!Buffer.from(x.buffer, x.byteOffset, n).equals(Buffer.from(y.buffer, y.byteOffset, n))) return false;
+      }
+      done += n;
+    }
+    return true;
+  }
+
   /** True once any byte of the page has been written. */
   isMaterialised(pfn: number): boolean {
     return this.pages.has(pfn);
