@@ -180,6 +180,14 @@ export class ReachTracker {
       const addr = w[k]!;
       const n = w[k + 1]!;
       const page = Math.floor(addr / VTD_PAGE_SIZE);
+      // a whole page written is a table page being (re)initialised by its allocator: the kernel
+      // never rewrites a linked table whole, so it is no longer where it was (its linking, if it
+      // comes, is a write we see)
+      if (n >= VTD_PAGE_SIZE) {
+        this.tables.delete(page);
+        if (this.contextPages.has(page)) contextMoved = true;
+        continue;
+      }
       const info = this.tables.get(page);
       if (info === undefined) {
         if (this.contextPages.has(page)) contextMoved = true;
@@ -497,16 +505,17 @@ export class ReachTracker {
 
   /** One probe's result moved from `old` to `now` (target * 4 + perm, or none): update the counts. */
   private setProbe(d: DeviceReach, old: number | undefined, now: number | undefined): void {
-    const bump = (v: number, by: number): void => {
-      const phys = Math.floor(v / 4);
-      const perm = v % 4;
-      const before = d.perm(phys);
-      bumpCount(d.grants, phys, by * (((perm & 1) !== 0 ? 1 : 0) + ((perm & 2) !== 0 ? WRITERS : 0)));
-      const after = d.perm(phys);
-      if (after !== before) for (const l of this.listeners) l(d.index, phys, before, after);
-    };
-    if (old !== undefined) bump(old, -1);
-    if (now !== undefined) bump(now, 1);
+    if (old !== undefined) this.grant(d, old, -1);
+    if (now !== undefined) this.grant(d, now, 1);
+  }
+
+  private grant(d: DeviceReach, v: number, by: number): void {
+    const phys = Math.floor(v / 4);
+    const perm = v % 4;
+    const before = d.perm(phys);
+    bumpCount(d.grants, phys, by * ((perm & 1) + ((perm & 2) !== 0 ? WRITERS : 0)));
+    const after = d.perm(phys);
+    if (after !== before) for (const l of this.listeners) l(d.index, phys, before, after);
   }
 }
 
