@@ -6,7 +6,7 @@
 import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
-import { regionOf, showReach, type ReachableDiff } from './observe.js';
+import { reachDiff, regionOf, type ReachableDiff } from './observe.js';
 import type { ReachTracker } from './reach-tracker.js';
 import { TraceAccountant, multisetMinus, type StepAccount } from './trace-account.js';
 import type { DeviceAccessPiece } from './consumers.js';
@@ -336,32 +336,11 @@ export class ReachableWatch {
 
   /** The difference for device k now (the shape diffReachable gives), or null. */
   private diff(k: number): ReachableDiff | null {
-    const d: ReachableDiff = { onlyA: [], onlyB: [], extraBPfns: [], widerBPfns: [], narrowerB: 0 };
-    for (const pfn of [...this.differing[k]!].sort((x, y) => x - y)) {
-      const p = this.a.perm(k, pfn);
-      const q = this.b.perm(k, pfn);
-      if (p !== 0) {
-        d.onlyA.push(showReach(pfn, p));
-        if ((p & ~q) !== 0) d.narrowerB++;
-      }
-      if (q !== 0) {
-        d.onlyB.push(showReach(pfn, q));
-        if (p === 0) d.extraBPfns.push(pfn);
-        else if ((q & ~p) !== 0) d.widerBPfns.push(pfn);
-      }
-    }
     const [pa, pb] = this.pooled[k]!;
-    for (const key of [...new Set([...pa.keys(), ...pb.keys()])].sort()) {
-      const x = pa.get(key) ?? 0;
-      const y = pb.get(key) ?? 0;
-      if (x > y) {
-        d.onlyA.push(`${x - y} ${key} page(s)`);
-        d.narrowerB++;
-      }
-      if (y > x) d.onlyB.push(`${y - x} ${key} page(s)`);
-    }
-    return d.onlyA.length === 0 && d.onlyB.length === 0 ? null : d;
+    const pfns = [...this.differing[k]!].sort((x, y) => x - y);
+    return reachDiff(pfns, (pfn) => this.a.perm(k, pfn), (pfn) => this.b.perm(k, pfn), pa, pb);
   }
+
 
   check(i: number, legacy: DmaPath): Divergence[] {
     this.a.update();

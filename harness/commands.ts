@@ -10,7 +10,7 @@ import { replayCorpus, renderCorpusReplay, type CorpusReplay } from './corpus-re
 import { WriteError, exportScenario, storeFailure, writeAtomic } from './corpus.js';
 import { stableJson } from './json.js';
 import { bugList, type SeededBugs } from './paths.js';
-import { CHUNK_RUNS, PLATFORM_MATRIX, replayChunk } from './property.js';
+import { PLATFORM_MATRIX, replayChunk } from './property.js';
 import { shardDoc } from './shards.js';
 import { renderDivergence } from './render.js';
 import { scenarioToJson, type Consumer } from './scenario.js';
@@ -204,7 +204,7 @@ export async function nightly(f: SearchFlags, shard: { index: number; count: num
     ...corpus.verdicts.flatMap((v) => (v.kind === 'failing' ? [{ platform: v.platform, token: v.token, scenario: v.scenario, divergences: v.divergences }] : [])),
     ...report.failures,
   ];
-  const doc = shardDoc(f, shard, chunksOfShard(f, shard), report, failures);
+  const doc = shardDoc(f, shard, report, failures);
   writeAtomic(outFile, `${stableJson(doc)}\n`);
   for (const line of renderTable(report.platforms)) io.out(line);
   io.out(`shard ${doc.shard}: ${report.chunks.length} of ${doc.expectedChunks} chunk(s), ${failures.length} failure(s); wrote ${outFile}; failures stored in ${f.corpus}`);
@@ -212,15 +212,6 @@ export async function nightly(f: SearchFlags, shard: { index: number; count: num
   if (done !== undefined) return done;
   io.out(`verdict: PASS -- no divergence outside the allowlist in ${report.platforms.reduce((a, p) => a + p.tally.runs, 0)} generated runs of this shard`);
   return 0;
-}
-
-/** How many chunks a shard of this search runs when nothing stops it. */
-function chunksOfShard(f: SearchFlags, shard: { index: number; count: number }): number {
-  const { ids } = selectPlatforms(f.platforms);
-  const per = Math.ceil(f.runs / CHUNK_RUNS);
-  let n = 0;
-  for (const pid of ids) for (let j = 0; j < per; j++) if ((pid * per + j) % shard.count === shard.index - 1) n++;
-  return n;
 }
 
 /** dmadiff replay TOKEN: regenerate the failing run; export its scenario. */

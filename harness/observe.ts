@@ -95,29 +95,44 @@ export interface ReachableDiff {
 
 /** The difference between two reachable sets, or null when equal. */
 export function diffReachable(a: Reachable, b: Reachable): ReachableDiff | null {
+  const pfns = [...new Set([...a.pages.keys(), ...b.pages.keys()])].sort((x, y) => x - y);
+  return reachDiff(pfns, (pfn) => a.pages.get(pfn) ?? 0, (pfn) => b.pages.get(pfn) ?? 0, a.pooled, b.pooled);
+}
+
+/**
+ * The difference of two reachable sets from where they may differ: buffer pages (in the order
+ * given) with each side's permission (0: not reached), and each side's pool counts.
+ */
+export function reachDiff(
+  pfns: Iterable<number>,
+  permA: (pfn: number) => number,
+  permB: (pfn: number) => number,
+  pooledA: ReadonlyMap<string, number>,
+  pooledB: ReadonlyMap<string, number>,
+): ReachableDiff | null {
   const d: ReachableDiff = { onlyA: [], onlyB: [], extraBPfns: [], widerBPfns: [], narrowerB: 0 };
-  for (const [pfn, p] of a.pages) {
-    const q = b.pages.get(pfn) ?? 0;
-    if (q === p) continue;
-    d.onlyA.push(showReach(pfn, p));
-    if ((p & ~q) !== 0) d.narrowerB++;
+  for (const pfn of pfns) {
+    const p = permA(pfn);
+    const q = permB(pfn);
+    if (p === q) continue;
+    if (p !== 0) {
+      d.onlyA.push(showReach(pfn, p));
+      if ((p & ~q) !== 0) d.narrowerB++;
+    }
+    if (q !== 0) {
+      d.onlyB.push(showReach(pfn, q));
+      if (p === 0) d.extraBPfns.push(pfn);
+      else if ((q & ~p) !== 0) d.widerBPfns.push(pfn);
+    }
   }
-  for (const [pfn, q] of b.pages) {
-    const p = a.pages.get(pfn);
-    if (q === p) continue;
-    d.onlyB.push(showReach(pfn, q));
-    if (p === undefined) d.extraBPfns.push(pfn);
-    else if ((q & ~p) !== 0) d.widerBPfns.push(pfn);
-  }
-  const keys = new Set([...a.pooled.keys(), ...b.pooled.keys()]);
-  for (const k of keys) {
-    const x = a.pooled.get(k) ?? 0;
-    const y = b.pooled.get(k) ?? 0;
+  for (const key of [...new Set([...pooledA.keys(), ...pooledB.keys()])].sort()) {
+    const x = pooledA.get(key) ?? 0;
+    const y = pooledB.get(key) ?? 0;
     if (x > y) {
-      d.onlyA.push(`${x - y} ${k} page(s)`);
+      d.onlyA.push(`${x - y} ${key} page(s)`);
       d.narrowerB++;
     }
-    if (y > x) d.onlyB.push(`${y - x} ${k} page(s)`);
+    if (y > x) d.onlyB.push(`${y - x} ${key} page(s)`);
   }
   return d.onlyA.length === 0 && d.onlyB.length === 0 ? null : d;
 }

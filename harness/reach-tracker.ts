@@ -32,6 +32,16 @@ const leafPhys = (v: number): number => Math.floor(v / 16);
 const leafLevel = (v: number): number => Math.floor(v / 4) % 4;
 const leafPerm = (v: number): number => v % 4;
 
+/** The leaf of `m` that covers pfn (a 4 KiB, 2 MiB or 1 GiB one): its base pfn and kept value. */
+function coveringLeaf(m: PageMap, pfn: number): { base: number; v: number } | undefined {
+  for (let level = 1; level <= 3; level++) {
+    const base = pfn - (pfn % lvlToNrPages(level));
+    const v = m.get(base);
+    if (v !== undefined && leafLevel(v) === level) return { base, v };
+  }
+  return undefined;
+}
+
 /** Where a page-table page sits: the domain (by its root page), its level, the first IOVA pfn it maps. */
 interface TableInfo {
   root: number;
@@ -132,14 +142,8 @@ export class ReachTracker {
   leafAt(dev: Device, pfn: number): { phys: number; perm: number } | undefined {
     const d = this.devs.find((x) => x.dev === dev)!;
     const m = this.leaves.get(d.root);
-    if (m === undefined) return undefined;
-    for (let level = 1; level <= 3; level++) {
-      const span = lvlToNrPages(level);
-      const base = pfn - (pfn % span);
-      const v = m.get(base);
-      if (v !== undefined && leafLevel(v) === level) return { phys: leafPhys(v) + (pfn - base), perm: leafPerm(v) };
-    }
-    return undefined;
+    const leaf = m === undefined ? undefined : coveringLeaf(m, pfn);
+    return leaf === undefined ? undefined : { phys: leafPhys(leaf.v) + (pfn - leaf.base), perm: leafPerm(leaf.v) };
   }
 
   /** The IOVA pfns of a device's domain whose leaf changed since the last call (then forgotten). */
@@ -420,13 +424,9 @@ export class ReachTracker {
     const m = d.root >= 0 ? this.leaves.get(d.root) : undefined;
     const hw = this.model.machine.hw;
     if (m !== undefined) {
-      // superpage leaves that start before the range and reach into it
-      for (let level = 2; level <= 3; level++) {
-        const span = lvlToNrPages(level);
-        const base = first - (first % span);
-        const v = base < first ? m.get(base) : undefined;
-        if (v !== undefined && leafLevel(v) === level) addCandidate(base, span, true);
-      }
+      // a superpage leaf that starts before the range and reaches into it
+      const before = coveringLeaf(m, first);
+      if (before !== undefined && before.base < first) addCandidate(before.base, lvlToNrPages(leafLevel(before.v)), true);
       for (const [base, v] of m.inRange(first, pages)) addCandidate(base, lvlToNrPages(leafLevel(v)), true);
     }
     if (d.cachedDid !== undefined) {
@@ -480,14 +480,8 @@ export class ReachTracker {
     const hw = this.model.machine.hw;
     let probed = false;
     const m = d.root >= 0 ? this.leaves.get(d.root) : undefined;
-    if (m !== undefined) {
-      for (let level = 1; level <= 3 && !probed; level++) {
-        const span = lvlToNrPages(level);
-        const base = p - (p % span);
-        const v = m.get(base);
-        if (v !== undefined && leafLevel(v) === level) probed = (p - base) % probeStep(span) === 0;
-      }
-    }
+    const leaf = m === undefined ? undefined : coveringLeaf(m, p);
+    if (leaf !== undefined) probed = (p - leaf.base) % probeStep(lvlToNrPages(leafLevel(leaf.v))) === 0;
     if (!probed && d.cachedDid !== undefined) {
       for (const e of hw.iotlb.covering(d.cachedDid, p)) if ((p - e.basePfn) % probeStep(lvlToNrPages(e.level)) === 0) probed = true;
     }

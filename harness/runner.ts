@@ -9,7 +9,7 @@ import type { SeededBugs } from './paths.js';
 import { allowlisted } from './allowlist.js';
 import { ReachableWatch, TraceWatch, checkSgResult, compareResults, type Divergence } from './checker.js';
 import { IovaFitWatch, RoundedTailWatch } from './exhaustion.js';
-import { computeReachable, diffReachable, type Reachable } from './observe.js';
+import { computeReachable, diffReachable } from './observe.js';
 import { ReachTracker } from './reach-tracker.js';
 import { PathRunner, type StepResult } from './path-runner.js';
 import { bugSwitches, createPath, type PathName } from './paths.js';
@@ -52,10 +52,6 @@ export interface RunOptions {
   trackerBug?: 'ignoreIotlbEvents';
 }
 
-/** Two reachable sets with the same pages and pool counts. */
-export function sameReachable(a: Reachable, b: Reachable): boolean {
-  return diffReachable(a, b) === null;
-}
 
 /**
  * A scenario running on both paths, one step at a time: the checker's watches keep their state
@@ -138,10 +134,9 @@ export class Differential {
     ] as const) {
       t.update();
       model.devices.forEach((dev, k) => {
-        const kept = t.reachable(k);
-        const ref = computeReachable(model, dev);
-        if (!sameReachable(kept, ref)) {
-          throw new Error(`--paranoid: after step ${i}, the reachable set of ${dev.name} on ${name} kept incrementally differs from the one computed from scratch: ${JSON.stringify(diffReachable(ref, kept))}`);
+        const diff = diffReachable(computeReachable(model, dev), t.reachable(k));
+        if (diff !== null) {
+          throw new Error(`--paranoid: after step ${i}, the reachable set of ${dev.name} on ${name} kept incrementally differs from the one computed from scratch: ${JSON.stringify(diff)}`);
         }
       });
     }

@@ -70,6 +70,8 @@ export interface SearchReport {
   chunks: string[];
   /** stopped before its budget was spent (an interrupt): the tallies cover what ran */
   interrupted: boolean;
+  /** the chunks this search (or shard) runs when nothing stops it */
+  planned: number;
 }
 
 /** "1m05s", "42s": a duration for the progress line. */
@@ -81,7 +83,7 @@ function duration(ms: number): string {
 export async function search(o: SearchOptions): Promise<SearchReport> {
   const chunksPer = Math.ceil(o.runsPerPlatform / CHUNK_RUNS);
   const mine = (pid: number, j: number): boolean => o.shard === undefined || (pid * chunksPer + j) % o.shard.count === o.shard.index - 1;
-  const report: SearchReport = { platforms: [], failures: [], chunks: [], interrupted: false };
+  const report: SearchReport = { platforms: [], failures: [], chunks: [], interrupted: false, planned: 0 };
   const seen = new Set<string>();
   const stop = o.stop ?? ((): boolean => false);
   // the progress line's ETA: chunks still to run over the pace so far (a gate that stops a
@@ -90,6 +92,7 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
   o.platformIds.forEach((pid) => {
     for (let j = 0; j < chunksPer; j++) if (mine(pid, j)) total++;
   });
+  report.planned = total;
   let done = 0;
   const began = Date.now();
   for (const [k, p] of o.platforms.entries()) {

@@ -62,7 +62,6 @@ function parseShard(v: string): { index: number; count: number } | undefined {
 export function shardDoc(
   f: SearchFlags,
   shard: { index: number; count: number },
-  expectedChunks: number,
   r: SearchReport,
   failures: ReadonlyArray<{ platform: string; token: string; scenario: Scenario; divergences: readonly Divergence[] }>,
 ): ShardDoc {
@@ -79,7 +78,7 @@ export function shardDoc(
       seededBugs: bugList(f.faults),
       seconds: f.seconds ?? null,
     },
-    expectedChunks,
+    expectedChunks: r.planned,
     chunks: r.chunks,
     interrupted: r.interrupted,
     platforms: r.platforms,

@@ -23,14 +23,10 @@ import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import type { PathRunner } from './path-runner.js';
 import type { ReachTracker } from './reach-tracker.js';
 
-const FIELD = /(\w+)=(0x[0-9a-f]+|\d+)/g;
-
-/** An event's numbers: carried beside the text by the emitter, else parsed from it. */
+/** An event's numbers, as its emitter carried them beside the text (never parsed back from it). */
 function fields(e: TraceEvent): Record<string, bigint> {
-  if (e.fields !== undefined) return e.fields.num;
-  const o: Record<string, bigint> = {};
-  for (const m of e.text.matchAll(FIELD)) o[m[1]!] = BigInt(m[2]!);
-  return o;
+  if (e.fields === undefined) throw new Error(`trace event ${e.system}:${e.event} carries no fields to account for`);
+  return e.fields.num;
 }
 
 /** The events trace accounting reads; the rest (qi_submit above all) map nothing. */
@@ -158,7 +154,7 @@ export class TraceAccountant {
     for (const e of events) {
       if (!ACCOUNTED.has(e.event)) continue;
       const f = fields(e);
-      const dev5 = e.fields?.dev ?? /dev=(\S+)/.exec(e.text)?.[1];
+      const dev5 = e.fields?.dev;
       switch (e.event) {
         // ---- 5.10 intel_iommu:* (kernel-semantics 2.11, 10.11)
         case 'map_single': {

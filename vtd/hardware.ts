@@ -489,26 +489,36 @@ export class VtdHardware {
    * negated. Hot path: plain numbers only.
    */
   translate(sid: number, pfn: number, isWrite: boolean): number {
+    return isWrite ? this.resolve(sid, pfn, DMA_PTE_WRITE, -VTD_FR_WRITE) : this.resolve(sid, pfn, DMA_PTE_READ, -VTD_FR_READ);
+  }
+
+  /**
+   * The translation of pfn for a request needing `need` (R, W, or R|W for peekPerm): the target
+   * pfn, `deny` when the permission is missing, or another fault reason negated; the R/W bits
+   * granted are left in resolvedPerm.
+   */
+  private resolve(sid: number, pfn: number, need: number, deny: number): number {
+    this.resolvedPerm = DMA_PTE_READ | DMA_PTE_WRITE;
     if (!this.translationEnabled) return pfn < PFN_LIMIT_64 ? pfn : -VTD_FR_ADDR_BEYOND_MGAW;
     const ctx = this.lookupContext(sid);
     if (typeof ctx === 'number') return ctx;
     if (ctx.tt === CONTEXT_TT_PASS_THROUGH) return pfn < this.hawPfnLimit ? pfn : -VTD_FR_ADDR_BEYOND_MGAW;
     if (ctx.tt !== CONTEXT_TT_MULTI_LEVEL) return -VTD_FR_CONTEXT_ENTRY_INV;
     if (pfn >= ctx.widthPfnLimit) return -VTD_FR_ADDR_BEYOND_MGAW;
-    const need = isWrite ? DMA_PTE_WRITE : DMA_PTE_READ;
-    const deny = isWrite ? -VTD_FR_WRITE : -VTD_FR_READ;
     const hit = this.iotlb.lookup(ctx.did, pfn);
     if (hit !== undefined) {
       if (!this.peeking) this.ctr.iotlbHits++;
       if ((hit.perm & need) === 0) return deny;
+      this.resolvedPerm = hit.perm & (DMA_PTE_READ | DMA_PTE_WRITE);
       return hit.physBasePfn + (pfn - hit.basePfn);
     }
     if (!this.peeking) this.ctr.iotlbMisses++;
     return this.walk(ctx, pfn, need, deny);
   }
 
-  /** the permission bits the last successful walk accumulated */
-  private walkPerm = 0;
+
+  /** the R/W bits the last successful resolve() granted */
+  private resolvedPerm = 0;
 
   private walk(ctx: CachedContext, pfn: number, need: number, deny: number): number {
     if (!this.peeking) this.ctr.pageWalks++;
@@ -541,7 +551,7 @@ export class VtdHardware {
         if (this.cm && maxSeq > this.iotlbCoverage.lastCovering(ctx.did, pfn)) return deny;
         const basePfn = pfn - (pfn % spanPfns);
         if (!this.peeking) this.iotlb.insert(ctx.did, pfn, level, nextPfn, perm & 3, (lo & DMA_PTE_SNP) !== 0);
-        this.walkPerm = perm;
+        this.resolvedPerm = perm & (DMA_PTE_READ | DMA_PTE_WRITE);
         return nextPfn + (pfn - basePfn);
       }
       tablePfn = nextPfn;
@@ -576,29 +586,21 @@ export class VtdHardware {
    * What a read and a write of pfn would reach now, in one look: target pfn * 4 + the R/W bits
    * that would succeed, or -1 if neither. Exactly peek(sid, pfn, false) and peek(sid, pfn, true)
    * together (a walk that lacks one permission at a level goes on for the other; a reserved or
-   * unsupported entry, or caching mode's unseen write, fails both).
+   * unsupported entry, or caching mode's unseen write, fails both). Exact for targets below
+   * 2^51 (every page a paging structure can name: HAW is at most 52 bits).
    */
   peekPerm(sid: number, pfn: number): number {
-    if (!this.translationEnabled) return pfn < PFN_LIMIT_64 ? pfn * 4 + 3 : -1;
     const fs = this.lastFaultSuppressed;
     this.peeking = true;
     try {
-      const ctx = this.lookupContext(sid);
-      if (typeof ctx === 'number') return -1;
-      if (ctx.tt === CONTEXT_TT_PASS_THROUGH) return pfn < this.hawPfnLimit ? pfn * 4 + 3 : -1;
-      if (ctx.tt !== CONTEXT_TT_MULTI_LEVEL || pfn >= ctx.widthPfnLimit) return -1;
-      const hit = this.iotlb.lookup(ctx.did, pfn);
-      if (hit !== undefined) {
-        const perm = hit.perm & (DMA_PTE_READ | DMA_PTE_WRITE);
-        return perm === 0 ? -1 : (hit.physBasePfn + (pfn - hit.basePfn)) * 4 + perm;
-      }
-      const target = this.walk(ctx, pfn, DMA_PTE_READ | DMA_PTE_WRITE, -1);
-      return target < 0 ? -1 : target * 4 + (this.walkPerm & (DMA_PTE_READ | DMA_PTE_WRITE));
+      const target = this.resolve(sid, pfn, DMA_PTE_READ | DMA_PTE_WRITE, -1);
+      return target < 0 ? -1 : target * 4 + this.resolvedPerm;
     } finally {
       this.peeking = false;
       this.lastFaultSuppressed = fs;
     }
   }
+
 
   /** The context sid resolves to now (as lookupContext, without caching or counting), or a fault reason negated. */
   peekContext(sid: number): CachedContext | number {
