@@ -6,9 +6,9 @@
 import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
-import { reachDiff, regionOf, type ReachableDiff } from './observe.js';
+import { poolKey, reachDiff, regionOf, type ReachableDiff } from './observe.js';
 import type { ReachTracker } from './reach-tracker.js';
-import { TraceAccountant, multisetMinus, type StepAccount } from './trace-account.js';
+import { TargetNames, TraceAccountant, multisetMinus, sameEntries, type StepAccount } from './trace-account.js';
 import type { DeviceAccessPiece } from './consumers.js';
 import type { Mapping, PathRunner, StepResult } from './path-runner.js';
 import type { Step } from './scenario.js';
@@ -326,8 +326,8 @@ export class ReachableWatch {
     const region = regionOf(phys);
     if (region !== null) {
       const m = this.pooled[k]![side];
-      if (oldPerm !== 0) bumpKey(m, `${region}:${oldPerm}`, -1);
-      if (newPerm !== 0) bumpKey(m, `${region}:${newPerm}`, 1);
+      if (oldPerm !== 0) bumpKey(m, poolKey(region, oldPerm), -1);
+      if (newPerm !== 0) bumpKey(m, poolKey(region, newPerm), 1);
       return;
     }
     if (this.a.perm(k, phys) !== this.b.perm(k, phys)) this.differing[k]!.add(phys);
@@ -337,6 +337,7 @@ export class ReachableWatch {
   /** The difference for device k now (the shape diffReachable gives), or null. */
   private diff(k: number): ReachableDiff | null {
     const [pa, pb] = this.pooled[k]!;
+    if (this.differing[k]!.size === 0 && sameCounts(pa, pb)) return null;
     const pfns = [...this.differing[k]!].sort((x, y) => x - y);
     return reachDiff(pfns, (pfn) => this.a.perm(k, pfn), (pfn) => this.b.perm(k, pfn), pa, pb);
   }
@@ -372,6 +373,12 @@ export class ReachableWatch {
   }
 }
 
+function sameCounts(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, n] of a) if (b.get(k) !== n) return false;
+  return true;
+}
+
 function bumpKey(m: Map<string, number>, k: string, by: number): void {
   const n = (m.get(k) ?? 0) + by;
   if (n === 0) m.delete(k);
@@ -392,8 +399,9 @@ export class TraceWatch {
     private readonly lt: ReachTracker,
     private readonly gt: ReachTracker,
   ) {
-    this.l = new TraceAccountant(lr, lt);
-    this.g = new TraceAccountant(gr, gt);
+    const names = new TargetNames();
+    this.l = new TraceAccountant(lr, lt, names);
+    this.g = new TraceAccountant(gr, gt, names);
   }
 
   /** The device of the DMA-API call a step makes, on one path (6.1's events belong to it). */
@@ -403,41 +411,43 @@ export class TraceWatch {
     return undefined;
   }
 
-  check(i: number, step: Step, lEvents: readonly TraceEvent[], gEvents: readonly TraceEvent[]): Divergence[] {
+  /** One path's events of the step applied and audited against its own page tables (problems go to out). */
+  private account(out: Divergence[], i: number, step: Step, map: string | undefined, path: 'legacy-intel' | 'dma-iommu', r: PathRunner, acct: TraceAccountant, events: readonly TraceEvent[], from: number): StepAccount {
+    const dev = TraceWatch.deviceOf(r, step);
+    const a = acct.apply(events, from, dev);
+    const audit = dev !== undefined ? acct.audit(dev) : [];
+    if (a.problems.length + audit.length === 0) return a;
+    const problems = [...a.problems, ...audit];
+    out.push({
+      step: i,
+      kind: 'trace',
+      path,
+      detail: `on ${path} the trace events do not account for what the path mapped: ${problems.join('; ')}`,
+      legacy: path === 'legacy-intel' ? problems : 'consistent',
+      generic: path === 'dma-iommu' ? problems : 'consistent',
+      ...(map !== undefined ? { map } : {}),
+    });
+    return a;
+  }
+
+  /** The step's events are each path's events from lFrom and gFrom on. */
+  check(i: number, step: Step, lEvents: readonly TraceEvent[], lFrom: number, gEvents: readonly TraceEvent[], gFrom: number): Divergence[] {
     const out: Divergence[] = [];
     this.lt.update();
     this.gt.update();
     const map = 'as' in step ? step.as : 'map' in step ? step.map : undefined;
-    const accounts: StepAccount[] = [];
-    for (const [path, r, acct, events] of [
-      ['legacy-intel', this.lr, this.l, lEvents],
-      ['dma-iommu', this.gr, this.g, gEvents],
-    ] as const) {
-      const dev = TraceWatch.deviceOf(r, step);
-      const a = acct.apply(events, dev);
-      accounts.push(a);
-      const problems = [...a.problems, ...(dev !== undefined ? acct.audit(dev) : [])];
-      if (problems.length === 0) continue;
-      out.push({
-        step: i,
-        kind: 'trace',
-        path,
-        detail: `on ${path} the trace events do not account for what the path mapped: ${problems.join('; ')}`,
-        legacy: path === 'legacy-intel' ? problems : 'consistent',
-        generic: path === 'dma-iommu' ? problems : 'consistent',
-        ...(map !== undefined ? { map } : {}),
-      });
-    }
-    let [a, b] = accounts as [StepAccount, StepAccount];
+    let a = this.account(out, i, step, map, 'legacy-intel', this.lr, this.l, lEvents, lFrom);
+    let b = this.account(out, i, step, map, 'dma-iommu', this.gr, this.g, gEvents, gFrom);
     // a call that failed on both paths: what each mapped and unwound before failing depends on
     // where its IOVA allocations ran out (iommu_dma_map_sg_swiotlb maps entry by entry), so only
     // what it left mapped is compared
     const failed = (r: PathRunner): boolean => 'as' in step && r.mappings.get(step.as)?.ok === false;
     if (failed(this.lr) && failed(this.gr)) [a, b] = [netAccount(a), netAccount(b)];
     // both lists are sorted: equal lists (the usual step) need no multiset arithmetic
-    if (sameList(a.mapped, b.mapped) && sameList(a.unmapped, b.unmapped)) return out;
-    const onlyLegacy = [...multisetMinus(a.mapped, b.mapped).map((x) => `map ${x}`), ...multisetMinus(a.unmapped, b.unmapped).map((x) => `unmap ${x}`)];
-    const onlyGeneric = [...multisetMinus(b.mapped, a.mapped).map((x) => `map ${x}`), ...multisetMinus(b.unmapped, a.unmapped).map((x) => `unmap ${x}`)];
+    if (sameEntries(a.mapped, b.mapped) && sameEntries(a.unmapped, b.unmapped)) return out;
+    const say = (what: string, xs: number[]): string[] => xs.map((x) => this.l.entryText(x)).sort().map((x) => `${what} ${x}`);
+    const onlyLegacy = [...say('map', multisetMinus(a.mapped, b.mapped)), ...say('unmap', multisetMinus(a.unmapped, b.unmapped))];
+    const onlyGeneric = [...say('map', multisetMinus(b.mapped, a.mapped)), ...say('unmap', multisetMinus(b.unmapped, a.unmapped))];
     if (onlyLegacy.length + onlyGeneric.length > 0) {
       const show = (xs: string[]): string => `[${xs.slice(0, 4).join(', ')}${xs.length > 4 ? `, ... (${xs.length})` : ''}]`;
       out.push({
@@ -453,12 +463,6 @@ export class TraceWatch {
     }
     return out;
   }
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** map and unmap events of the same target within one step cancel */

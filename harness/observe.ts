@@ -23,6 +23,17 @@ export interface Reachable {
 export const DENSE_PROBE_LIMIT = 4096;
 
 /** The pool a physical page belongs to (its pages compare by count), or null for a buffer page. */
+/** "region:perm", the key of a pool count, made once per region and permission */
+const POOL_KEYS = new Map<string, string[]>();
+export function poolKey(region: string, perm: number): string {
+  let ks = POOL_KEYS.get(region);
+  if (ks === undefined) {
+    ks = [0, 1, 2, 3].map((p) => `${region}:${p}`);
+    POOL_KEYS.set(region, ks);
+  }
+  return ks[perm]!;
+}
+
 export function regionOf(physPfn: number): string | null {
   const a = physPfn * VTD_PAGE_SIZE;
   if (inRegion(SWIOTLB_REGION, a)) return 'swiotlb';
@@ -65,7 +76,7 @@ export function computeReachable(model: DmaPath, dev: Device): Reachable {
     const region = regionOf(pfn);
     if (region === null) out.pages.set(pfn, perm);
     else {
-      const k = `${region}:${perm}`;
+      const k = poolKey(region, perm);
       out.pooled.set(k, (out.pooled.get(k) ?? 0) + 1);
     }
   }

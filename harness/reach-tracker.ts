@@ -23,7 +23,7 @@ import type { CachedContext } from '../vtd/context-cache.js';
 import { TranslationJournal } from '../vtd/journal.js';
 import { VTD_PAGE_SIZE, DMA_PTE_LARGE_PAGE, agawToLevel, lvlToNrPages, pfnLevelOffset } from '../vtd/regs.js';
 import { entryPfn } from '../vtd/entries.js';
-import { DENSE_PROBE_LIMIT, regionOf, type Reachable } from './observe.js';
+import { DENSE_PROBE_LIMIT, poolKey, regionOf, type Reachable } from './observe.js';
 import { PageMap } from './page-map.js';
 
 /** A leaf as kept: phys pfn * 16 + level * 4 + R/W bits. */
@@ -54,6 +54,9 @@ function probeStep(pages: number): number {
   return pages > DENSE_PROBE_LIMIT ? 512 : 1;
 }
 
+/** ranges of at most this many pages are re-probed page by page (reprobeOne) */
+const SMALL_RANGE = 64;
+
 /** A change of one physical page's permission for one device: old and new R/W bits. */
 export type PermListener = (dev: number, phys: number, oldPerm: number, newPerm: number) => void;
 
@@ -68,7 +71,9 @@ class DeviceReach {
   root = -1;
   levels = 0;
   /** IOVA pfns whose leaf changed since the trace accountant last looked */
-  leafChanges = new Set<number>();
+  readonly leafChanges = new Set<number>();
+  /** pages to re-probe once the whole journal is applied (a page an unmap clears and drops from the IOTLB is looked at once) */
+  readonly pending = new Set<number>();
   /** the context as the hardware resolves it (its did), and whether the context cache holds one */
   ctxKey = '';
   /** the did of the context the hardware resolves (what its IOTLB lookups use), and of a cached one */
@@ -89,6 +94,7 @@ class DeviceReach {
 export class ReachTracker {
   private readonly journal = new TranslationJournal();
   private readonly devs: DeviceReach[];
+  private readonly byDev = new Map<Device, DeviceReach>();
   /** domain root page -> its present leaves (base pfn -> enc) */
   private readonly leaves = new Map<number, PageMap>();
   private readonly tables = new Map<number, TableInfo>();
@@ -107,6 +113,7 @@ export class ReachTracker {
     private readonly bug?: 'ignoreIotlbEvents',
   ) {
     this.devs = model.devices.map((d, i) => new DeviceReach(i, d));
+    for (const d of this.devs) this.byDev.set(d.dev, d);
     model.machine.hw.journal = this.journal;
     this.resyncAll();
   }
@@ -128,7 +135,7 @@ export class ReachTracker {
       if (perm === 0) continue;
       const region = regionOf(p);
       if (region === null) out.pages.set(p, perm);
-      else out.pooled.set(`${region}:${perm}`, (out.pooled.get(`${region}:${perm}`) ?? 0) + 1);
+      else out.pooled.set(poolKey(region, perm), (out.pooled.get(poolKey(region, perm)) ?? 0) + 1);
     }
     return out;
   }
@@ -140,30 +147,37 @@ export class ReachTracker {
 
   /** The present leaf covering an IOVA pfn in a device's domain: phys pfn of that page and R/W, or undefined. */
   leafAt(dev: Device, pfn: number): { phys: number; perm: number } | undefined {
-    const d = this.devs.find((x) => x.dev === dev)!;
-    const m = this.leaves.get(d.root);
+    const m = this.leaves.get(this.of(dev).root);
     const leaf = m === undefined ? undefined : coveringLeaf(m, pfn);
     return leaf === undefined ? undefined : { phys: leafPhys(leaf.v) + (pfn - leaf.base), perm: leafPerm(leaf.v) };
   }
 
-  /** The IOVA pfns of a device's domain whose leaf changed since the last call (then forgotten). */
-  takeLeafChanges(dev: Device): Set<number> {
-    const d = this.devs.find((x) => x.dev === dev)!;
-    const s = d.leafChanges;
-    if (s.size > 0) d.leafChanges = new Set();
-    return s;
+  /**
+   * The IOVA pfns of a device's domain whose leaf changed since the reader last cleared the set
+   * (the trace accountant reads and clears it after each step).
+   */
+  leafChanges(dev: Device): Set<number> {
+    return this.of(dev).leafChanges;
   }
 
-  /** The IOVA pfns of a device's domain whose leaf maps a pool page (what they name can change without a PTE write). */
-  pooledLeafPages(dev: Device): number[] {
-    const d = this.devs.find((x) => x.dev === dev)!;
-    const m = this.leaves.get(d.root);
-    const out: number[] = [];
-    for (const base of this.pooledLeaves.get(d.root) ?? []) {
+  /**
+   * Each IOVA pfn of a device's domain whose leaf maps a pool page (what they name can change
+   * without a PTE write); whether there were any.
+   */
+  forEachPooledLeafPage(dev: Device, fn: (pfn: number) => void): boolean {
+    const root = this.of(dev).root;
+    const bases = this.pooledLeaves.get(root);
+    if (bases === undefined || bases.size === 0) return false;
+    const m = this.leaves.get(root);
+    for (const base of bases) {
       const v = m?.get(base);
-      if (v !== undefined) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) out.push(base + i);
+      if (v !== undefined) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) fn(base + i);
     }
-    return out;
+    return true;
+  }
+
+  private of(dev: Device): DeviceReach {
+    return this.byDev.get(dev)!;
   }
 
   // ---------------------------------------------------------------- keeping current
@@ -229,8 +243,10 @@ export class ReachTracker {
         }
       }
     }
-    for (const [d, pfns] of this.pending) for (const p of pfns) this.reprobeOne(d, p);
-    this.pending.clear();
+    for (const d of this.devs) {
+      for (const p of d.pending) this.reprobeOne(d, p);
+      d.pending.clear();
+    }
     j.clear();
   }
 
@@ -261,16 +277,8 @@ export class ReachTracker {
     }
   }
 
-  /** pages to re-probe once the whole journal is applied (a page an unmap clears and drops from the IOTLB is looked at once) */
-  private readonly pending = new Map<DeviceReach, Set<number>>();
-
   private later(d: DeviceReach, pfn: number): void {
-    let s = this.pending.get(d);
-    if (s === undefined) {
-      s = new Set();
-      this.pending.set(d, s);
-    }
-    s.add(pfn);
+    d.pending.add(pfn);
   }
 
   private readonly scratch = new Uint32Array(2);
@@ -350,19 +358,22 @@ export class ReachTracker {
     for (const pfn of before.keys()) m.delete(pfn);
     const last = first + pages - 1;
     const mem = this.model.machine.memory;
-    const s = new Uint32Array(2);
+    const s = this.scratch;
     const walk = (table: number, level: number, base: number): void => {
       this.tables.set(table, { root, level, base });
       const span = lvlToNrPages(level);
       const lo = Math.max(first, base);
       const hi = Math.min(last, base + span * 512 - 1);
       if (lo > hi) return;
+      // a written table page is read in place; one never written holds its pattern (read as the walk would)
+      const words = mem.pageWords(table);
       for (let i = pfnLevelOffset(lo, level); i <= pfnLevelOffset(hi, level); i++) {
-        mem.readQword(table * VTD_PAGE_SIZE + i * 8, s);
-        const lo32 = s[0]!;
+        if (words === undefined) mem.readQword(table * VTD_PAGE_SIZE + i * 8, s);
+        const lo32 = words === undefined ? s[0]! : words[2 * i]!;
         if ((lo32 & 3) === 0) continue;
+        const hi32 = words === undefined ? s[1]! : words[2 * i + 1]!;
         const iova = base + i * span;
-        const next = entryPfn(lo32, s[1]!);
+        const next = entryPfn(lo32, hi32);
         if (level === 1 || (lo32 & DMA_PTE_LARGE_PAGE) !== 0) {
           // a superpage based before the range is not this range's to re-read
           if (iova >= first) m.set(iova, enc(next, level, lo32 & 3));
@@ -402,8 +413,9 @@ export class ReachTracker {
    * (of present leaves, and of cached IOTLB entries of the device's domain), each with hw.peek.
    */
   private reprobe(d: DeviceReach, first: number, pages: number): void {
-    if (pages === 1) {
-      this.reprobeOne(d, first);
+    if (pages <= SMALL_RANGE) {
+      // page by page: the same rule as the range walk below, without its sets and closures
+      for (let p = first; p < first + pages; p++) this.reprobeOne(d, p);
       return;
     }
     const last = first + pages - 1;
@@ -430,13 +442,9 @@ export class ReachTracker {
       for (const [base, v] of m.inRange(first, pages)) addCandidate(base, lvlToNrPages(leafLevel(v)), true);
     }
     if (d.cachedDid !== undefined) {
-      if (pages <= 64) {
-        for (let p = first; p <= last; p++) for (const e of hw.iotlb.covering(d.cachedDid, p)) addCandidate(e.basePfn, lvlToNrPages(e.level));
-      } else {
-        for (const e of hw.iotlb.entriesOf(d.cachedDid)) {
-          const n = lvlToNrPages(e.level);
-          if (e.basePfn <= last && e.basePfn + n - 1 >= first) addCandidate(e.basePfn, n);
-        }
+      for (const e of hw.iotlb.entriesOf(d.cachedDid)) {
+        const n = lvlToNrPages(e.level);
+        if (e.basePfn <= last && e.basePfn + n - 1 >= first) addCandidate(e.basePfn, n);
       }
     }
     let uniform: typeof superLeaves = [];
@@ -478,12 +486,22 @@ export class ReachTracker {
   /** reprobe() of a single page: whether the reference probes it, and what it reaches. */
   private reprobeOne(d: DeviceReach, p: number): void {
     const hw = this.model.machine.hw;
+    // a 4 KiB IOTLB entry of the domain the device resolves to (and caches) answers its probe
+    // before any walk: when it says what the page was last seen reaching, nothing moved (the
+    // usual device access, whose fill repeats the walk it cached); context changes were applied
+    // before this
+    if (d.ctxDid !== undefined && d.ctxDid === d.cachedDid) {
+      const e = hw.iotlb.at(d.ctxDid, p, 1);
+      if (e !== undefined && e.perm !== 0 && d.probes.get(p) === e.physBasePfn * 4 + e.perm) return;
+    }
     let probed = false;
     const m = d.root >= 0 ? this.leaves.get(d.root) : undefined;
     const leaf = m === undefined ? undefined : coveringLeaf(m, p);
     if (leaf !== undefined) probed = (p - leaf.base) % probeStep(lvlToNrPages(leafLevel(leaf.v))) === 0;
-    if (!probed && d.cachedDid !== undefined) {
-      for (const e of hw.iotlb.covering(d.cachedDid, p)) if ((p - e.basePfn) % probeStep(lvlToNrPages(e.level)) === 0) probed = true;
+    for (let level = 1; !probed && d.cachedDid !== undefined && level <= 3; level++) {
+      const n = lvlToNrPages(level);
+      const base = p - (p % n);
+      probed = hw.iotlb.at(d.cachedDid, base, level) !== undefined && (p - base) % probeStep(n) === 0;
     }
     const old = d.probes.get(p);
     let now: number | undefined;

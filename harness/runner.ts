@@ -119,7 +119,7 @@ export class Differential {
     this.report(fit);
     if (this.tails.check(step, generic)) this.roundedTailUses++;
     this.report(this.reach.check(i, legacy.model));
-    this.report(this.trace.check(i, step, lt.events.slice(lFrom), gt.events.slice(gFrom)));
+    this.report(this.trace.check(i, step, lt.events, lFrom, gt.events, gFrom));
     if (this.opts.paranoid === true) this.paranoid(i);
   }
 

@@ -11,6 +11,8 @@
  *
  * A target is what an IOVA page leads to: a buffer page ("p:0x..."), a bounce slot page named by
  * the original byte address it stands for ("b:0x..."), or page k of a coherent buffer ("c:NAME:k").
+ * Targets are kept as numbers (targetCode) and spelt out only in a divergence's message: the
+ * usual step, where both paths agree, compares sorted number arrays and builds no string.
  * 5.10's bounce_map_single names the caller's buffer, 6.1's iommu:map the swiotlb slot: both
  * become "b:" targets. 5.10 names the device on every event; 6.1's iommu events name none, so they
  * belong to the device of the DMA-API call that emitted them.
@@ -39,19 +41,80 @@ function nrPages(addr: bigint, size: bigint): number {
   return size <= 0n ? 0 : alignedNrpages(addr, Number(size));
 }
 
-/** What one step's events of one path account for. */
-export interface StepAccount {
-  /** "device target" strings, sorted */
-  mapped: string[];
-  unmapped: string[];
-  /** events that name pages the shadow cannot take (unmapping what is not mapped, mapping twice) */
-  problems: string[];
+// ---- targets as numbers: value * 8 + kind, the value a byte address (< 2^39, PHYS_LIMIT) or a
+// coherent buffer's interned name * 2^16 + its page (the coherent region holds 2^16 pages)
+const T_PHYS = 0;
+const T_BOUNCE = 1;
+const T_SLOT = 2;
+const T_COHERENT = 3;
+const T_COHERENT_UNKNOWN = 4;
+const KINDS = 8;
+const COHERENT_PAGES = 2 ** 16;
+/** an account entry: device index * DEVICE_UNIT + target (< 2^42); device indexes stay below MAX_DEVICES */
+const DEVICE_UNIT = 2 ** 42;
+/** how many devices a scenario may have: account entries stay exact numbers (< 2^53) */
+export const MAX_DEVICES = 2 ** 11;
+
+/**
+ * The names of coherent buffers, as numbers both paths' accountants share: page k of buffer
+ * NAME is the same target on both whatever physical pages each path gave it.
+ */
+export class TargetNames {
+  private readonly ids = new Map<string, number>();
+  private readonly names: string[] = [];
+
+  id(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.names.length;
+      this.ids.set(name, id);
+      this.names.push(name);
+    }
+    return id;
+  }
+
+  /** A target as a maintainer reads it: "p:0x...", "b:0x...", "s:0x...", "c:NAME:k". */
+  text(code: number): string {
+    const kind = code % KINDS;
+    const v = (code - kind) / KINDS;
+    switch (kind) {
+      case T_PHYS:
+        return `p:${hex(v)}`;
+      case T_BOUNCE:
+        return `b:${hex(v)}`;
+      case T_SLOT:
+        return `s:${hex(v)}`;
+      case T_COHERENT:
+        return `c:${this.names[Math.floor(v / COHERENT_PAGES)]!}:${v % COHERENT_PAGES}`;
+      default:
+        return `c:?:${hex(v)}`;
+    }
+  }
+
+  /** An account entry (device and target) as "DEVICE TARGET". */
+  entryText(entry: number, devices: readonly Device[]): string {
+    const k = Math.floor(entry / DEVICE_UNIT);
+    return `${devices[k]!.name} ${this.text(entry - k * DEVICE_UNIT)}`;
+  }
 }
 
+/** What one step's events of one path account for. */
+export interface StepAccount {
+  /** account entries (device index * DEVICE_UNIT + target), ascending */
+  readonly mapped: readonly number[];
+  readonly unmapped: readonly number[];
+  /** events that name pages the shadow cannot take (unmapping what is not mapped, mapping twice) */
+  readonly problems: readonly string[];
+}
+
+/** the account of a step without map or unmap events (most steps) */
+const NOTHING: StepAccount = Object.freeze({ mapped: Object.freeze([]), unmapped: Object.freeze([]), problems: Object.freeze([]) });
+
 export class TraceAccountant {
-  /** per device name: IOVA pfn -> target */
-  private readonly shadow = new Map<string, Map<number, string>>();
-  private readonly byName = new Map<string, Device>();
+  /** per device index: IOVA pfn -> target */
+  private readonly shadow: Array<Map<number, number>>;
+  private readonly byName = new Map<string, number>();
+  private readonly devices: readonly Device[];
 
   /**
    * The original address each swiotlb page of an iommu:map event stood for when it was emitted:
@@ -59,14 +122,19 @@ export class TraceAccountant {
    */
   private readonly slotOrig = new WeakMap<TraceEvent, Map<number, number>>();
 
-  /** per device name: IOVA pfns the events touched since its last audit */
-  private readonly touched = new Map<string, Set<number>>();
+  /** per device index: IOVA pfns the events touched since its last audit */
+  private readonly touched: Array<Set<number>>;
 
   constructor(
     private readonly runner: PathRunner,
     private readonly tracker: ReachTracker,
+    readonly names: TargetNames,
   ) {
-    for (const d of runner.model.devices) this.byName.set(d.name, d);
+    this.devices = runner.model.devices;
+    if (this.devices.length > MAX_DEVICES) throw new Error(`trace accounting keeps at most ${MAX_DEVICES} devices`);
+    this.devices.forEach((d, k) => this.byName.set(d.name, k));
+    this.shadow = this.devices.map(() => new Map());
+    this.touched = this.devices.map(() => new Set());
     const sw = runner.model.machine.swiotlb;
     runner.model.machine.trace.onEmit = (e) => {
       if (e.event !== 'map') return;
@@ -81,11 +149,11 @@ export class TraceAccountant {
   }
 
   /** The target of a physical page as the path maps it (ground truth and 6.1's paddr). */
-  physTarget(pfn: number, slotOrig?: Map<number, number>): string {
+  physTarget(pfn: number, slotOrig?: Map<number, number>): number {
     const addr = pfn * VTD_PAGE_SIZE;
     if (inRegion(SWIOTLB_REGION, addr)) {
       const orig = slotOrig?.get(pfn) ?? this.runner.model.machine.swiotlb.origOf(addr);
-      return orig < 0 ? `s:${hex(addr)}` : `b:${hex(orig)}`;
+      return orig < 0 ? addr * KINDS + T_SLOT : orig * KINDS + T_BOUNCE;
     }
     if (inRegion(COHERENT_REGION, addr)) {
       // a freed buffer's pages may back a newer one: live buffers first
@@ -93,51 +161,47 @@ export class TraceAccountant {
         for (const m of this.runner.mappings.values()) {
           if (m.live !== live) continue;
           const k = m.coherent?.pfns.indexOf(pfn) ?? -1;
-          if (k >= 0) return `c:${m.name}:${k}`;
+          if (k >= 0) return (this.names.id(m.name) * COHERENT_PAGES + k) * KINDS + T_COHERENT;
         }
       }
-      return `c:?:${hex(addr)}`;
+      return addr * KINDS + T_COHERENT_UNKNOWN;
     }
-    return `p:${hex(addr)}`;
+    return addr * KINDS + T_PHYS;
   }
 
-  private pages(dev: string): Map<number, string> {
-    let s = this.shadow.get(dev);
-    if (s === undefined) {
-      s = new Map();
-      this.shadow.set(dev, s);
-    }
-    return s;
+  /** A target as text, for messages. */
+  targetText(code: number): string {
+    return this.names.text(code);
   }
 
-  private touch(dev: string, pfn: number): void {
-    let t = this.touched.get(dev);
-    if (t === undefined) {
-      t = new Set();
-      this.touched.set(dev, t);
-    }
-    t.add(pfn);
+  /** An account entry as text ("DEVICE TARGET"), for messages. */
+  entryText(entry: number): string {
+    return this.names.entryText(entry, this.devices);
   }
 
   /**
-   * Apply one step's events. `stepDevice` is the device of the DMA-API call the step made (6.1's
-   * events belong to it).
+   * Apply the events [from, events.length) of a step. `stepDevice` is the device of the DMA-API
+   * call the step made (6.1's events belong to it).
    */
-  apply(events: readonly TraceEvent[], stepDevice: Device | undefined): StepAccount {
-    const acc: StepAccount = { mapped: [], unmapped: [], problems: [] };
-    if (!events.some((e) => ACCOUNTED.has(e.event))) return acc;
-    const map = (dev: string, iovaPfn: number, n: number, target: (i: number) => string): void => {
-      const s = this.pages(dev);
+  apply(events: readonly TraceEvent[], from: number, stepDevice: Device | undefined): StepAccount {
+    let any = false;
+    for (let k = from; k < events.length && !any; k++) any = ACCOUNTED.has(events[k]!.event);
+    if (!any) return NOTHING;
+    const acc = { mapped: [] as number[], unmapped: [] as number[], problems: [] as string[] };
+    const map = (dev: number, iovaPfn: number, n: number, target: (i: number) => number): void => {
+      const s = this.shadow[dev]!;
+      const t0 = this.touched[dev]!;
       for (let i = 0; i < n; i++) {
         const t = target(i);
-        if (s.has(iovaPfn + i)) acc.problems.push(`a map event for IOVA page ${hex((iovaPfn + i) * VTD_PAGE_SIZE)} of ${dev}, which is already mapped`);
+        if (s.has(iovaPfn + i)) acc.problems.push(`a map event for IOVA page ${hex((iovaPfn + i) * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name}, which is already mapped`);
         s.set(iovaPfn + i, t);
-        this.touch(dev, iovaPfn + i);
-        acc.mapped.push(`${dev} ${t}`);
+        t0.add(iovaPfn + i);
+        acc.mapped.push(dev * DEVICE_UNIT + t);
       }
     };
-    const unmap = (dev: string, iovaPfn: number, n: number): void => {
-      const s = this.pages(dev);
+    const unmap = (dev: number, iovaPfn: number, n: number): void => {
+      const s = this.shadow[dev]!;
+      const t0 = this.touched[dev]!;
       let missing = 0;
       for (let i = 0; i < n; i++) {
         const t = s.get(iovaPfn + i);
@@ -146,26 +210,32 @@ export class TraceAccountant {
           continue;
         }
         s.delete(iovaPfn + i);
-        this.touch(dev, iovaPfn + i);
-        acc.unmapped.push(`${dev} ${t}`);
+        t0.add(iovaPfn + i);
+        acc.unmapped.push(dev * DEVICE_UNIT + t);
       }
-      if (missing > 0) acc.problems.push(`an unmap event for ${missing} IOVA page(s) from ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${dev} that are not mapped`);
+      if (missing > 0) acc.problems.push(`an unmap event for ${missing} IOVA page(s) from ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name} that are not mapped`);
     };
-    for (const e of events) {
+    const stepDev = stepDevice === undefined ? -1 : this.byName.get(stepDevice.name)!;
+    const dev5 = (e: TraceEvent): number => {
+      const k = e.fields?.dev === undefined ? undefined : this.byName.get(e.fields.dev);
+      if (k === undefined) throw new Error(`trace event ${e.system}:${e.event} names no device of the scenario`);
+      return k;
+    };
+    for (let k = from; k < events.length; k++) {
+      const e = events[k]!;
       if (!ACCOUNTED.has(e.event)) continue;
       const f = fields(e);
-      const dev5 = e.fields?.dev;
       switch (e.event) {
         // ---- 5.10 intel_iommu:* (kernel-semantics 2.11, 10.11)
         case 'map_single': {
           // dev_addr and phys_addr keep the offset; size counts whole pages from their page
           const p = Number(f['phys_addr']! >> 12n);
-          map(dev5!, Number(f['dev_addr']! >> 12n), Number(f['size']! >> 12n), (i) => this.physTarget(p + i));
+          map(dev5(e), Number(f['dev_addr']! >> 12n), Number(f['size']! >> 12n), (i) => this.physTarget(p + i));
           break;
         }
         case 'map_sg': {
           const p = Number(f['phys_addr']! >> 12n);
-          map(dev5!, Number(f['dev_addr']! >> 12n), nrPages(f['dev_addr']!, f['size']!), (i) => this.physTarget(p + i));
+          map(dev5(e), Number(f['dev_addr']! >> 12n), nrPages(f['dev_addr']!, f['size']!), (i) => this.physTarget(p + i));
           break;
         }
         case 'bounce_map_single': {
@@ -174,11 +244,11 @@ export class TraceAccountant {
           const size = f['size']!;
           const bounced = ((phys | size) & 0xfffn) !== 0n;
           const n = nrPages(0n, size);
-          map(dev5!, Number(f['dev_addr']! >> 12n), n, (i) => (bounced ? `b:${hex(Number(phys) + i * VTD_PAGE_SIZE)}` : this.physTarget(Number(phys >> 12n) + i)));
+          map(dev5(e), Number(f['dev_addr']! >> 12n), n, (i) => (bounced ? (Number(phys) + i * VTD_PAGE_SIZE) * KINDS + T_BOUNCE : this.physTarget(Number(phys >> 12n) + i)));
           break;
         }
         case 'unmap_single':
-          unmap(dev5!, Number(f['dev_addr']! >> 12n), nrPages(f['dev_addr']!, f['size']!));
+          unmap(dev5(e), Number(f['dev_addr']! >> 12n), nrPages(f['dev_addr']!, f['size']!));
           break;
         case 'unmap_sg':
         case 'bounce_unmap_single':
@@ -187,21 +257,21 @@ export class TraceAccountant {
           break;
         // ---- 6.1 iommu:map / iommu:unmap (kernel-semantics 9.6)
         case 'map': {
-          if (stepDevice === undefined) {
+          if (stepDev < 0) {
             acc.problems.push('a map event outside any DMA-API call');
             break;
           }
           const p = Number(f['paddr']! >> 12n);
           const orig = this.slotOrig.get(e);
-          map(stepDevice.name, Number(f['iova']! >> 12n), Number(f['size']! >> 12n), (i) => this.physTarget(p + i, orig));
+          map(stepDev, Number(f['iova']! >> 12n), Number(f['size']! >> 12n), (i) => this.physTarget(p + i, orig));
           break;
         }
         case 'unmap': {
-          if (stepDevice === undefined) {
+          if (stepDev < 0) {
             acc.problems.push('an unmap event outside any DMA-API call');
             break;
           }
-          unmap(stepDevice.name, Number(f['iova']! >> 12n), Number(f['unmapped_size']! >> 12n));
+          unmap(stepDev, Number(f['iova']! >> 12n), Number(f['unmapped_size']! >> 12n));
           break;
         }
         default:
@@ -209,8 +279,8 @@ export class TraceAccountant {
           break;
       }
     }
-    acc.mapped.sort();
-    acc.unmapped.sort();
+    acc.mapped.sort(ascending);
+    acc.unmapped.sort(ascending);
     return acc;
   }
 
@@ -221,59 +291,78 @@ export class TraceAccountant {
    * events touched, and those whose leaf maps a pool page (what a slot or coherent page stands
    * for changes without a PTE write).
    */
-  audit(dev: Device): string[] {
-    const changed = this.tracker.takeLeafChanges(dev);
-    const touched = this.touched.get(dev.name);
-    const pooled = this.tracker.pooledLeafPages(dev);
-    if (changed.size === 0 && touched === undefined && pooled.length === 0) return [];
-    // (an empty set from the tracker is its own: only a non-empty one is ours to add to)
-    const look = changed.size > 0 ? changed : new Set<number>();
-    if (touched !== undefined) {
-      for (const p of touched) look.add(p);
-      this.touched.delete(dev.name);
-    }
-    for (const p of pooled) look.add(p);
-    const s = this.pages(dev.name);
-    const truth = new Map<number, string>();
-    const noEvent: number[] = [];
-    const wrong: number[] = [];
-    const gone: number[] = [];
-    for (const pfn of [...look].sort((a, b) => a - b)) {
+  audit(dev: Device): readonly string[] {
+    const k = this.byName.get(dev.name)!;
+    const changed = this.tracker.leafChanges(dev);
+    const touched = this.touched[k]!;
+    const look = this.look;
+    look.clear();
+    for (const p of changed) look.add(p);
+    changed.clear();
+    for (const p of touched) look.add(p);
+    touched.clear();
+    this.tracker.forEachPooledLeafPage(dev, this.lookAt);
+    if (look.size === 0) return NONE;
+    const s = this.shadow[k]!;
+    let noEvent: number[] | undefined;
+    let wrong: number[] | undefined;
+    let gone: number[] | undefined;
+    let truth: Map<number, number> | undefined;
+    for (const pfn of look) {
       const leaf = this.tracker.leafAt(dev, pfn);
       const u = s.get(pfn);
       if (leaf === undefined) {
-        if (u !== undefined) gone.push(pfn);
+        if (u !== undefined) (gone ??= []).push(pfn);
         continue;
       }
       const t = this.physTarget(leaf.phys);
-      truth.set(pfn, t);
-      if (u === undefined) noEvent.push(pfn);
-      else if (u !== t) wrong.push(pfn);
+      if (u === undefined) (noEvent ??= []).push(pfn);
+      else if (u !== t) (wrong ??= []).push(pfn);
+      else continue;
+      (truth ??= new Map()).set(pfn, t);
     }
+    if (noEvent === undefined && wrong === undefined && gone === undefined) return NONE;
     const list = (xs: number[]): string => `${xs.slice(0, 3).map((p) => hex(p * VTD_PAGE_SIZE)).join(', ')}${xs.length > 3 ? ', ...' : ''}`;
     const out: string[] = [];
-    if (noEvent.length > 0) out.push(`${noEvent.length} IOVA page(s) of ${dev.name} mapped with no map event (${list(noEvent)})`);
-    if (wrong.length > 0) out.push(`${wrong.length} IOVA page(s) of ${dev.name} mapped elsewhere than their map event says (${list(wrong)})`);
-    if (gone.length > 0) {
+    if (noEvent !== undefined) out.push(`${noEvent.length} IOVA page(s) of ${dev.name} mapped with no map event (${list(noEvent.sort(ascending))})`);
+    if (wrong !== undefined) out.push(`${wrong.length} IOVA page(s) of ${dev.name} mapped elsewhere than their map event says (${list(wrong.sort(ascending))})`);
+    if (gone !== undefined) {
       for (const p of gone) s.delete(p);
-      out.push(`${gone.length} IOVA page(s) of ${dev.name} that a map event names are not mapped, and no unmap event said so (${list(gone)})`);
+      out.push(`${gone.length} IOVA page(s) of ${dev.name} that a map event names are not mapped, and no unmap event said so (${list(gone.sort(ascending))})`);
     }
     // resynchronise, so one problem is reported once
-    for (const p of noEvent) s.set(p, truth.get(p)!);
-    for (const p of wrong) s.set(p, truth.get(p)!);
+    if (truth !== undefined) for (const [p, t] of truth) s.set(p, t);
     return out;
   }
+
+  /** the pages an audit looks at (kept between audits: no set made per step) */
+  private readonly look = new Set<number>();
+  private readonly lookAt = (pfn: number): void => {
+    this.look.add(pfn);
+  };
 }
 
-/** The targets in a but not in b, as multisets of sorted strings. */
-export function multisetMinus(a: readonly string[], b: readonly string[]): string[] {
-  const left = new Map<string, number>();
-  for (const x of b) left.set(x, (left.get(x) ?? 0) + 1);
-  const out: string[] = [];
+const NONE: readonly string[] = Object.freeze([]);
+
+function ascending(a: number, b: number): number {
+  return a - b;
+}
+
+/** The entries in a but not in b, as multisets of ascending arrays (one merge pass). */
+export function multisetMinus(a: readonly number[], b: readonly number[]): number[] {
+  const out: number[] = [];
+  let j = 0;
   for (const x of a) {
-    const n = left.get(x) ?? 0;
-    if (n > 0) left.set(x, n - 1);
+    while (j < b.length && b[j]! < x) j++;
+    if (j < b.length && b[j] === x) j++;
     else out.push(x);
   }
   return out;
+}
+
+/** Whether two ascending arrays hold the same entries. */
+export function sameEntries(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

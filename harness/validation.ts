@@ -6,6 +6,7 @@ import { parseBdf } from '../vtd/entries.js';
 import { PHYS_LIMIT, overlappingRegion } from '../vtd/regions.js';
 import { DEFAULT_PLATFORM } from '../kernel/machine.js';
 import { SEEDED_BUGS, type SeededBug } from './paths.js';
+import { MAX_DEVICES } from './trace-account.js';
 import { CONSUMERS, SCENARIO_FORMAT, type Dir, type MaskWhich, type Platform, type Reserved, type Scenario, type ScenarioDevice, type Step } from './scenario.js';
 
 export class ScenarioError extends Error {}
@@ -124,6 +125,7 @@ function parsePlatform(v: unknown): Platform {
 
 function parseDevices(v: unknown): ScenarioDevice[] {
   if (!Array.isArray(v) || v.length === 0) fail('devices', 'expected a non-empty array');
+  if (v.length > MAX_DEVICES) fail('devices', `${v.length} devices, at most ${MAX_DEVICES} are supported`);
   const ids = new Set<string>();
   const bdfs = new Set<number>();
   return v.map((d, i) => {

@@ -54,16 +54,9 @@ export class Iotlb {
   /** Told of every entry filled or dropped, when a derived view is kept current. */
   journal: TranslationJournal | undefined;
 
-  /** Every live entry of did that covers pfn (a 4 KiB, a 2 MiB and a 1 GiB one at most). */
-  covering(did: number, pfn: number): IotlbEntry[] {
-    const m = this.byDid.get(did);
-    if (m === undefined) return [];
-    const out: IotlbEntry[] = [];
-    for (let level = 1; level <= 3; level++) {
-      const e = m.get(key(levelBase(pfn, level), level));
-      if (e !== undefined) out.push(e);
-    }
-    return out;
+  /** The live entry of did based at basePfn with that level, if any. */
+  at(did: number, basePfn: number, level: number): IotlbEntry | undefined {
+    return this.byDid.get(did)?.get(key(basePfn, level));
   }
 
   /** Every live entry of did. */

@@ -182,6 +182,11 @@ export class PhysMemory {
     return this.pages.get(pfn)?.bytes;
   }
 
+  /** A written page's 32-bit words as they are (no copy, not to be written through), or undefined. */
+  pageWords(pfn: number): Uint32Array | undefined {
+    return this.pages.get(pfn)?.words;
+  }
+
   /**
    * Whether [addr, addr + len) here holds the same bytes as [otherAddr, otherAddr + len) of
    * another memory, compared in place page by page (no copy unless a page still holds its

@@ -416,6 +416,15 @@ describe('the exact place of each kind of mistake', () => {
     await expectOneLine(fileFor(f), 'format');
   });
 
+  it('more devices than trace accounting can number (2048): devices, one line', async () => {
+    const j = structuredClone(HAND);
+    const d0 = devices(j)[0]!;
+    // distinct ids and BDFs (bus.dev.fn), so only the count is wrong
+    j['devices'] = Array.from({ length: 2049 }, (_, k) => ({ ...d0, id: `d${k}`, bdf: `${(k >> 8).toString(16).padStart(2, '0')}:${((k >> 3) & 31).toString(16).padStart(2, '0')}.${k & 7}` }));
+    const msg = await expectOneLine(fileFor(j), 'devices');
+    expect(msg).toMatch(/2049 devices, at most 2048/);
+  });
+
   it('a field of the wrong type: steps[0].size as a string, devices[0].pci as a string, platform.cpus as a string', async () => {
     await expectOneLine(fileFor(withStep(0, { size: '1500' })), 'steps[0].size');
     const j = structuredClone(HAND);
