@@ -162,18 +162,17 @@ export class ReachTracker {
 
   /**
    * Each IOVA pfn of a device's domain whose leaf maps a pool page (what they name can change
-   * without a PTE write); whether there were any.
+   * without a PTE write).
    */
-  forEachPooledLeafPage(dev: Device, fn: (pfn: number) => void): boolean {
+  forEachPooledLeafPage(dev: Device, fn: (pfn: number) => void): void {
     const root = this.of(dev).root;
     const bases = this.pooledLeaves.get(root);
-    if (bases === undefined || bases.size === 0) return false;
+    if (bases === undefined) return;
     const m = this.leaves.get(root);
     for (const base of bases) {
       const v = m?.get(base);
       if (v !== undefined) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) fn(base + i);
     }
-    return true;
   }
 
   private of(dev: Device): DeviceReach {
