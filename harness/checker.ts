@@ -398,6 +398,8 @@ export class TraceWatch {
     private readonly gr: PathRunner,
     private readonly lt: ReachTracker,
     private readonly gt: ReachTracker,
+    /** told what each path's events of every step account for (reports align the traces by it) */
+    private readonly onAccount?: (step: number, legacy: string[], generic: string[]) => void,
   ) {
     const names = new TargetNames();
     this.l = new TraceAccountant(lr, lt, names);
@@ -430,6 +432,12 @@ export class TraceWatch {
     return a;
   }
 
+  /** What an account maps and unmaps, one line a page, in the common vocabulary. */
+  private accountLines(a: StepAccount): string[] {
+    const say = (what: string, xs: readonly number[]): string[] => xs.map((x) => `${what} ${this.l.entryText(x)}`);
+    return [...say('map', a.mapped), ...say('unmap', a.unmapped)];
+  }
+
   /** The step's events are each path's events from lFrom and gFrom on. */
   check(i: number, step: Step, lEvents: readonly TraceEvent[], lFrom: number, gEvents: readonly TraceEvent[], gFrom: number): Divergence[] {
     const out: Divergence[] = [];
@@ -443,6 +451,7 @@ export class TraceWatch {
     // what it left mapped is compared
     const failed = (r: PathRunner): boolean => 'as' in step && r.mappings.get(step.as)?.ok === false;
     if (failed(this.lr) && failed(this.gr)) [a, b] = [netAccount(a), netAccount(b)];
+    if (this.onAccount !== undefined) this.onAccount(i, this.accountLines(a), this.accountLines(b));
     // both lists are sorted: equal lists (the usual step) need no multiset arithmetic
     if (sameEntries(a.mapped, b.mapped) && sameEntries(a.unmapped, b.unmapped)) return out;
     const say = (what: string, xs: number[]): string[] => xs.map((x) => this.l.entryText(x)).sort().map((x) => `${what} ${x}`);

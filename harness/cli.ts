@@ -2,16 +2,18 @@
  * The dmadiff command line. Every error is one line on stderr and exit code 2.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { MODELLED_KERNELS } from '../kernel/release.js';
 import type { SeededBugs } from './paths.js';
 import { gate, nightly, replay, type Io, type SearchFlags } from './commands.js';
 import { CommandError, EXIT_BAD_INPUT, EXIT_INTERNAL } from './exit.js';
 import { merge } from './shards.js';
 import { ProgressLine, type LineSink } from './progress.js';
 import { PLATFORM_MATRIX } from './property.js';
-import { CONSUMERS, type Consumer } from './scenario.js';
+import { CONSUMERS, type Consumer, type Scenario } from './scenario.js';
+import type { ReportDoc } from '../reports/types.js';
 import { SEEDED_BUGS } from './token.js';
 import { WriteError } from './corpus.js';
 import { runDemo } from './demo.js';
@@ -19,6 +21,9 @@ import { renderText } from './render.js';
 import { failing, runScenario } from './runner.js';
 import { ScenarioError, parseScenarioText } from './validation.js';
 import { stableJson } from './json.js';
+import { buildFailure } from '../reports/report.js';
+import { renderReportText } from '../reports/text.js';
+import { reportDoc, writeReports } from '../reports/write.js';
 
 export class UsageError extends Error {}
 
@@ -47,18 +52,14 @@ function program(run: Invocation): Command {
     .option('--strict-iova', 'compare IOVA values too')
     .option('--no-trace', 'do not fail on trace-accounting divergences (they are still reported)')
     .option('--paranoid', 'after every step, check the incrementally kept reachable sets against a recomputation from scratch (slow; a difference is an internal error)')
-    .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean; paranoid?: boolean }) => {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new UsageError(`cannot read ${file}: ${e instanceof Error && 'code' in e ? String(e.code) : 'error'}`);
-      }
-      const s = parseScenarioText(text);
+    .option('--report <dir>', 'write its divergence report there (every format)')
+    .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean; paranoid?: boolean; report?: string }) => {
+      const s = parseScenarioText(readScenarioFile(file));
       // a scenario that names seeded bugs (exported from a --broken run) runs with them
       const doc = runScenario(s, { strictIova: o.strictIova === true, paranoid: o.paranoid === true });
       out(o.json === true ? stableJson(doc) : renderText(s, doc));
       run.code = failing(doc, o.trace).length > 0 ? 1 : 0;
+      if (o.report !== undefined) writeReports(o.report, scenarioReport('scenario', file, s, o.trace));
     });
   searchOptions(
     p.command('gate').description(
@@ -82,19 +83,49 @@ function program(run: Invocation): Command {
     .option('--markdown <file>', 'where to write the summary as markdown (a CI job summary)')
     .option('--corpus <dir>', 'failure corpus directory', NIGHTLY_CORPUS)
     .option('--partial', 'merge the shards that finished when some are missing or stopped early (verdict at best INCONCLUSIVE)')
-    .action((files: string[], o: { out?: string; markdown?: string; corpus: string; partial?: boolean }) => {
-      run.code = merge(files, { ...(o.out !== undefined ? { out: o.out } : {}), ...(o.markdown !== undefined ? { markdown: o.markdown } : {}), corpus: o.corpus, partial: o.partial === true }, io);
+    .option('--report <dir>', 'write the merged report there (every format)')
+    .action((files: string[], o: { out?: string; markdown?: string; corpus: string; partial?: boolean; report?: string }) => {
+      run.code = merge(files, { ...(o.out !== undefined ? { out: o.out } : {}), ...(o.markdown !== undefined ? { markdown: o.markdown } : {}), ...(o.report !== undefined ? { report: o.report } : {}), corpus: o.corpus, partial: o.partial === true }, io);
     });
   p.command('replay')
     .description('turn a replay token back into its failing run')
     .argument('<token>', 'the token a failure printed')
     .option('--out <file>', 'export the shrunk scenario here')
-    .action((token: string, o: { out?: string }) => {
-      run.code = replay(token, o.out, io);
+    .option('--report <dir>', 'write its report there (every format)')
+    .action((token: string, o: { out?: string; report?: string }) => {
+      run.code = replay(token, o.out, io, o.report);
+    });
+  p.command('report')
+    .description("render one scenario's divergence report: the steps side by side, the trace diff, the kernel logs with DMAR faults decoded, the page-table walks, the reachable-set difference")
+    .argument('<file>', 'scenario file (dmadiff-scenario/1)')
+    .option('--report <dir>', 'also write every format there (report.html, report.txt, report.json, junit.xml, summary.md)')
+    .option('--json', 'print the dmadiff-report/1 document instead of text')
+    .option('--no-trace', 'trace-accounting divergences do not fail')
+    .action((file: string, o: { report?: string; json?: boolean; trace: boolean }) => {
+      const doc = scenarioReport('report', file, parseScenarioText(readScenarioFile(file)), o.trace);
+      out(o.json === true ? stableJson(doc) : renderReportText(doc, process.stdout.isTTY === true).trimEnd());
+      if (o.report !== undefined) writeReports(o.report, doc);
+      run.code = doc.verdict === 'DIVERGES' ? 1 : 0;
     });
   return p;
 }
 
+
+/** The report of one scenario file: DIVERGES when a divergence fails the gate, else EQUIVALENT. */
+function scenarioReport(command: string, file: string, s: Scenario, checkTrace: boolean): ReportDoc {
+  const fr = buildFailure({ scenario: s, platform: basename(file), source: 'scenario', scenarioFile: file, checkTrace });
+  const fails = fr.focus.length > 0;
+  const row = { name: basename(file), kind: 'corpus' as const, runs: 1, steps: s.steps.length, failures: fails ? 1 : 0, allowlisted: {}, unhit: [], tokens: [], failureIds: fails ? [fr.id] : [] };
+  return reportDoc(command, fails ? 'DIVERGES' : 'EQUIVALENT', [row], [fr]);
+}
+
+function readScenarioFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${e instanceof Error && 'code' in e ? String(e.code) : 'error'}`);
+  }
+}
 
 function positiveInt(flag: string): (v: string) => number {
   return (v: string) => {
@@ -159,6 +190,7 @@ function searchOptions(cmd: Command, runs: number, corpus: string): Command {
     .option('--no-trace', 'do not fail on trace-accounting divergences (the trace events were a named blocker of the migration: keep this on)')
     .option('--allow-unhit', 'a branch that applies and was never reached does not make the verdict INCONCLUSIVE')
     .option('--paranoid', 'after every step, check the incrementally kept reachable sets against a recomputation from scratch (slow; a difference is an internal error)')
+    .option('--report <dir>', 'write the report there: report.html, report.txt, report.json (dmadiff-report/1), junit.xml, summary.md')
     .addOption(new Option('--broken <bug>', `switch on a seeded bug in one of the models (${SEEDED_BUGS.join(', ')})`).argParser(brokenArg));
 }
 
@@ -190,7 +222,7 @@ export function versionLine(): string {
       // an unreadable package.json leaves the version unknown; --version still answers
     }
   }
-  return `dmadiff ${v} (legacy intel-iommu: Linux 5.10.262; dma-iommu: Linux 6.1.192)`;
+  return `dmadiff ${v} (legacy intel-iommu: Linux ${MODELLED_KERNELS.legacy}; dma-iommu: Linux ${MODELLED_KERNELS.generic})`;
 }
 
 /**

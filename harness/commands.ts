@@ -16,6 +16,9 @@ import { renderDivergence } from './render.js';
 import { scenarioToJson, type Consumer } from './scenario.js';
 import { renderTable, search, unhit, type FoundFailure, type SearchReport } from './search.js';
 import { decodeToken, TokenError } from './token.js';
+import { corpusFailures, corpusRows, failureReports, platformRows, verdictWord, type FailureSeen } from '../reports/from-search.js';
+import { reportDoc, writeReports } from '../reports/write.js';
+import { buildFailure } from '../reports/report.js';
 
 export { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
 
@@ -45,6 +48,8 @@ export interface SearchFlags {
   ignoreCorrupt: boolean;
   /** check the incremental reachable sets against the reference after every step */
   paranoid?: boolean;
+  /** --report DIR: write the report in every format there */
+  report?: string;
 }
 
 export function selectPlatforms(names: string[]): { platforms: typeof PLATFORM_MATRIX; ids: number[] } {
@@ -170,13 +175,37 @@ function settled(x: Findings, f: SearchFlags, io: Io): number | undefined {
   return undefined;
 }
 
+/**
+ * --report DIR: the report of a search in every format. A report that cannot be written is said
+ * on stderr and does not change the verdict (the failures are stored already).
+ */
+function writeSearchReport(command: string, code: number, x: Findings, f: SearchFlags, io: Io): void {
+  if (f.report === undefined) return;
+  const seen: FailureSeen[] = [...corpusFailures(x.corpus.verdicts), ...x.report.failures.map((r) => ({ platform: r.platform, token: r.token, scenario: r.scenario, source: 'search' as const }))];
+  const doc = reportDoc(command, verdictWord(code), [...platformRows(x.report.platforms, seen), ...corpusRows(x.corpus.verdicts)], failureReports(seen, f.corpus, f.checkTrace));
+  try {
+    writeReports(f.report, doc);
+    io.out(`report: ${f.report} (report.html, report.txt, report.json, junit.xml, summary.md)`);
+  } catch (e) {
+    if (!(e instanceof WriteError)) throw e;
+    io.err(`dmadiff: no report written: ${e.message}`);
+  }
+}
+
 /** dmadiff gate */
 export async function gate(f: SearchFlags, io: Io): Promise<number> {
   selectPlatforms(f.platforms); // bad names are usage errors before the corpus is touched
   const corpus = corpusFirst(f, io);
   const report = await searchWith(f, io, { stopAtFirstFailure: true });
+  const code = gateVerdict({ corpus, report }, f, io);
+  writeSearchReport('gate', code, { corpus, report }, f, io);
+  return code;
+}
+
+/** The gate's verdict lines and exit code. */
+function gateVerdict(x: Findings, f: SearchFlags, io: Io): number {
+  const { report } = x;
   for (const line of renderTable(report.platforms)) io.out(line);
-  const x = { corpus, report };
   const done = settled(x, f, io);
   if (done !== undefined) return done;
   const runs = report.platforms.reduce((a, p) => a + p.tally.runs, 0);
@@ -209,13 +238,13 @@ export async function nightly(f: SearchFlags, shard: { index: number; count: num
   for (const line of renderTable(report.platforms)) io.out(line);
   io.out(`shard ${doc.shard}: ${report.chunks.length} of ${doc.expectedChunks} chunk(s), ${failures.length} failure(s); wrote ${outFile}; failures stored in ${f.corpus}`);
   const done = settled({ corpus, report }, f, io);
-  if (done !== undefined) return done;
-  io.out(`verdict: PASS -- no divergence outside the allowlist in ${report.platforms.reduce((a, p) => a + p.tally.runs, 0)} generated runs of this shard`);
-  return 0;
+  if (done === undefined) io.out(`verdict: PASS -- no divergence outside the allowlist in ${report.platforms.reduce((a, p) => a + p.tally.runs, 0)} generated runs of this shard`);
+  writeSearchReport('nightly', done ?? 0, { corpus, report }, f, io);
+  return done ?? 0;
 }
 
 /** dmadiff replay TOKEN: regenerate the failing run; export its scenario. */
-export function replay(token: string, outFile: string | undefined, io: Io): number {
+export function replay(token: string, outFile: string | undefined, io: Io, reportDir?: string): number {
   let decoded;
   try {
     decoded = decodeToken(token);
@@ -233,6 +262,12 @@ export function replay(token: string, outFile: string | undefined, io: Io): numb
   if (outFile !== undefined) {
     exportScenario(outFile, f.scenario);
     io.out(`  scenario: ${outFile}`);
+  }
+  if (reportDir !== undefined) {
+    const fr = buildFailure({ scenario: f.scenario, platform: decoded.token.platform, source: 'search', token, checkTrace: decoded.cfg.checkTrace, ...(outFile !== undefined ? { scenarioFile: outFile } : {}) });
+    const row = { name: decoded.token.platform, kind: 'platform' as const, runs: 1, steps: f.scenario.steps.length, failures: 1, allowlisted: {}, unhit: [], tokens: [token], failureIds: [fr.id] };
+    writeReports(reportDir, reportDoc('replay', 'FAIL', [row], [fr]));
+    io.out(`  report: ${reportDir}`);
   }
   return 1;
 }

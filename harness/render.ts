@@ -4,7 +4,7 @@ import type { StepResult } from './path-runner.js';
 import type { ResultDoc } from './runner.js';
 import type { Scenario, Step } from './scenario.js';
 
-function describeStep(s: Step): string {
+export function describeStep(s: Step): string {
   switch (s.op) {
     case 'map_page':
       return `map_page ${s.as} = ${s.dev} 0x${s.phys.toString(16)}+${s.size} ${s.dir}`;
@@ -36,7 +36,7 @@ function describeStep(s: Step): string {
   }
 }
 
-function describeResult(r: StepResult): string {
+export function describeResult(r: StepResult): string {
   if (r.error !== undefined) return `error: ${r.error}`;
   if (!r.ok) return r.fault !== undefined ? `FAULT ${r.fault.reason} ${r.fault.type} at ${r.fault.addr}` : 'failed';
   if (r.segments !== undefined) return `${r.count} seg: ${r.segments.map((x) => `${x.dma}+${x.len}`).join(' ')}`;

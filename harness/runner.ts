@@ -50,6 +50,8 @@ export interface RunOptions {
   paranoid?: boolean;
   /** a seeded bug of the reachable-set tracker (the test that --paranoid can fail) */
   trackerBug?: 'ignoreIotlbEvents';
+  /** told what each path's trace events of every step account for (reports.ts) */
+  onAccount?: (step: number, legacy: string[], generic: string[]) => void;
 }
 
 
@@ -82,7 +84,7 @@ export class Differential {
     this.lTracker = new ReachTracker(this.legacy.model, opts.trackerBug);
     this.gTracker = new ReachTracker(this.generic.model, opts.trackerBug);
     this.reach = new ReachableWatch(this.lTracker, this.gTracker);
-    this.trace = new TraceWatch(this.legacy, this.generic, this.lTracker, this.gTracker);
+    this.trace = new TraceWatch(this.legacy, this.generic, this.lTracker, this.gTracker, opts.onAccount);
   }
 
   private report(ds: Divergence[]): void {

@@ -15,6 +15,8 @@ import { COVERAGE_KEYS, addTally, emptyTally, type Tally } from './property.js';
 import { scenarioToJson, type Scenario } from './scenario.js';
 import { renderTable, type PlatformReport, type SearchReport } from './search.js';
 import { parseScenario } from './validation.js';
+import { failureReports, platformRows, verdictWord } from '../reports/from-search.js';
+import { reportDoc, writeReports } from '../reports/write.js';
 
 export const SHARD_FORMAT = 'dmadiff-shard/2';
 
@@ -192,6 +194,8 @@ export interface MergeOptions {
   corpus: string;
   /** accept a set with shares missing or stopped early (the shards that finished) */
   partial: boolean;
+  /** --report DIR: the merged search's report in every format */
+  report?: string;
 }
 
 /**
@@ -295,7 +299,13 @@ export function merge(files: string[], o: MergeOptions, io: Io): number {
   const summary = { format: 'dmadiff-summary/2', search: docs[0]!.doc.search, shards: docs.map((d) => d.doc.shard), complete: gaps.length === 0, gaps, chunks: chunks.size, platforms: rows, failures: [...failures.values()] };
   if (o.out !== undefined) writeAtomic(o.out, `${stableJson(summary)}\n`);
   if (o.markdown !== undefined) writeAtomic(o.markdown, `${markdownSummary(rows, [...failures.values()], gaps, verdict)}\n`);
+  const code = failures.size > 0 ? EXIT_FAIL : gaps.length > 0 ? EXIT_INCONCLUSIVE : 0;
+  if (o.report !== undefined) {
+    const seen = [...failures.values()].map((x) => ({ platform: x.platform, token: x.token, scenario: scenarioOf.get(x.hash)!, source: 'search' as const }));
+    writeReports(o.report, reportDoc('merge', verdictWord(code), platformRows(rows, seen), failureReports(seen, o.corpus, docs[0]!.doc.search.checkTrace)));
+    io.out(`report: ${o.report}`);
+  }
   io.out(`merged ${files.length} shard(s): ${chunks.size} chunk(s), ${failures.size} distinct failure(s)`);
   io.out(`verdict: ${verdict}`);
-  return failures.size > 0 ? EXIT_FAIL : gaps.length > 0 ? EXIT_INCONCLUSIVE : 0;
+  return code;
 }

@@ -6,6 +6,9 @@ export type Release = '5.10' | '6.1';
 
 export const RELEASES: readonly Release[] = ['5.10', '6.1'];
 
+/** The exact kernels the two models follow (Debian's builds the oracle runs were recorded on). */
+export const MODELLED_KERNELS = { legacy: '5.10.262', generic: '6.1.192' } as const;
+
 /** 4 KiB pages: PAGE_SIZE, VTD_PAGE_SIZE and the IOVA granule are all 4096 on x86-64. */
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 4096;

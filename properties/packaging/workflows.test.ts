@@ -56,7 +56,7 @@ describe('ci.yml', () => {
 
   it('runs npm test, then the gate with the fixed consumers', () => {
     const test = ci.search(/run:\s*npm test\s*$/m);
-    const gate = ci.search(/run:\s*npx dmadiff gate --consumers correct,i915-fixed\s*$/m);
+    const gate = ci.search(/run:\s*npx dmadiff gate --consumers correct,i915-fixed --report report\s*$/m);
     expect(test).toBeGreaterThan(ci.search(/run:\s*npm ci\s*$/m));
     expect(gate).toBeGreaterThan(test);
   });

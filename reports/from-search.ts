@@ -1,0 +1,78 @@
+/**
+ * The report of a search (gate, nightly, merge): one coverage row per platform and per corpus
+ * entry that still fails, and the full report of every failure, rebuilt from its scenario.
+ */
+import { join } from 'node:path';
+import type { EntryVerdict } from '../harness/corpus-replay.js';
+import type { Scenario } from '../harness/scenario.js';
+import { unhit, type PlatformReport } from '../harness/search.js';
+import { scenarioHash } from '../harness/corpus.js';
+import { buildFailure } from './report.js';
+import type { CoverageRow, FailureReport } from './types.js';
+
+export interface FailureSeen {
+  platform: string;
+  token: string;
+  scenario: Scenario;
+  source: 'search' | 'corpus';
+  /** the corpus file the failure is (or was) stored in */
+  file?: string;
+}
+
+/** The verdict word of an exit code (exit.ts). */
+export function verdictWord(code: number): string {
+  return ['PASS', 'FAIL', 'UNREADABLE CORPUS', 'INTERNAL ERROR', 'INCONCLUSIVE', 'INTERRUPTED'][code] ?? `EXIT ${code}`;
+}
+
+export function platformRows(rows: readonly PlatformReport[], seen: readonly FailureSeen[]): CoverageRow[] {
+  return rows.map((r) => {
+    const mine = seen.filter((x) => x.source === 'search' && x.platform === r.name);
+    return {
+      name: r.name,
+      kind: 'platform',
+      runs: r.tally.runs,
+      steps: r.tally.steps,
+      failures: mine.length,
+      allowlisted: { ...r.tally.allowlisted },
+      unhit: unhit([r]).map((u) => u.slice(u.indexOf(':') + 2)),
+      tokens: mine.map((x) => x.token),
+      failureIds: mine.map((x) => scenarioHash(x.scenario)),
+    };
+  });
+}
+
+export function corpusRows(verdicts: readonly EntryVerdict[]): CoverageRow[] {
+  return verdicts.flatMap((v): CoverageRow[] => {
+    if (v.kind === 'not-applicable' || v.kind === 'newer') return [];
+    const failingHere = v.kind === 'failing';
+    return [
+      {
+        name: v.file,
+        kind: 'corpus',
+        runs: v.kind === 'unreadable' ? 0 : 1,
+        steps: failingHere ? v.scenario.steps.length : 0,
+        failures: failingHere ? 1 : 0,
+        allowlisted: {},
+        unhit: v.kind === 'unreadable' ? [`unreadable: ${v.why}`] : [],
+        tokens: failingHere ? [v.token] : [],
+        failureIds: failingHere ? [scenarioHash(v.scenario)] : [],
+      },
+    ];
+  });
+}
+
+export function corpusFailures(verdicts: readonly EntryVerdict[]): FailureSeen[] {
+  return verdicts.flatMap((v) => (v.kind === 'failing' ? [{ platform: v.platform, token: v.token, scenario: v.scenario, source: 'corpus' as const, file: v.file }] : []));
+}
+
+/** Each failure's report, once per scenario. */
+export function failureReports(seen: readonly FailureSeen[], corpusDir: string, checkTrace: boolean): FailureReport[] {
+  const out = new Map<string, FailureReport>();
+  for (const x of seen) {
+    const id = scenarioHash(x.scenario);
+    if (out.has(id)) continue;
+    const scenarioFile = x.source === 'search' ? join(corpusDir, `${id}.scenario.json`) : x.file;
+    out.set(id, buildFailure({ scenario: x.scenario, platform: x.platform, source: x.source, token: x.token, checkTrace, ...(scenarioFile !== undefined ? { scenarioFile } : {}) }));
+  }
+  return [...out.values()];
+}

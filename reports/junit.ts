@@ -1,0 +1,67 @@
+/**
+ * JUnit XML for CI: one test case per platform searched and per corpus entry replayed (the
+ * Ant/Jenkins JUnit schema: testsuites > testsuite > testcase, at most one failure a case), the
+ * failure's text naming every divergence that fails the gate, each with its replay token.
+ */
+import type { CoverageRow, FailureReport, ReportDoc } from './types.js';
+
+/** XML 1.0 text: the five escapes, and characters XML cannot hold at all dropped. */
+export function xmlEscape(s: string): string {
+  return s
+    .replace(/[^\t\n\r\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+function attrs(a: Record<string, string | number>): string {
+  return Object.entries(a)
+    .map(([k, v]) => ` ${k}="${xmlEscape(String(v))}"`)
+    .join('');
+}
+
+/** The failures a coverage row stands for. */
+function failuresOf(doc: ReportDoc, row: CoverageRow): FailureReport[] {
+  return doc.failures.filter((f) => row.failureIds.includes(f.id));
+}
+
+function failureText(fs: readonly FailureReport[]): string {
+  const lines: string[] = [];
+  for (const f of fs) {
+    lines.push(f.title);
+    for (const d of f.divergences) if (d.allowlisted === undefined) lines.push(`  step ${d.step} [${d.kind}] ${d.detail}`);
+    if (f.token !== undefined) lines.push(`  replay: dmadiff replay ${f.token}`);
+    if (f.scenarioFile !== undefined) lines.push(`  scenario: ${f.scenarioFile}`);
+  }
+  return lines.join('\n');
+}
+
+function testcase(doc: ReportDoc, row: CoverageRow): string {
+  const classname = row.kind === 'platform' ? 'dmadiff.platform' : 'dmadiff.corpus';
+  const head = `    <testcase${attrs({ classname, name: row.name, time: 0 })}`;
+  if (row.failures === 0) return `${head}>\n      <system-out>${xmlEscape(`${row.runs} runs, ${row.steps} steps`)}</system-out>\n    </testcase>`;
+  const fs = failuresOf(doc, row);
+  const first = fs[0];
+  const message = first?.title ?? `${row.failures} divergence(s) outside the allowlist`;
+  const kind = first?.divergences.find((d) => d.allowlisted === undefined)?.kind ?? 'divergence';
+  const tokens = row.tokens.map((t) => `dmadiff replay ${t}`).join('\n');
+  return `${head}>\n      <failure${attrs({ message, type: kind })}>${xmlEscape(fs.length > 0 ? failureText(fs) : tokens)}</failure>\n    </testcase>`;
+}
+
+/** The report as one JUnit XML document. */
+export function renderJunit(doc: ReportDoc): string {
+  const suites: string[] = [];
+  for (const kind of ['platform', 'corpus'] as const) {
+    const rows = doc.coverage.filter((r) => r.kind === kind);
+    if (rows.length === 0) continue;
+    const failures = rows.filter((r) => r.failures > 0).length;
+    suites.push(
+      `  <testsuite${attrs({ name: `dmadiff ${doc.command} ${kind === 'platform' ? 'platforms' : 'corpus'}`, tests: rows.length, failures, errors: 0, skipped: 0, time: 0 })}>\n${rows.map((r) => testcase(doc, r)).join('\n')}\n  </testsuite>`,
+    );
+  }
+  const tests = doc.coverage.length;
+  const failures = doc.coverage.filter((r) => r.failures > 0).length;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites${attrs({ name: `dmadiff ${doc.command}: ${doc.verdict}`, tests, failures, errors: 0, time: 0 })}>\n${suites.join('\n')}\n</testsuites>\n`;
+}

@@ -1,0 +1,112 @@
+/**
+ * The report as terminal text: colour (ANSI) only when asked for, which the CLI does only on a
+ * TTY; the words carry everything without it ("-" legacy only, "+" generic only).
+ */
+import { reasonHex } from './fault-line.js';
+import type { DivergenceFocus, FailureReport, LogLine, ReportDoc, Walk } from './types.js';
+
+interface Paint {
+  red: (s: string) => string;
+  green: (s: string) => string;
+  bold: (s: string) => string;
+  dim: (s: string) => string;
+}
+
+function paint(color: boolean): Paint {
+  const sgr = (code: string) => (s: string): string => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
+  return { red: sgr('31'), green: sgr('32'), bold: sgr('1'), dim: sgr('2') };
+}
+
+/** Columns padded to their widest cell. */
+export function columns(rows: readonly string[][]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+function logText(p: Paint, l: LogLine): string {
+  const f = l.fault;
+  const line = `    [step ${l.step}] ${l.text}`;
+  if (f === undefined) return line;
+  return `${line}\n      ${p.red(`fault reason ${reasonHex(f.reason)} (${f.reasonText}), DMA ${f.access} of ${f.addr} by ${f.device}`)}`;
+}
+
+function walkText(w: Walk): string[] {
+  const out = [`    ${w.path} ${w.device} [${w.bdf}] iova ${w.iova} (${w.why})`];
+  for (const line of columns(w.entries.map((e) => [typeof e.level === 'number' ? `L${e.level}` : e.level, e.addr, e.value, e.bits.join(' ')]))) out.push(`      ${line}`);
+  out.push(`      => ${w.result}`);
+  for (const e of w.iotlb) out.push(`      IOTLB: ${e}`);
+  for (const e of w.contextCache) out.push(`      context cache: ${e}`);
+  return out;
+}
+
+function focusText(p: Paint, f: FailureReport, x: DivergenceFocus): string[] {
+  const d = f.divergences[x.divergence]!;
+  const out = [p.bold(`  divergence at step ${d.step} [${d.kind}]: ${d.detail}`), `  steps involved: ${x.steps.join(', ')}`];
+  if (x.trace.diff.length > 0) {
+    out.push('  trace diff (what each path\'s events account for, a line a page; - legacy only, + generic only):');
+    for (const r of x.trace.diff) {
+      const line = `    ${r.op} [step ${r.step}] ${r.line}`;
+      out.push(r.op === '-' ? p.red(line) : r.op === '+' ? p.green(line) : p.dim(line));
+    }
+  }
+  for (const [name, lines] of [['legacy-intel (5.10)', x.trace.legacy], ['dma-iommu (6.1)', x.trace.generic]] as const) {
+    out.push(`  trace, ${name}:`);
+    for (const t of lines) out.push(`    [step ${t.step}] ${t.event}: ${t.text}`);
+    if (lines.length === 0) out.push('    (no events)');
+  }
+  for (const [name, lines] of [['legacy-intel (5.10)', x.log.legacy], ['dma-iommu (6.1)', x.log.generic]] as const) {
+    out.push(`  kernel log, ${name}:`);
+    for (const l of lines) out.push(logText(p, l));
+    if (lines.length === 0) out.push('    (empty)');
+  }
+  if (x.walks.length > 0) out.push('  walks:');
+  for (const w of x.walks) out.push(...walkText(w));
+  if (x.reachable.length > 0) {
+    out.push('  reachable-set difference:');
+    for (const line of columns(x.reachable.map((r) => [r.side, r.phys, r.perm, r.mapping]))) out.push(`    ${line}`);
+  }
+  return out;
+}
+
+export function renderFailureText(f: FailureReport, color = false): string[] {
+  const p = paint(color);
+  const out = [p.red(p.bold(f.title)), `  platform ${f.platform}, from the ${f.source}${f.scenarioFile !== undefined ? `, scenario ${f.scenarioFile}` : ''}`];
+  if (f.token !== undefined) out.push(`  replay: dmadiff replay ${f.token}`);
+  out.push('  steps:');
+  const rows = f.steps.map((s) => [`#${s.index}`, s.call, `legacy: ${s.legacy}`, `generic: ${s.generic}`, s.divergences.map((k) => f.divergences[k]!.allowlisted ?? 'FAIL').join(',')]);
+  for (const line of columns(rows)) out.push(`    ${line}`);
+  for (const x of f.focus) out.push(...focusText(p, f, x));
+  return out;
+}
+
+/** The whole report as text. */
+export function renderReportText(doc: ReportDoc, color = false): string {
+  const p = paint(color);
+  const out = [p.bold(`dmadiff ${doc.command}: ${doc.verdict}`), `legacy-intel follows Linux ${doc.releases.legacy}, dma-iommu Linux ${doc.releases.generic}`];
+  if (doc.coverage.length > 0) {
+    out.push('');
+    const head = ['', 'runs', 'steps', 'failures', 'allowlisted', 'unreached'];
+    const rows = doc.coverage.map((c) => [
+      `${c.kind === 'corpus' ? 'corpus ' : ''}${c.name}`,
+      String(c.runs),
+      String(c.steps),
+      String(c.failures),
+      allowlistedText(c.allowlisted),
+      c.unhit.join(', ') || '-',
+    ]);
+    out.push(...columns([head, ...rows]));
+  }
+  for (const f of doc.failures) out.push('', ...renderFailureText(f, color));
+  return `${out.join('\n')}\n`;
+}
+
+/** "D1 x3, D3 x1", or "-" */
+export function allowlistedText(a: Readonly<Record<string, number>>): string {
+  return (
+    Object.entries(a)
+      .sort(([x], [y]) => x.localeCompare(y))
+      .map(([id, n]) => `${id} x${n}`)
+      .join(', ') || '-'
+  );
+}
