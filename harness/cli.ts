@@ -24,6 +24,7 @@ import { stableJson } from './json.js';
 import { buildFailure } from '../reports/report.js';
 import { renderReportText } from '../reports/text.js';
 import { reportDoc, writeReports } from '../reports/write.js';
+import { oneScenarioRow } from '../reports/from-search.js';
 
 export class UsageError extends Error {}
 
@@ -114,9 +115,7 @@ function program(run: Invocation): Command {
 /** The report of one scenario file: DIVERGES when a divergence fails the gate, else EQUIVALENT. */
 function scenarioReport(command: string, file: string, s: Scenario, checkTrace: boolean): ReportDoc {
   const fr = buildFailure({ scenario: s, platform: basename(file), source: 'scenario', scenarioFile: file, checkTrace });
-  const fails = fr.focus.length > 0;
-  const row = { name: basename(file), kind: 'corpus' as const, runs: 1, steps: s.steps.length, failures: fails ? 1 : 0, allowlisted: {}, unhit: [], tokens: [], failureIds: fails ? [fr.id] : [] };
-  return reportDoc(command, fails ? 'DIVERGES' : 'EQUIVALENT', [row], [fr]);
+  return reportDoc(command, fr.focus.length > 0 ? 'DIVERGES' : 'EQUIVALENT', [oneScenarioRow(basename(file), 'corpus', fr)], [fr]);
 }
 
 function readScenarioFile(file: string): string {

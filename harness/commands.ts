@@ -16,7 +16,7 @@ import { renderDivergence } from './render.js';
 import { scenarioToJson, type Consumer } from './scenario.js';
 import { renderTable, search, unhit, type FoundFailure, type SearchReport } from './search.js';
 import { decodeToken, TokenError } from './token.js';
-import { corpusFailures, corpusRows, failureReports, platformRows, verdictWord, type FailureSeen } from '../reports/from-search.js';
+import { corpusFailures, corpusRows, failureReports, oneScenarioRow, platformRows, verdictWord, type FailureSeen } from '../reports/from-search.js';
 import { reportDoc, writeReports } from '../reports/write.js';
 import { buildFailure } from '../reports/report.js';
 
@@ -265,8 +265,7 @@ export function replay(token: string, outFile: string | undefined, io: Io, repor
   }
   if (reportDir !== undefined) {
     const fr = buildFailure({ scenario: f.scenario, platform: decoded.token.platform, source: 'search', token, checkTrace: decoded.cfg.checkTrace, ...(outFile !== undefined ? { scenarioFile: outFile } : {}) });
-    const row = { name: decoded.token.platform, kind: 'platform' as const, runs: 1, steps: f.scenario.steps.length, failures: 1, allowlisted: {}, unhit: [], tokens: [token], failureIds: [fr.id] };
-    writeReports(reportDir, reportDoc('replay', 'FAIL', [row], [fr]));
+    writeReports(reportDir, reportDoc('replay', 'FAIL', [oneScenarioRow(decoded.token.platform, 'platform', fr)], [fr]));
     io.out(`  report: ${reportDir}`);
   }
   return 1;

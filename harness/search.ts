@@ -183,13 +183,15 @@ export function renderTable(rows: readonly PlatformReport[]): string[] {
 }
 
 /** The branches and cells that apply on a row's platform and that no run reached. */
+export function unhitKeys(r: PlatformReport): string[] {
+  const p = platformNamed(r.name);
+  return p === undefined ? [] : COVERAGE_KEYS.filter((k) => applies(p, k) && (r.tally.coverage[k] ?? 0) === 0);
+}
+
+/** One line per platform with branches or cells never reached ("name: key, key"). */
 export function unhit(rows: readonly PlatformReport[]): string[] {
-  const out: string[] = [];
-  for (const r of rows) {
-    const p = platformNamed(r.name);
-    if (p === undefined) continue;
-    const missing = COVERAGE_KEYS.filter((k) => applies(p, k) && (r.tally.coverage[k] ?? 0) === 0);
-    if (missing.length > 0) out.push(`${r.name}: ${missing.join(', ')}`);
-  }
-  return out;
+  return rows.flatMap((r) => {
+    const missing = unhitKeys(r);
+    return missing.length > 0 ? [`${r.name}: ${missing.join(', ')}`] : [];
+  });
 }

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { EntryVerdict } from '../harness/corpus-replay.js';
 import type { Scenario } from '../harness/scenario.js';
-import { unhit, type PlatformReport } from '../harness/search.js';
+import { unhitKeys, type PlatformReport } from '../harness/search.js';
 import { scenarioHash } from '../harness/corpus.js';
 import { buildFailure } from './report.js';
 import type { CoverageRow, FailureReport } from './types.js';
@@ -34,7 +34,7 @@ export function platformRows(rows: readonly PlatformReport[], seen: readonly Fai
       steps: r.tally.steps,
       failures: mine.length,
       allowlisted: { ...r.tally.allowlisted },
-      unhit: unhit([r]).map((u) => u.slice(u.indexOf(':') + 2)),
+      unhit: unhitKeys(r),
       tokens: mine.map((x) => x.token),
       failureIds: mine.map((x) => scenarioHash(x.scenario)),
     };
@@ -63,6 +63,12 @@ export function corpusRows(verdicts: readonly EntryVerdict[]): CoverageRow[] {
 
 export function corpusFailures(verdicts: readonly EntryVerdict[]): FailureSeen[] {
   return verdicts.flatMap((v) => (v.kind === 'failing' ? [{ platform: v.platform, token: v.token, scenario: v.scenario, source: 'corpus' as const, file: v.file }] : []));
+}
+
+/** The row of a report about one scenario (replay, scenario, report): one run, its failure if it has one. */
+export function oneScenarioRow(name: string, kind: CoverageRow['kind'], f: FailureReport): CoverageRow {
+  const fails = f.focus.length > 0;
+  return { name, kind, runs: 1, steps: f.steps.length, failures: fails ? 1 : 0, allowlisted: {}, unhit: [], tokens: fails && f.token !== undefined ? [f.token] : [], failureIds: fails ? [f.id] : [] };
 }
 
 /** Each failure's report, once per scenario. */
