@@ -7,7 +7,7 @@ import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
 import { poolKey, reachDiff, regionOf, type ReachableDiff } from './observe.js';
-import type { ReachTracker } from './reach-tracker.js';
+import type { PermListener, ReachTracker } from './reach-tracker.js';
 import { TargetNames, TraceAccountant, multisetMinus, sameEntries, type StepAccount } from './trace-account.js';
 import type { DeviceAccessPiece } from './consumers.js';
 import type { Mapping, PathRunner, StepResult } from './path-runner.js';
@@ -290,6 +290,18 @@ function mergeCrossesBoundary(start: bigint, entries: ReadonlyArray<{ length: nu
   return false;
 }
 
+/** One side of a ReachableWatch, told of its tracker's permission changes (a method, not a closure: see PermListener). */
+class PermSide implements PermListener {
+  constructor(
+    private readonly watch: ReachableWatch,
+    private readonly side: 0 | 1,
+  ) {}
+
+  permChanged(dev: number, phys: number, oldPerm: number, newPerm: number): void {
+    this.watch.moved(dev, this.side, phys, oldPerm, newPerm);
+  }
+}
+
 /** The reachable-set comparison for every device, reported when the difference changes. */
 export class ReachableWatch {
   private readonly last = new Map<string, string>();
@@ -317,11 +329,12 @@ export class ReachableWatch {
       for (const p of new Set([...ra.pages.keys(), ...rb.pages.keys()])) if (ra.pages.get(p) !== rb.pages.get(p)) this.differing[k]!.add(p);
       this.pooled[k] = [ra.pooled, rb.pooled];
     }
-    a.onPermChange((k, phys, o, p) => this.moved(k, 0, phys, o, p));
-    b.onPermChange((k, phys, o, p) => this.moved(k, 1, phys, o, p));
+    a.onPermChange(new PermSide(this, 0));
+    b.onPermChange(new PermSide(this, 1));
   }
 
-  private moved(k: number, side: 0 | 1, phys: number, oldPerm: number, newPerm: number): void {
+  /** @internal a permission change on one side (PermSide) */
+  moved(k: number, side: 0 | 1, phys: number, oldPerm: number, newPerm: number): void {
     this.changed[k] = true;
     const region = regionOf(phys);
     if (region !== null) {

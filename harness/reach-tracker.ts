@@ -57,8 +57,13 @@ function probeStep(pages: number): number {
 /** ranges of at most this many pages are re-probed page by page (reprobeOne) */
 const SMALL_RANGE = 64;
 
-/** A change of one physical page's permission for one device: old and new R/W bits. */
-export type PermListener = (dev: number, phys: number, oldPerm: number, newPerm: number) => void;
+/**
+ * Told of each change of one physical page's permission for one device: old and new R/W bits.
+ * An object with a method rather than a closure (see TraceObserver in kernel/trace.ts).
+ */
+export interface PermListener {
+  permChanged(dev: number, phys: number, oldPerm: number, newPerm: number): void;
+}
 
 /** the unit of write grants in DeviceReach.grants (read grants count below it) */
 const WRITERS = 2 ** 26;
@@ -161,17 +166,17 @@ export class ReachTracker {
   }
 
   /**
-   * Each IOVA pfn of a device's domain whose leaf maps a pool page (what they name can change
-   * without a PTE write).
+   * Add each IOVA pfn of a device's domain whose leaf maps a pool page (what they name can change
+   * without a PTE write) to `into`.
    */
-  forEachPooledLeafPage(dev: Device, fn: (pfn: number) => void): void {
+  addPooledLeafPages(dev: Device, into: Set<number>): void {
     const root = this.of(dev).root;
     const bases = this.pooledLeaves.get(root);
     if (bases === undefined) return;
     const m = this.leaves.get(root);
     for (const base of bases) {
       const v = m?.get(base);
-      if (v !== undefined) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) fn(base + i);
+      if (v !== undefined) for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) into.add(base + i);
     }
   }
 
@@ -526,7 +531,7 @@ export class ReachTracker {
     const before = d.perm(phys);
     bumpCount(d.grants, phys, by * ((perm & 1) + ((perm & 2) !== 0 ? WRITERS : 0)));
     const after = d.perm(phys);
-    if (after !== before) for (const l of this.listeners) l(d.index, phys, before, after);
+    if (after !== before) for (const l of this.listeners) l.permChanged(d.index, phys, before, after);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { formatTimestamp } from '../kernel/clock.js';
 import type { PathStats } from '../kernel/dma-api.js';
+import type { TraceEvent } from '../kernel/trace.js';
 import type { SeededBugs } from './paths.js';
 import { allowlisted } from './allowlist.js';
 import { ReachableWatch, TraceWatch, checkSgResult, compareResults, type Divergence } from './checker.js';
@@ -190,18 +191,33 @@ function endState(s: Scenario, legacy: PathRunner, generic: PathRunner): Diverge
 
 /**
  * A path's part of the result. The trace is rendered (a timestamp formatted per event) only when
- * read -- by --json, a report, a test -- not by every run of a search, which never looks.
+ * read -- by --json, a report, a test -- not by every run of a search, which never looks. A class
+ * with a getter rather than an accessor defined on each object: an accessor's closure would live
+ * in the object's hidden class, and the hidden classes would hold every finished run (its whole
+ * machine) until the next full collection.
  */
+class LazyPathResult implements PathResult {
+  private rendered: TraceJson[] | undefined;
+
+  constructor(
+    readonly steps: StepResult[],
+    readonly log: string[],
+    private readonly events: readonly TraceEvent[],
+  ) {}
+
+  get trace(): TraceJson[] {
+    return (this.rendered ??= this.events.filter((e) => e.step >= 0).map((e) => ({ step: e.step, cpu: e.cpu, ts: formatTimestamp(e.tsNs), event: e.event, text: e.text })));
+  }
+
+  /** JSON (and structured copies) see the three fields, trace rendered */
+  toJSON(): PathResult {
+    return { steps: this.steps, log: this.log, trace: this.trace };
+  }
+}
+
 function pathResult(r: PathRunner, steps: StepResult[]): PathResult {
   const m = r.model.machine;
-  let trace: TraceJson[] | undefined;
-  const out = { steps, log: m.log.lines.map((l) => l.text) } as PathResult;
-  Object.defineProperty(out, 'trace', {
-    enumerable: true,
-    get: (): TraceJson[] =>
-      (trace ??= m.trace.events.filter((e) => e.step >= 0).map((e) => ({ step: e.step, cpu: e.cpu, ts: formatTimestamp(e.tsNs), event: e.event, text: e.text }))),
-  });
-  return out;
+  return new LazyPathResult(steps, m.log.lines.map((l) => l.text), m.trace.events);
 }
 
 /**

@@ -19,7 +19,7 @@
  */
 import type { Device } from '../kernel/device.js';
 import { alignedNrpages } from '../kernel/intel-pgtable.js';
-import type { TraceEvent } from '../kernel/trace.js';
+import type { TraceEvent, TraceObserver } from '../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import type { PathRunner } from './path-runner.js';
@@ -35,6 +35,13 @@ function fields(e: TraceEvent): Record<string, bigint> {
 const ACCOUNTED = new Set(['map_single', 'map_sg', 'bounce_map_single', 'unmap_single', 'unmap_sg', 'bounce_unmap_single', 'bounce_map_sg', 'map', 'unmap']);
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
+
+const TWO53 = 2n ** 53n;
+
+/** A byte address or size as a page frame number (a BigInt shift only above 2^53, where a double would round). */
+function pfnOf(v: bigint): number {
+  return v < TWO53 ? Math.floor(Number(v) / VTD_PAGE_SIZE) : Number(v >> 12n);
+}
 
 /** aligned_nrpages of an event's fields; an event of size 0 touches nothing */
 function nrPages(addr: bigint, size: bigint): number {
@@ -110,7 +117,7 @@ export interface StepAccount {
 /** the account of a step without map or unmap events (most steps) */
 const NOTHING: StepAccount = Object.freeze({ mapped: Object.freeze([]), unmapped: Object.freeze([]), problems: Object.freeze([]) });
 
-export class TraceAccountant {
+export class TraceAccountant implements TraceObserver {
   /** per device index: IOVA pfn -> target */
   private readonly shadow: Array<Map<number, number>>;
   private readonly byName = new Map<string, number>();
@@ -118,12 +125,16 @@ export class TraceAccountant {
 
   /**
    * The original address each swiotlb page of an iommu:map event stood for when it was emitted:
-   * a slot can be released again within the same call (an sg list unwinding).
+   * a slot can be released again within the same call (an sg list unwinding). Kept until the
+   * step's events are applied.
    */
-  private readonly slotOrig = new WeakMap<TraceEvent, Map<number, number>>();
+  private readonly slotOrig = new Map<TraceEvent, Map<number, number>>();
 
   /** per device index: IOVA pfns the events touched since its last audit */
   private readonly touched: Array<Set<number>>;
+
+  /** the account apply() is building (one step's) */
+  private acc: { mapped: number[]; unmapped: number[]; problems: string[] } = { mapped: [], unmapped: [], problems: [] };
 
   constructor(
     private readonly runner: PathRunner,
@@ -135,17 +146,20 @@ export class TraceAccountant {
     this.devices.forEach((d, k) => this.byName.set(d.name, k));
     this.shadow = this.devices.map(() => new Map());
     this.touched = this.devices.map(() => new Set());
-    const sw = runner.model.machine.swiotlb;
-    runner.model.machine.trace.onEmit = (e) => {
-      if (e.event !== 'map') return;
-      const f = fields(e);
-      const first = Number(f['paddr']! >> 12n);
-      const n = Number(f['size']! >> 12n);
-      if (!inRegion(SWIOTLB_REGION, first * VTD_PAGE_SIZE)) return;
-      const orig = new Map<number, number>();
-      for (let i = 0; i < n; i++) orig.set(first + i, sw.origOf((first + i) * VTD_PAGE_SIZE));
-      this.slotOrig.set(e, orig);
-    };
+    runner.model.machine.trace.observer = this;
+  }
+
+  /** TraceObserver: an iommu:map of swiotlb pages records what each slot page stands for now. */
+  traceEmitted(e: TraceEvent): void {
+    if (e.event !== 'map') return;
+    const f = fields(e);
+    const first = pfnOf(f['paddr']!);
+    const n = pfnOf(f['size']!);
+    if (!inRegion(SWIOTLB_REGION, first * VTD_PAGE_SIZE)) return;
+    const sw = this.runner.model.machine.swiotlb;
+    const orig = new Map<number, number>();
+    for (let i = 0; i < n; i++) orig.set(first + i, sw.origOf((first + i) * VTD_PAGE_SIZE));
+    this.slotOrig.set(e, orig);
   }
 
   /** The target of a physical page as the path maps it (ground truth and 6.1's paddr). */
@@ -179,6 +193,44 @@ export class TraceAccountant {
     return this.names.entryText(entry, this.devices);
   }
 
+  /** One IOVA page mapped to a target, in the step's account and the device's shadow. */
+  private mapPage(dev: number, iovaPfn: number, t: number): void {
+    const s = this.shadow[dev]!;
+    if (s.has(iovaPfn)) this.acc.problems.push(`a map event for IOVA page ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name}, which is already mapped`);
+    s.set(iovaPfn, t);
+    this.touched[dev]!.add(iovaPfn);
+    this.acc.mapped.push(dev * DEVICE_UNIT + t);
+  }
+
+  /** `n` pages from physical page `p` (each page's target as the path maps it) mapped from `iovaPfn`. */
+  private mapPhys(dev: number, iovaPfn: number, n: number, p: number, slotOrig?: Map<number, number>): void {
+    for (let i = 0; i < n; i++) this.mapPage(dev, iovaPfn + i, this.physTarget(p + i, slotOrig));
+  }
+
+  private unmapPages(dev: number, iovaPfn: number, n: number): void {
+    const s = this.shadow[dev]!;
+    const t0 = this.touched[dev]!;
+    let missing = 0;
+    for (let i = 0; i < n; i++) {
+      const t = s.get(iovaPfn + i);
+      if (t === undefined) {
+        missing++;
+        continue;
+      }
+      s.delete(iovaPfn + i);
+      t0.add(iovaPfn + i);
+      this.acc.unmapped.push(dev * DEVICE_UNIT + t);
+    }
+    if (missing > 0) this.acc.problems.push(`an unmap event for ${missing} IOVA page(s) from ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name} that are not mapped`);
+  }
+
+  /** The device index a 5.10 event names. */
+  private dev5(e: TraceEvent): number {
+    const k = e.fields?.dev === undefined ? undefined : this.byName.get(e.fields.dev);
+    if (k === undefined) throw new Error(`trace event ${e.system}:${e.event} names no device of the scenario`);
+    return k;
+  }
+
   /**
    * Apply the events [from, events.length) of a step. `stepDevice` is the device of the DMA-API
    * call the step made (6.1's events belong to it).
@@ -188,67 +240,34 @@ export class TraceAccountant {
     for (let k = from; k < events.length && !any; k++) any = ACCOUNTED.has(events[k]!.event);
     if (!any) return NOTHING;
     const acc = { mapped: [] as number[], unmapped: [] as number[], problems: [] as string[] };
-    const map = (dev: number, iovaPfn: number, n: number, target: (i: number) => number): void => {
-      const s = this.shadow[dev]!;
-      const t0 = this.touched[dev]!;
-      for (let i = 0; i < n; i++) {
-        const t = target(i);
-        if (s.has(iovaPfn + i)) acc.problems.push(`a map event for IOVA page ${hex((iovaPfn + i) * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name}, which is already mapped`);
-        s.set(iovaPfn + i, t);
-        t0.add(iovaPfn + i);
-        acc.mapped.push(dev * DEVICE_UNIT + t);
-      }
-    };
-    const unmap = (dev: number, iovaPfn: number, n: number): void => {
-      const s = this.shadow[dev]!;
-      const t0 = this.touched[dev]!;
-      let missing = 0;
-      for (let i = 0; i < n; i++) {
-        const t = s.get(iovaPfn + i);
-        if (t === undefined) {
-          missing++;
-          continue;
-        }
-        s.delete(iovaPfn + i);
-        t0.add(iovaPfn + i);
-        acc.unmapped.push(dev * DEVICE_UNIT + t);
-      }
-      if (missing > 0) acc.problems.push(`an unmap event for ${missing} IOVA page(s) from ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name} that are not mapped`);
-    };
+    this.acc = acc;
     const stepDev = stepDevice === undefined ? -1 : this.byName.get(stepDevice.name)!;
-    const dev5 = (e: TraceEvent): number => {
-      const k = e.fields?.dev === undefined ? undefined : this.byName.get(e.fields.dev);
-      if (k === undefined) throw new Error(`trace event ${e.system}:${e.event} names no device of the scenario`);
-      return k;
-    };
     for (let k = from; k < events.length; k++) {
       const e = events[k]!;
       if (!ACCOUNTED.has(e.event)) continue;
       const f = fields(e);
       switch (e.event) {
         // ---- 5.10 intel_iommu:* (kernel-semantics 2.11, 10.11)
-        case 'map_single': {
+        case 'map_single':
           // dev_addr and phys_addr keep the offset; size counts whole pages from their page
-          const p = Number(f['phys_addr']! >> 12n);
-          map(dev5(e), Number(f['dev_addr']! >> 12n), Number(f['size']! >> 12n), (i) => this.physTarget(p + i));
+          this.mapPhys(this.dev5(e), pfnOf(f['dev_addr']!), pfnOf(f['size']!), pfnOf(f['phys_addr']!));
           break;
-        }
-        case 'map_sg': {
-          const p = Number(f['phys_addr']! >> 12n);
-          map(dev5(e), Number(f['dev_addr']! >> 12n), nrPages(f['dev_addr']!, f['size']!), (i) => this.physTarget(p + i));
+        case 'map_sg':
+          this.mapPhys(this.dev5(e), pfnOf(f['dev_addr']!), nrPages(f['dev_addr']!, f['size']!), pfnOf(f['phys_addr']!));
           break;
-        }
         case 'bounce_map_single': {
           // the caller's buffer; bounced (to a slot holding it from offset 0) unless page-aligned
           const phys = f['phys_addr']!;
           const size = f['size']!;
-          const bounced = ((phys | size) & 0xfffn) !== 0n;
+          const dev = this.dev5(e);
+          const iovaPfn = pfnOf(f['dev_addr']!);
           const n = nrPages(0n, size);
-          map(dev5(e), Number(f['dev_addr']! >> 12n), n, (i) => (bounced ? (Number(phys) + i * VTD_PAGE_SIZE) * KINDS + T_BOUNCE : this.physTarget(Number(phys >> 12n) + i)));
+          if (((phys | size) & 0xfffn) === 0n) this.mapPhys(dev, iovaPfn, n, pfnOf(phys));
+          else for (let i = 0; i < n; i++) this.mapPage(dev, iovaPfn + i, (Number(phys) + i * VTD_PAGE_SIZE) * KINDS + T_BOUNCE);
           break;
         }
         case 'unmap_single':
-          unmap(dev5(e), Number(f['dev_addr']! >> 12n), nrPages(f['dev_addr']!, f['size']!));
+          this.unmapPages(this.dev5(e), pfnOf(f['dev_addr']!), nrPages(f['dev_addr']!, f['size']!));
           break;
         case 'unmap_sg':
         case 'bounce_unmap_single':
@@ -256,29 +275,20 @@ export class TraceAccountant {
           // repeat what the unmap_single or bounce_map_single before them said
           break;
         // ---- 6.1 iommu:map / iommu:unmap (kernel-semantics 9.6)
-        case 'map': {
-          if (stepDev < 0) {
-            acc.problems.push('a map event outside any DMA-API call');
-            break;
-          }
-          const p = Number(f['paddr']! >> 12n);
-          const orig = this.slotOrig.get(e);
-          map(stepDev, Number(f['iova']! >> 12n), Number(f['size']! >> 12n), (i) => this.physTarget(p + i, orig));
+        case 'map':
+          if (stepDev < 0) acc.problems.push('a map event outside any DMA-API call');
+          else this.mapPhys(stepDev, pfnOf(f['iova']!), pfnOf(f['size']!), pfnOf(f['paddr']!), this.slotOrig.get(e));
           break;
-        }
-        case 'unmap': {
-          if (stepDev < 0) {
-            acc.problems.push('an unmap event outside any DMA-API call');
-            break;
-          }
-          unmap(stepDev, Number(f['iova']! >> 12n), Number(f['unmapped_size']! >> 12n));
+        case 'unmap':
+          if (stepDev < 0) acc.problems.push('an unmap event outside any DMA-API call');
+          else this.unmapPages(stepDev, pfnOf(f['iova']!), pfnOf(f['unmapped_size']!));
           break;
-        }
         default:
           // qi_submit and the rest map nothing
           break;
       }
     }
+    if (this.slotOrig.size > 0) this.slotOrig.clear();
     acc.mapped.sort(ascending);
     acc.unmapped.sort(ascending);
     return acc;
@@ -296,12 +306,17 @@ export class TraceAccountant {
     const changed = this.tracker.leafChanges(dev);
     const touched = this.touched[k]!;
     const look = this.look;
-    look.clear();
-    for (const p of changed) look.add(p);
-    changed.clear();
-    for (const p of touched) look.add(p);
-    touched.clear();
-    this.tracker.forEachPooledLeafPage(dev, this.lookAt);
+    // (a Set's clear() allocates a fresh table even when empty)
+    if (look.size > 0) look.clear();
+    if (changed.size > 0) {
+      for (const p of changed) look.add(p);
+      changed.clear();
+    }
+    if (touched.size > 0) {
+      for (const p of touched) look.add(p);
+      touched.clear();
+    }
+    this.tracker.addPooledLeafPages(dev, look);
     if (look.size === 0) return NONE;
     const s = this.shadow[k]!;
     let noEvent: number[] | undefined;
@@ -337,9 +352,6 @@ export class TraceAccountant {
 
   /** the pages an audit looks at (kept between audits: no set made per step) */
   private readonly look = new Set<number>();
-  private readonly lookAt = (pfn: number): void => {
-    this.look.add(pfn);
-  };
 }
 
 const NONE: readonly string[] = Object.freeze([]);

@@ -82,6 +82,10 @@ export function fmtQiSubmit(typeName: string, iommu: string, qw: readonly [bigin
   return `${typeName} ${iommu}: 0x${hx(qw[0])} 0x${hx(qw[1])} 0x${hx(qw[2])} 0x${hx(qw[3])}`;
 }
 
+export interface TraceObserver {
+  traceEmitted(e: TraceEvent): void;
+}
+
 export class TraceRing {
   readonly events: TraceEvent[] = [];
   step = -1;
@@ -93,14 +97,18 @@ export class TraceRing {
     readonly clock: SimClock,
   ) {}
 
-  /** an observer called as each event is recorded (the harness reads state as of that moment) */
-  onEmit: ((e: TraceEvent) => void) | undefined = undefined;
+  /**
+   * An observer told of each event as it is recorded (the harness reads state as of that
+   * moment). An object with a method, not a closure: a closure called from here would be held by
+   * this call site's feedback, and with it a whole finished run, through every scavenge.
+   */
+  observer: TraceObserver | undefined = undefined;
 
   emit(system: TraceSystem, event: string, text: string, fields?: TraceFields): void {
     if (!this.enabled[system]) return;
     const e: TraceEvent = { step: this.step, cpu: this.cpu, tsNs: this.clock.nowNs, system, event, text, ...(fields !== undefined ? { fields } : {}) };
     this.events.push(e);
-    this.onEmit?.(e);
+    this.observer?.traceEmitted(e);
   }
 }
 
