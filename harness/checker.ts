@@ -29,7 +29,9 @@ export type DivergenceKind =
   | 'cpu-view'
   | 'device-view'
   | 'exhaustion'
-  | 'leak';
+  | 'leak'
+  /** an imported step where the model of the traced release returned other than the kernel did (fidelity.ts) */
+  | 'fidelity';
 
 export interface Divergence {
   step: number;

@@ -12,10 +12,12 @@ import { CommandError, EXIT_BAD_INPUT, EXIT_INTERNAL } from './exit.js';
 import { merge } from './shards.js';
 import { ProgressLine, type LineSink } from './progress.js';
 import { PLATFORM_MATRIX } from './property.js';
-import { CONSUMERS, type Consumer, type Scenario } from './scenario.js';
+import { CONSUMERS, scenarioToJson, type Consumer, type Dir, type Scenario } from './scenario.js';
+import { importTrace } from './import/import-trace.js';
+import { TraceImportError } from './import/ftrace.js';
 import type { ReportDoc } from '../reports/types.js';
 import { SEEDED_BUGS } from './token.js';
-import { WriteError } from './corpus.js';
+import { WriteError, writeAtomic } from './corpus.js';
 import { runDemo } from './demo.js';
 import { renderText } from './render.js';
 import { failing, runScenario } from './runner.js';
@@ -108,9 +110,33 @@ function program(run: Invocation): Command {
       if (o.report !== undefined) writeReports(o.report, doc);
       run.code = doc.verdict === 'DIVERGES' ? 1 : 0;
     });
+  p.command('import-trace')
+    .description("turn a real driver's IOMMU ftrace (5.10 intel_iommu:* or 6.1 iommu:map/unmap events) into a scenario that keeps the IOVAs the kernel returned; prints one line of what it assumed")
+    .argument('<file>', 'ftrace text: /sys/kernel/tracing/trace or trace-cmd report output')
+    .option('--out <file>', 'write the scenario there (default: standard output, the summary then goes to standard error)')
+    .option('--device <bdf>', "5.10: import only this device's calls; 6.1: the device the events belong to (they name none)")
+    .addOption(new Option('--platform <name>', 'the platform to replay on').choices(PLATFORM_MATRIX.map((x) => x.name)).default('qemu-strict'))
+    .addOption(new Option('--dir <dir>', 'DMA direction of every call (no event names it)').choices(['bidirectional', 'to_device', 'from_device']).default('bidirectional'))
+    .addOption(new Option('--mask <bits>', 'DMA mask of every device, streaming and coherent').argParser(maskArg).default(64))
+    .option('--touch', 'add a device read of every mapping after it is mapped and before it is unmapped')
+    .action((file: string, o: { out?: string; device?: string; platform: string; dir: Dir; mask: number; touch?: boolean }) => {
+      const r = importTrace(readScenarioFile(file), { source: basename(file), platform: PLATFORM_MATRIX.find((x) => x.name === o.platform)!, ...(o.device !== undefined ? { device: o.device } : {}), dir: o.dir, mask: o.mask, touch: o.touch === true });
+      const text = stableJson(scenarioToJson(r.scenario));
+      if (o.out !== undefined) {
+        writeAtomic(o.out, `${text}\n`);
+        out(r.summary);
+      } else {
+        out(text);
+        io.err(r.summary);
+      }
+    });
   return p;
 }
 
+function maskArg(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 12 || Number(v) > 64) throw new InvalidArgumentError(`--mask expects a number of bits 12..64, got "${v}"`);
+  return Number(v);
+}
 
 /** The report of one scenario file: DIVERGES when a divergence fails the gate, else EQUIVALENT. */
 function scenarioReport(command: string, file: string, s: Scenario, checkTrace: boolean): ReportDoc {
@@ -293,7 +319,7 @@ export async function main(
       err(`dmadiff: ${e.message.replace(/^error: /, '').split('\n')[0]}`);
       return EXIT_BAD_INPUT;
     }
-    if (e instanceof UsageError || e instanceof ScenarioError || e instanceof CommandError || e instanceof WriteError) {
+    if (e instanceof UsageError || e instanceof ScenarioError || e instanceof CommandError || e instanceof WriteError || e instanceof TraceImportError) {
       err(`dmadiff: ${e.message}`);
       return EXIT_BAD_INPUT;
     }

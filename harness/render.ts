@@ -2,14 +2,30 @@
 import type { Divergence } from './checker.js';
 import type { StepResult } from './path-runner.js';
 import type { ResultDoc } from './runner.js';
-import type { Scenario, Step } from './scenario.js';
+import type { ImportedFrom, Scenario, Step } from './scenario.js';
 
-export function describeStep(s: Step): string {
+/** Where a relocated buffer address was on the traced machine (import-trace's runs), or undefined. */
+export function realAddress(imported: ImportedFrom | undefined, phys: number): number | undefined {
+  for (const r of imported?.phys ?? []) {
+    const model = Number(r.model);
+    if (phys >= model && phys < model + r.pages * 4096) return Number(r.real) + (phys - model);
+  }
+  return undefined;
+}
+
+/** " (real 0x...)" for an imported scenario's buffer address */
+function real(imported: ImportedFrom | undefined, phys: number): string {
+  const r = realAddress(imported, phys);
+  return r === undefined ? '' : ` (real 0x${r.toString(16)})`;
+}
+
+/** A step in one line; an imported scenario's buffers also by their real address. */
+export function describeStep(s: Step, imported?: ImportedFrom): string {
   switch (s.op) {
     case 'map_page':
-      return `map_page ${s.as} = ${s.dev} 0x${s.phys.toString(16)}+${s.size} ${s.dir}`;
+      return `map_page ${s.as} = ${s.dev} 0x${s.phys.toString(16)}+${s.size}${real(imported, s.phys)} ${s.dir}`;
     case 'map_sg':
-      return `map_sg ${s.as} = ${s.dev} ${s.sg.length} entr${s.sg.length === 1 ? 'y' : 'ies'} ${s.dir}`;
+      return `map_sg ${s.as} = ${s.dev} ${s.sg.length} entr${s.sg.length === 1 ? 'y' : 'ies'}${real(imported, s.sg[0]!.phys)} ${s.dir}`;
     case 'alloc_coherent':
       return `alloc_coherent ${s.as} = ${s.dev} ${s.size}`;
     case 'unmap':
@@ -54,7 +70,7 @@ export function renderText(s: Scenario, doc: ResultDoc): string {
   const l = doc.paths['legacy-intel'].steps;
   const g = doc.paths['dma-iommu'].steps;
   s.steps.forEach((st, i) => {
-    lines.push(`#${i} ${describeStep(st)}`);
+    lines.push(`#${i} ${describeStep(st, s.imported)}`);
     lines.push(`    legacy-intel (5.10): ${describeResult(l[i]!)}`);
     lines.push(`    dma-iommu    (6.1):  ${describeResult(g[i]!)}`);
     for (const d of doc.divergences) if (d.step === i) lines.push(`    ${renderDivergence(d)}`);

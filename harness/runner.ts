@@ -10,6 +10,7 @@ import type { SeededBugs } from './paths.js';
 import { allowlisted } from './allowlist.js';
 import { ReachableWatch, TraceWatch, checkSgResult, compareResults, type Divergence } from './checker.js';
 import { IovaFitWatch, RoundedTailWatch } from './exhaustion.js';
+import { checkTraced } from './fidelity.js';
 import { computeReachable, diffReachable } from './observe.js';
 import { ReachTracker } from './reach-tracker.js';
 import { PathRunner, type StepResult } from './path-runner.js';
@@ -114,6 +115,7 @@ export class Differential {
     // the exhaustion check first: allowlist entries read what it found about a 6.1 failure
     const fit = this.fits.check(i, step, this.s, generic);
     this.report(compareResults(i, step, l, g, legacy, generic, { strictIova: this.opts.strictIova === true }));
+    if ('traced' in step) this.report(checkTraced(i, step, l, g));
     if (step.op === 'map_sg') {
       this.report(checkSgResult('legacy-intel', legacy.model, legacy.mappings.get(step.as)!, i));
       this.report(checkSgResult('dma-iommu', generic.model, generic.mappings.get(step.as)!, i));

@@ -33,9 +33,32 @@ export interface Reserved {
   end: bigint;
 }
 
+/**
+ * What a real kernel's trace says a map call returned (dmadiff import-trace): the model of that
+ * release must return the same, or the step shows a `fidelity` divergence. 5.10 prints every sg
+ * entry's DMA address and length; 6.1 only where the call's IOVA range begins.
+ */
+export interface TracedResult {
+  release: '5.10' | '6.1';
+  /** map_page: the handle; map_sg: the first segment's DMA address (hex) */
+  dma: string;
+  /** map_sg on 5.10: every segment, as the map_sg events print them */
+  segments?: Array<{ dma: string; len: number }>;
+}
+
+/** Where an imported scenario came from: the trace, the assumptions made, the real addresses. */
+export interface ImportedFrom {
+  source: string;
+  release: '5.10' | '6.1';
+  /** the import's one-line summary of what the trace did not say and what was assumed */
+  assumptions: string;
+  /** real physical runs and where they are in the scenario (hex addresses) */
+  phys: Array<{ real: string; model: string; pages: number }>;
+}
+
 export type Step =
-  | { op: 'map_page'; dev: string; phys: number; size: number; dir: Dir; cpu: number; as: string }
-  | { op: 'map_sg'; dev: string; dir: Dir; sg: Array<{ phys: number; length: number }>; cpu: number; as: string }
+  | { op: 'map_page'; dev: string; phys: number; size: number; dir: Dir; cpu: number; as: string; traced?: TracedResult }
+  | { op: 'map_sg'; dev: string; dir: Dir; sg: Array<{ phys: number; length: number }>; cpu: number; as: string; traced?: TracedResult }
   | { op: 'unmap'; map: string; cpu: number }
   | { op: 'alloc_coherent'; dev: string; size: number; cpu: number; as: string }
   | { op: 'free_coherent'; map: string; cpu: number }
@@ -63,6 +86,8 @@ export interface Scenario {
    * found by `gate --broken BUG` keeps its bug, so its scenario file reproduces it.
    */
   seededBugs?: SeededBug[];
+  /** set by dmadiff import-trace (optional, compatible with files that lack it) */
+  imported?: ImportedFrom;
 }
 
 export function hex(v: bigint | number): string {
@@ -84,5 +109,6 @@ export function scenarioToJson(s: Scenario): unknown {
       return o;
     }),
     ...(s.seededBugs !== undefined && s.seededBugs.length > 0 ? { seededBugs: [...s.seededBugs] } : {}),
+    ...(s.imported !== undefined ? { imported: s.imported } : {}),
   };
 }

@@ -7,7 +7,7 @@ import { PHYS_LIMIT, overlappingRegion } from '../vtd/regions.js';
 import { DEFAULT_PLATFORM } from '../kernel/machine.js';
 import { SEEDED_BUGS, type SeededBug } from './paths.js';
 import { MAX_DEVICES } from './trace-account.js';
-import { CONSUMERS, SCENARIO_FORMAT, type Dir, type MaskWhich, type Platform, type Reserved, type Scenario, type ScenarioDevice, type Step } from './scenario.js';
+import { CONSUMERS, SCENARIO_FORMAT, type Dir, type MaskWhich, type Platform, type ImportedFrom, type Reserved, type Scenario, type ScenarioDevice, type Step, type TracedResult } from './scenario.js';
 
 export class ScenarioError extends Error {}
 
@@ -193,8 +193,8 @@ function offsetOf(o: Obj, where: string): number {
 }
 
 const STEP_FIELDS: Record<Step['op'], readonly string[]> = {
-  map_page: ['dev', 'phys', 'size', 'dir', 'cpu', 'as'],
-  map_sg: ['dev', 'dir', 'sg', 'cpu', 'as'],
+  map_page: ['dev', 'phys', 'size', 'dir', 'cpu', 'as', 'traced'],
+  map_sg: ['dev', 'dir', 'sg', 'cpu', 'as', 'traced'],
   unmap: ['map', 'cpu'],
   alloc_coherent: ['dev', 'size', 'cpu', 'as'],
   free_coherent: ['map', 'cpu'],
@@ -247,7 +247,7 @@ function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[]
     switch (o) {
       case 'map_page': {
         const size = int(s, 'size', w, 1, MAX_BUFFER);
-        return { op: o, dev: dev(), phys: physRange(s, 'phys', w, size), size, dir: oneOf(s, 'dir', w, DIRS), cpu: cpu(), as: as('single') };
+        return { op: o, dev: dev(), phys: physRange(s, 'phys', w, size), size, dir: oneOf(s, 'dir', w, DIRS), cpu: cpu(), as: as('single'), ...traced(s, w, false) };
       }
       case 'map_sg': {
         const sg = s['sg'];
@@ -259,7 +259,7 @@ function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[]
           const length = int(e, 'length', we, 1, MAX_BUFFER);
           return { phys: physRange(e, 'phys', we, length), length };
         });
-        return { op: o, dev: dev(), dir: oneOf(s, 'dir', w, DIRS), sg: entries, cpu: cpu(), as: as('sg') };
+        return { op: o, dev: dev(), dir: oneOf(s, 'dir', w, DIRS), sg: entries, cpu: cpu(), as: as('sg'), ...traced(s, w, true) };
       }
       case 'unmap':
         return { op: o, map: map(['single', 'sg']), cpu: cpu() };
@@ -304,16 +304,67 @@ function parseSteps(v: unknown, devices: ScenarioDevice[], cpus: number): Step[]
   });
 }
 
+const RELEASES = ['5.10', '6.1'] as const;
+
+/** A hex string field kept as text (normalised to lower case without leading zeros). */
+function hexText(o: Obj, k: string, where: string): string {
+  return `0x${u64(o, k, where).toString(16)}`;
+}
+
+/** A map step's optional `traced` result (dmadiff import-trace). */
+function traced(s: Obj, w: string, sg: boolean): { traced?: TracedResult } {
+  const t = s['traced'];
+  if (t === undefined) return {};
+  const wt = `${w}.traced`;
+  if (!isObj(t)) fail(wt, 'expected an object');
+  onlyKeys(t, wt, sg ? ['release', 'dma', 'segments'] : ['release', 'dma']);
+  const out: TracedResult = { release: oneOf(t, 'release', wt, RELEASES), dma: hexText(t, 'dma', wt) };
+  if (t['segments'] !== undefined) {
+    const segs = t['segments'];
+    if (!Array.isArray(segs) || segs.length === 0 || segs.length > MAX_SG_ENTRIES) fail(`${wt}.segments`, `expected 1..${MAX_SG_ENTRIES} segments`);
+    out.segments = segs.map((g, j) => {
+      const wg = `${wt}.segments[${j}]`;
+      if (!isObj(g)) fail(wg, 'expected an object');
+      onlyKeys(g, wg, ['dma', 'len']);
+      return { dma: hexText(g, 'dma', wg), len: int(g, 'len', wg, 1, MAX_BUFFER) };
+    });
+  }
+  return { traced: out };
+}
+
+/** The optional `imported` block (dmadiff import-trace). */
+function parseImported(v: unknown): ImportedFrom | undefined {
+  if (v === undefined) return undefined;
+  const w = 'imported';
+  if (!isObj(v)) fail(w, 'expected an object');
+  onlyKeys(v, w, ['source', 'release', 'assumptions', 'phys']);
+  const phys = v['phys'];
+  if (!Array.isArray(phys)) fail(`${w}.phys`, 'expected an array');
+  return {
+    source: str(v, 'source', w),
+    release: oneOf(v, 'release', w, RELEASES),
+    assumptions: str(v, 'assumptions', w),
+    phys: phys.map((r, k) => {
+      const wr = `${w}.phys[${k}]`;
+      if (!isObj(r)) fail(wr, 'expected an object');
+      onlyKeys(r, wr, ['real', 'model', 'pages']);
+      return { real: hexText(r, 'real', wr), model: hexText(r, 'model', wr), pages: int(r, 'pages', wr, 1, 2 ** 40) };
+    }),
+  };
+}
+
 /** Parse a scenario from its JSON value; throws ScenarioError with one line. */
 export function parseScenario(v: unknown): Scenario {
   if (!isObj(v)) fail('scenario', 'expected a JSON object');
-  onlyKeys(v, 'scenario', ['format', 'platform', 'devices', 'reserved', 'steps', 'seededBugs']);
+  onlyKeys(v, 'scenario', ['format', 'platform', 'devices', 'reserved', 'steps', 'seededBugs', 'imported']);
   if (v['format'] !== SCENARIO_FORMAT) fail('format', `expected "${SCENARIO_FORMAT}", got ${show(v['format'])}`);
   const platform = parsePlatform(v['platform']);
   const devices = parseDevices(v['devices']);
   const s: Scenario = { format: SCENARIO_FORMAT, platform, devices, reserved: parseReserved(v['reserved']), steps: parseSteps(v['steps'], devices, platform.cpus) };
   const bugs = parseSeededBugs(v['seededBugs']);
   if (bugs.length > 0) s.seededBugs = bugs;
+  const imported = parseImported(v['imported']);
+  if (imported !== undefined) s.imported = imported;
   return s;
 }
 

@@ -71,7 +71,7 @@ export function buildFailure(f: FailureInput): FailureReport {
     scenario: scenarioToJson(f.scenario),
     steps: f.scenario.steps.map((st, i) => ({
       index: i,
-      call: describeStep(st),
+      call: describeStep(st, f.scenario.imported),
       legacy: describeResult(l[i]!),
       generic: describeResult(g[i]!),
       divergences: doc.divergences.flatMap((x, k) => (x.step === i ? [k] : [])),

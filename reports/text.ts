@@ -17,10 +17,13 @@ function paint(color: boolean): Paint {
   return { red: sgr('31'), green: sgr('32'), bold: sgr('1'), dim: sgr('2') };
 }
 
-/** Columns padded to their widest cell. */
+/** a column is padded to at most this (one long cell, a 32-segment list, overflows instead of widening every row) */
+const MAX_COLUMN = 64;
+
+/** Columns padded to their widest cell, up to MAX_COLUMN. */
 export function columns(rows: readonly string[][]): string[] {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.min(MAX_COLUMN, Math.max(widths[i] ?? 0, c.length))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
