@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importTrace, type ImportOptions } from '../../harness/import/import-trace.js';
 import { PLATFORM_MATRIX } from '../../harness/property.js';
@@ -15,7 +16,7 @@ import { scenarioToJson } from '../../harness/scenario.js';
 import { renderTraceLine } from '../../kernel/trace.js';
 import { TmpFiles, cli } from './helpers.js';
 
-const NVME = join(import.meta.dirname, '../fixtures/traces/nvme-5.10-strict.trace.txt');
+const NVME = fileURLToPath(new URL('../fixtures/traces/nvme-5.10-strict.trace.txt', import.meta.url));
 const nvmeText = readFileSync(NVME, 'utf8');
 const QEMU_STRICT = PLATFORM_MATRIX.find((p) => p.name === 'qemu-strict')!;
 const opts = (o: Partial<ImportOptions> = {}): ImportOptions => ({ source: 'test.trace', platform: QEMU_STRICT, dir: 'bidirectional', mask: 64, touch: false, ...o });
