@@ -3,12 +3,13 @@ import type { Divergence } from './checker.js';
 import type { StepResult } from './path-runner.js';
 import type { ResultDoc } from './runner.js';
 import type { ImportedFrom, Scenario, Step } from './scenario.js';
+import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 
 /** Where a relocated buffer address was on the traced machine (import-trace's runs), or undefined. */
 export function realAddress(imported: ImportedFrom | undefined, phys: number): number | undefined {
   for (const r of imported?.phys ?? []) {
     const model = Number(r.model);
-    if (phys >= model && phys < model + r.pages * 4096) return Number(r.real) + (phys - model);
+    if (phys >= model && phys < model + r.pages * VTD_PAGE_SIZE) return Number(r.real) + (phys - model);
   }
   return undefined;
 }

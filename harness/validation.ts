@@ -15,10 +15,10 @@ type Obj = Record<string, unknown>;
 
 const U64_MAX = (1n << 64n) - 1n;
 /** the largest single buffer a scenario may map: 1 GiB */
-const MAX_BUFFER = 1 << 30;
+export const MAX_BUFFER = 1 << 30;
 /** the largest device or CPU access: 16 MiB */
-const MAX_ACCESS = 1 << 24;
-const MAX_SG_ENTRIES = 1024;
+export const MAX_ACCESS = 1 << 24;
+export const MAX_SG_ENTRIES = 1024;
 
 function fail(where: string, msg: string): never {
   throw new ScenarioError(`${where}: ${msg}`);

@@ -7,6 +7,10 @@
 export const VTD_PAGE_SHIFT = 12;
 export const VTD_PAGE_SIZE = 1 << VTD_PAGE_SHIFT;
 export const VTD_PAGE_MASK_LOW = VTD_PAGE_SIZE - 1;
+
+/** The interrupt (IOAPIC/MSI) address window no DMA may use: IOAPIC_RANGE_START/END of intel-iommu. */
+export const IOAPIC_RANGE_START = 0xfee0_0000;
+export const IOAPIC_RANGE_END = 0xfeef_ffff;
 /** Each page-table level indexes 9 bits of the pfn (LEVEL_STRIDE in the kernel). */
 export const LEVEL_STRIDE = 9;
 export const LEVEL_MASK = (1 << LEVEL_STRIDE) - 1;

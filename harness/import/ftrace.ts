@@ -4,6 +4,7 @@
  * modelled releases print are understood (kernel-semantics 2.11/10.11 for 5.10's intel_iommu:*,
  * 9.6 for 6.1's iommu:map/unmap); every other event is counted and skipped.
  */
+import { MAX_BUFFER, MAX_SG_ENTRIES } from '../validation.js';
 
 export class TraceImportError extends Error {}
 
@@ -105,10 +106,10 @@ function match(re: RegExp, l: TraceLine, form: string): RegExpExecArray {
   return m;
 }
 
-/** A size field: an integer the scenario can hold (a buffer of at most 1 GiB). */
+/** A size field: an integer the scenario can hold (a buffer of at most MAX_BUFFER, 1 GiB). */
 function size(l: TraceLine, v: string, field: string): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n > 1 << 30) traceFail(l.line, `${l.event}: ${field}=${v} is larger than the 1 GiB a scenario buffer may be`);
+  if (!Number.isSafeInteger(n) || n > MAX_BUFFER) traceFail(l.line, `${l.event}: ${field}=${v} is larger than the 1 GiB a scenario buffer may be`);
   return n;
 }
 
@@ -121,7 +122,7 @@ export function parseDmaMapSg(l: TraceLine): DmaMapSgEvent {
   const m = match(RE_DMA_MAP_SG, l, 'dev=DDDD:BB:DD.F [i/n] dev_addr=0x... phys_addr=0x... size=N');
   const index = Number(m[2]);
   const total = Number(m[3]);
-  if (index < 1 || index > total || total > 1024) traceFail(l.line, `${l.event}: entry [${index}/${total}] is not one of 1..${total} (at most 1024 entries)`);
+  if (index < 1 || index > total || total > MAX_SG_ENTRIES) traceFail(l.line, `${l.event}: entry [${index}/${total}] is not one of 1..${total} (at most ${MAX_SG_ENTRIES} entries)`);
   return { dev: m[1]!.toLowerCase(), index, total, devAddr: BigInt(`0x${m[4]}`), physAddr: BigInt(`0x${m[5]}`), size: size(l, m[6]!, 'size') };
 }
 

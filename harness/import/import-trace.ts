@@ -4,7 +4,8 @@
  * buffer area (relocate.ts), with the IOVA the real kernel returned kept as the step's `traced`
  * result; what the trace cannot say is decided here and said in one line.
  */
-import { ScenarioError, parseScenario } from '../validation.js';
+import { MAX_ACCESS, ScenarioError, parseScenario } from '../validation.js';
+import { IOAPIC_RANGE_END, IOAPIC_RANGE_START, VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import { hex, type Dir, type Scenario } from '../scenario.js';
 import type { NamedPlatform } from '../property.js';
 import { calls510, calls61, type Reconstruction, type TracedCall } from './calls.js';
@@ -32,9 +33,6 @@ export interface Imported {
 
 /** 6.1's events name no device: the one they are taken to belong to without --device */
 export const DEFAULT_61_DEVICE = '00:02.0';
-/** the largest device access a step may make (validation.ts MAX_ACCESS) */
-const MAX_TOUCH = 1 << 24;
-const PAGE = 4096;
 
 /** "0000:00:02.0" or "00:02.0" as the scenario's "bb:dd.f" (PCI domain 0 only: the model has one segment). */
 export function scenarioBdf(name: string): string | undefined {
@@ -76,7 +74,7 @@ export function importTrace(text: string, o: ImportOptions): Imported {
     for (const e of c.entries) {
       if (e.phys + BigInt(e.length) > BigInt(REAL_PHYS_LIMIT)) traceFail(c.line, `physical address 0x${e.phys.toString(16)} is beyond what a PTE can hold (2^52)`);
       const p = Number(e.phys);
-      for (let pfn = Math.floor(p / PAGE); pfn * PAGE < p + e.length; pfn++) pfns.push(pfn);
+      for (let pfn = Math.floor(p / VTD_PAGE_SIZE); pfn * VTD_PAGE_SIZE < p + e.length; pfn++) pfns.push(pfn);
     }
   }
   let reloc: Relocation;
@@ -98,7 +96,7 @@ export function importTrace(text: string, o: ImportOptions): Imported {
   const maxCpu = Math.max(...rec.actions.map((a) => (a.what === 'map' ? a.call.cpu : a.call.unmap!.cpu)));
   const name = (c: TracedCall): string => `L${c.line}`;
   const total = (c: TracedCall): number => c.entries.reduce((n, e) => n + e.length, 0);
-  const touch = (c: TracedCall): unknown => ({ op: 'dma_read', map: name(c), offset: 0, len: Math.min(total(c), MAX_TOUCH) });
+  const touch = (c: TracedCall): unknown => ({ op: 'dma_read', map: name(c), offset: 0, len: Math.min(total(c), MAX_ACCESS) });
   const steps: unknown[] = [];
   for (const a of rec.actions) {
     const c = a.call;
@@ -136,7 +134,9 @@ export function importTrace(text: string, o: ImportOptions): Imported {
     format: 'dmadiff-scenario/1',
     platform: { ...o.platform.platform, superpages: [...o.platform.platform.superpages], cpus: Math.max(o.platform.platform.cpus, maxCpu + 1) },
     devices: [...devices.values()].map((d) => ({ id: d.bdf, bdf: d.bdf, pci: true, untrusted: d.untrusted, dmaMask: o.mask, coherentMask: o.mask })),
-    reserved: [{ start: '0xfee00000', end: '0xfeefffff' }],
+    // both releases keep the IOAPIC/MSI window out of every domain (5.10 dmar_init_reserved_ranges,
+    // 6.1 intel_iommu_get_resv_regions' IOMMU_RESV_MSI region)
+    reserved: [{ start: hex(IOAPIC_RANGE_START), end: hex(IOAPIC_RANGE_END) }],
     steps,
     imported: { source: o.source, release, assumptions: summary, phys: reloc.runs.map((r) => ({ real: hex(r.real), model: hex(r.model), pages: r.pages })) },
   };

@@ -6,12 +6,12 @@
  * which runs a 2 MiB superpage could map, unchanged).
  */
 import { PAGE_TABLE_REGION } from '../../vtd/regions.js';
+import { VTD_PAGE_SIZE as PAGE } from '../../vtd/regs.js';
 
 /** Where relocated buffers begin: 4 GiB, above the coherent and swiotlb regions. */
 export const BUFFER_AREA_START = 0x1_0000_0000;
 /** where they must end: the page-table region */
 const BUFFER_AREA_END = PAGE_TABLE_REGION.start;
-const PAGE = 4096;
 const SUPERPAGE = 2 * 1024 * 1024;
 
 export interface PhysRun {
