@@ -146,6 +146,10 @@ export class DmaIommu implements DmaPath {
     return this.pt.iovaToPhys(this.domain(dev).dmar, addr);
   }
 
+  iovaPfnToPhysPfn(dev: Device, pfn: number): number {
+    return this.pt.iovaPfnToPhysPfn(this.domain(dev).dmar, pfn);
+  }
+
   presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
     return [...this.pt.leaves(this.domain(dev).dmar)];
   }

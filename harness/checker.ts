@@ -6,6 +6,7 @@
 import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { TraceEvent } from '../kernel/trace.js';
+import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import { poolKey, reachDiff, regionOf, type ReachableDiff } from './observe.js';
 import type { PermListener, ReachTracker } from './reach-tracker.js';
 import { TargetNames, TraceAccountant, multisetMinus, sameEntries, type StepAccount } from './trace-account.js';
@@ -192,6 +193,12 @@ export function compareResults(i: number, step: Step, l: StepResult, g: StepResu
   return out;
 }
 
+function sameRuns(a: ReadonlyArray<readonly [number, number]>, b: ReadonlyArray<readonly [number, number]>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]![0] !== b[i]![0] || a[i]![1] !== b[i]![1]) return false;
+  return true;
+}
+
 /**
  * The stream and limits of one path's map_sg result: the first `count` segments must address
  * exactly the entries' bytes in order (bounce slots stand for their originals); a segment made
@@ -212,16 +219,21 @@ export function checkSgResult(
   const segRuns: Array<[number, number]> = [];
   for (const s of segs) {
     let left = s.dmaLength;
-    let a = s.dmaAddress;
+    // page by page on numbers: the IOVA's page and offset (a 57-bit IOVA is not exact as one number)
+    let pfn = Number(s.dmaAddress >> 12n);
+    let off = Number(s.dmaAddress & 0xfffn);
     while (left > 0) {
-      const n = Math.min(left, 4096 - Number(a & 0xfffn));
-      let p = Number(model.iovaToPhys(m.dev, a));
+      const n = Math.min(left, VTD_PAGE_SIZE - off);
+      // iova_to_phys: 0 where nothing is mapped
+      const physPfn = model.iovaPfnToPhysPfn(m.dev, pfn);
+      let p = physPfn < 0 ? 0 : physPfn * VTD_PAGE_SIZE + off;
       if (sw.isSwiotlbBuffer(p)) p = sw.origOf(p);
       const last = segRuns[segRuns.length - 1];
       if (last !== undefined && last[0] + last[1] === p) last[1] += n;
       else segRuns.push([p, n]);
       left -= n;
-      a += BigInt(n);
+      pfn++;
+      off = 0;
     }
   }
   const entRuns: Array<[number, number]> = [];
@@ -230,7 +242,7 @@ export function checkSgResult(
     if (last !== undefined && last[0] + last[1] === e.phys) last[1] += e.length;
     else entRuns.push([e.phys, e.length]);
   }
-  if (JSON.stringify(segRuns) !== JSON.stringify(entRuns)) {
+  if (!sameRuns(segRuns, entRuns)) {
     out.push({
       step: i,
       kind: 'sg-stream',
@@ -362,14 +374,15 @@ export class ReachableWatch {
     this.a.update();
     this.b.update();
     const out: Divergence[] = [];
-    legacy.devices.forEach((ld, k) => {
-      if (!this.changed[k]) return;
+    for (let k = 0; k < legacy.devices.length; k++) {
+      if (!this.changed[k]) continue;
+      const ld = legacy.devices[k]!;
       this.changed[k] = false;
       const diff = this.diff(k);
       const sig = diff === null ? '' : JSON.stringify([diff.onlyA, diff.onlyB]);
-      if (sig === (this.last.get(ld.name) ?? '')) return;
+      if (sig === (this.last.get(ld.name) ?? '')) continue;
       this.last.set(ld.name, sig);
-      if (diff === null) return;
+      if (diff === null) continue;
       out.push({
         step: i,
         kind: 'reachable',
@@ -383,7 +396,7 @@ export class ReachableWatch {
         legacy: diff.onlyA,
         generic: diff.onlyB,
       });
-    });
+    }
     return out;
   }
 }
@@ -464,8 +477,7 @@ export class TraceWatch {
     // a call that failed on both paths: what each mapped and unwound before failing depends on
     // where its IOVA allocations ran out (iommu_dma_map_sg_swiotlb maps entry by entry), so only
     // what it left mapped is compared
-    const failed = (r: PathRunner): boolean => 'as' in step && r.mappings.get(step.as)?.ok === false;
-    if (failed(this.lr) && failed(this.gr)) [a, b] = [netAccount(a), netAccount(b)];
+    if ('as' in step && this.lr.mappings.get(step.as)?.ok === false && this.gr.mappings.get(step.as)?.ok === false) [a, b] = [netAccount(a), netAccount(b)];
     if (this.onAccount !== undefined) this.onAccount(i, this.accountLines(a), this.accountLines(b));
     // both lists are sorted: equal lists (the usual step) need no multiset arithmetic
     if (sameEntries(a.mapped, b.mapped) && sameEntries(a.unmapped, b.unmapped)) return out;

@@ -49,12 +49,24 @@ function heldRanges(m: Mapping): Array<[number, number]> {
 }
 
 /** The request a failed step made: pages (before rounding) and the DMA mask, or undefined to skip. */
+/** Whether any range heldRanges(m) gives starts at or above 4 GiB (without building them). */
+function heldAbove4G(m: Mapping): boolean {
+  if (m.kind === 'single' || m.kind === 'coherent') return m.dma >= FOUR_GIB;
+  const segs = m.sgt?.sgl ?? [];
+  if (!untrusted(m.dev)) return segs[0]!.dmaAddress >= FOUR_GIB;
+  const n = m.entries?.length ?? 0;
+  for (let k = 0; k < n; k++) if (segs[k]!.dmaAddress >= FOUR_GIB) return true;
+  return false;
+}
+
+const FOUR_GIB = 0x1_0000_0000n;
+
 function requestOf(step: Step, dev: Device): { pages: number; mask: bigint } | undefined {
   switch (step.op) {
     case 'map_page': {
       const bounced = untrusted(dev) && needsBounce(step.phys, step.size);
       // a bounce slot starts on a page (no min_align_mask), so the mapping starts at offset 0
-      return { pages: bounced ? Math.ceil(step.size / 4096) : alignedNrpages(BigInt(step.phys), step.size), mask: dev.dmaMask };
+      return { pages: bounced ? Math.ceil(step.size / 4096) : alignedNrpages(step.phys, step.size), mask: dev.dmaMask };
     }
     case 'alloc_coherent':
       return { pages: Math.ceil(step.size / 4096), mask: dev.coherentDmaMask };
@@ -162,8 +174,7 @@ export class IovaFitWatch {
     // iommu_dma_alloc_iova tries below 4 GiB first for a PCI device; landing above means that
     // attempt failed, leaving its size in max32_alloc_size
     const sac = wide && dev.pci && !s.platform.forcedac;
-    const above = heldRanges(m).some(([lo]) => lo >= DMA_32BIT_PFN);
-    if (sac && above) this.max32.set(dev, size);
+    if (sac && heldAbove4G(m)) this.max32.set(dev, size);
     else if (floor !== undefined && (!wide || sac) && size >= floor) this.max32.delete(dev);
   }
 

@@ -63,6 +63,8 @@ function faultJson(f: DmaFault): FaultJson {
 
 export class PathRunner {
   readonly mappings = new Map<string, Mapping>();
+  /** bumped by every alloc_coherent and free_coherent: which buffer a coherent page belongs to may have moved */
+  coherentGeneration = 0;
 
   constructor(
     readonly model: DmaPath,
@@ -172,6 +174,7 @@ export class PathRunner {
         return { ok, count, segments: sgt.sgl.slice(0, count).map((s) => ({ dma: hex(s.dmaAddress), len: s.dmaLength })) };
       }
       case 'alloc_coherent': {
+        this.coherentGeneration++;
         const dev = model.device(step.dev);
         const buf = model.allocCoherent(dev, step.size, cpu);
         const ok = buf !== null;
@@ -187,6 +190,7 @@ export class PathRunner {
         if (!m.ok) return { ok: false, error: `${m.name} was never mapped` };
         if (!m.live) return { ok: false, error: `${m.name} is already unmapped` };
         m.live = false;
+        if (m.kind === 'coherent') this.coherentGeneration++;
         if (m.kind === 'single') model.unmapPage(m.dev, m.dma, m.size, m.dir, cpu);
         else if (m.kind === 'sg') model.unmapSg(m.dev, m.sgt!, m.dir, cpu);
         else model.freeCoherent(m.dev, m.coherent!, cpu);

@@ -21,25 +21,28 @@ import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { CachedContext } from '../vtd/context-cache.js';
 import { TranslationJournal } from '../vtd/journal.js';
-import { VTD_PAGE_SIZE, DMA_PTE_LARGE_PAGE, agawToLevel, lvlToNrPages, pfnLevelOffset } from '../vtd/regs.js';
+import { VTD_PAGE_SIZE, DMA_PTE_LARGE_PAGE, agawToLevel, levelBase, lvlToNrPages, modPow2, pfnLevelOffset } from '../vtd/regs.js';
 import { entryPfn } from '../vtd/entries.js';
 import { DENSE_PROBE_LIMIT, poolKey, regionOf, type Reachable } from './observe.js';
-import { PageMap } from './page-map.js';
+import { PageMap, PfnList } from './page-map.js';
 
 /** A leaf as kept: phys pfn * 16 + level * 4 + R/W bits. */
 const enc = (phys: number, level: number, perm: number): number => phys * 16 + level * 4 + perm;
 const leafPhys = (v: number): number => Math.floor(v / 16);
-const leafLevel = (v: number): number => Math.floor(v / 4) % 4;
-const leafPerm = (v: number): number => v % 4;
+const leafLevel = (v: number): number => modPow2(Math.floor(v / 4), 4);
+const leafPerm = (v: number): number => modPow2(v, 4);
 
-/** The leaf of `m` that covers pfn (a 4 KiB, 2 MiB or 1 GiB one): its base pfn and kept value. */
-function coveringLeaf(m: PageMap, pfn: number): { base: number; v: number } | undefined {
+/**
+ * The base pfn of the leaf of `m` that covers pfn (a 4 KiB, 2 MiB or 1 GiB one), or -1; its kept
+ * value is m.get(base).
+ */
+function coveringLeafBase(m: PageMap, pfn: number): number {
   for (let level = 1; level <= 3; level++) {
-    const base = pfn - (pfn % lvlToNrPages(level));
+    const base = levelBase(pfn, level);
     const v = m.get(base);
-    if (v !== undefined && leafLevel(v) === level) return { base, v };
+    if (v !== undefined && leafLevel(v) === level) return base;
   }
-  return undefined;
+  return -1;
 }
 
 /** Where a page-table page sits: the domain (by its root page), its level, the first IOVA pfn it maps. */
@@ -68,22 +71,31 @@ export interface PermListener {
 /** the unit of write grants in DeviceReach.grants (read grants count below it) */
 const WRITERS = 2 ** 26;
 
+/** the R/W bits a grants count gives: some IOVA page grants read, some grants write */
+function grantPerm(g: number): number {
+  return (modPow2(g, WRITERS) > 0 ? 1 : 0) | (g >= WRITERS ? 2 : 0);
+}
+
 class DeviceReach {
   /** probed IOVA pfn -> target phys * 4 + perm */
   readonly probes = new PageMap();
   /** per physical page: IOVA pages granting read + WRITERS * IOVA pages granting write (one map, not two: a million entries) */
-  readonly grants = new Map<number, number>();
+  readonly grants = new PageMap();
   root = -1;
   levels = 0;
+  /** the present leaves of its domain (the tracker's map for `root`; undefined while it has none) */
+  leaves: PageMap | undefined;
   /** IOVA pfns whose leaf changed since the trace accountant last looked */
-  readonly leafChanges = new Set<number>();
+  readonly leafChanges = new PfnList();
   /** pages to re-probe once the whole journal is applied (a page an unmap clears and drops from the IOTLB is looked at once) */
-  readonly pending = new Set<number>();
+  readonly pending = new PfnList();
   /** the context as the hardware resolves it (its did), and whether the context cache holds one */
   ctxKey = '';
   /** the did of the context the hardware resolves (what its IOTLB lookups use), and of a cached one */
   ctxDid: number | undefined;
   cachedDid: number | undefined;
+  /** what hw.peekContext answers for the device: its probes look with it (hw.peekPermIn) */
+  ctx: CachedContext | number = -1;
 
   constructor(
     readonly index: number,
@@ -91,8 +103,7 @@ class DeviceReach {
   ) {}
 
   perm(phys: number): number {
-    const g = this.grants.get(phys) ?? 0;
-    return (g % WRITERS > 0 ? 1 : 0) | (g >= WRITERS ? 2 : 0);
+    return grantPerm(this.grants.get(phys) ?? 0);
   }
 }
 
@@ -134,8 +145,10 @@ export class ReachTracker {
   reachable(k: number): Reachable {
     const d = this.devs[k]!;
     const out: Reachable = { pages: new Map(), pooled: new Map() };
-    const phys = d.grants.keys();
-    for (const p of [...phys].sort((a, b) => a - b)) {
+    const all = d.grants.entries();
+    const phys: number[] = [];
+    for (let x = 0; x < all.length; x += 2) phys.push(all[x]!);
+    for (const p of phys.sort((a, b) => a - b)) {
       const perm = d.perm(p);
       if (perm === 0) continue;
       const region = regionOf(p);
@@ -150,18 +163,35 @@ export class ReachTracker {
     return this.devs[k]!.perm(phys);
   }
 
-  /** The present leaf covering an IOVA pfn in a device's domain: phys pfn of that page and R/W, or undefined. */
-  leafAt(dev: Device, pfn: number): { phys: number; perm: number } | undefined {
-    const m = this.leaves.get(this.of(dev).root);
-    const leaf = m === undefined ? undefined : coveringLeaf(m, pfn);
-    return leaf === undefined ? undefined : { phys: leafPhys(leaf.v) + (pfn - leaf.base), perm: leafPerm(leaf.v) };
+  /**
+   * What a device read of IOVA page pfn reaches now: the target pfn, or a fault reason negated
+   * (hw.peek(sid, pfn, false)), answered from the probes where one holds a readable target
+   * (peekPerm's R bit is exactly a read peek's success). Current after update().
+   */
+  readTarget(dev: Device, pfn: number): number {
+    const d = this.of(dev);
+    const v = d.probes.get(pfn);
+    if (v !== undefined && modPow2(v, 2) === 1) return Math.floor(v / 4);
+    return this.model.machine.hw.peek(dev.sid, pfn, false);
+  }
+
+  /**
+   * What the present leaf covering an IOVA pfn in a device's domain maps that page to: the
+   * physical pfn * 4 + its R/W bits, or -1 when no present leaf covers it.
+   */
+  leafTarget(dev: Device, pfn: number): number {
+    const m = this.of(dev).leaves;
+    const base = m === undefined ? -1 : coveringLeafBase(m, pfn);
+    if (base < 0) return -1;
+    const v = m!.get(base)!;
+    return (leafPhys(v) + (pfn - base)) * 4 + leafPerm(v);
   }
 
   /**
    * The IOVA pfns of a device's domain whose leaf changed since the reader last cleared the set
    * (the trace accountant reads and clears it after each step).
    */
-  leafChanges(dev: Device): Set<number> {
+  leafChanges(dev: Device): PfnList {
     return this.of(dev).leafChanges;
   }
 
@@ -169,7 +199,7 @@ export class ReachTracker {
    * Add each IOVA pfn of a device's domain whose leaf maps a pool page (what they name can change
    * without a PTE write) to `into`.
    */
-  addPooledLeafPages(dev: Device, into: Set<number>): void {
+  addPooledLeafPages(dev: Device, into: PfnList): void {
     const root = this.of(dev).root;
     const bases = this.pooledLeaves.get(root);
     if (bases === undefined) return;
@@ -198,7 +228,7 @@ export class ReachTracker {
     const dirty: Array<[number, number, number]> = [];
     const w = j.writes;
     let contextMoved = false;
-    for (let k = 0; k < w.length; k += 2) {
+    for (let k = 0; k < j.nWrites; k += 2) {
       const addr = w[k]!;
       const n = w[k + 1]!;
       const page = Math.floor(addr / VTD_PAGE_SIZE);
@@ -227,8 +257,9 @@ export class ReachTracker {
     for (const [root, first, pages] of dirty) for (const d of this.devs) if (d.root === root) this.reprobe(d, first, pages);
     // IOTLB entries filled or dropped: in the domain a device's cached context names (they are
     // candidates) or the one its walk resolves to (they answer its probes)
-    const t = this.bug === 'ignoreIotlbEvents' ? [] : j.iotlb;
-    for (let k = 0; k < t.length; k += 3) {
+    const t = j.iotlb;
+    const nt = this.bug === 'ignoreIotlbEvents' ? 0 : j.nIotlb;
+    for (let k = 0; k < nt; k += 3) {
       for (const d of this.devs) {
         if (d.cachedDid !== t[k] && d.ctxDid !== t[k]) continue;
         if (t[k + 2] === 1) this.later(d, t[k + 1]!);
@@ -238,7 +269,7 @@ export class ReachTracker {
     // caching mode: an invalidation can make written entries visible
     if (hw.cachingMode) {
       const c = j.coverage;
-      for (let k = 0; k < c.length; k += 3) {
+      for (let k = 0; k < j.nCoverage; k += 3) {
         const did = c[k]!;
         for (const d of this.devs) {
           if (did !== -1 && d.ctxDid !== did) continue;
@@ -248,7 +279,8 @@ export class ReachTracker {
       }
     }
     for (const d of this.devs) {
-      for (const p of d.pending) this.reprobeOne(d, p);
+      const n = d.pending.settle();
+      for (let x = 0; x < n; x++) this.reprobeOne(d, d.pending.at(x));
       d.pending.clear();
     }
     j.clear();
@@ -309,6 +341,7 @@ export class ReachTracker {
   private readContext(d: DeviceReach): void {
     const hw = this.model.machine.hw;
     const ctx: CachedContext | number = hw.peekContext(d.dev.sid);
+    d.ctx = ctx;
     const cached = hw.contextCache.lookup(d.dev.sid);
     d.cachedDid = cached?.did;
     d.ctxDid = typeof ctx === 'number' ? undefined : ctx.did;
@@ -320,6 +353,7 @@ export class ReachTracker {
         this.leaves.set(d.root, new PageMap());
         this.rereadLeaves(d.root, 0, lvlToNrPages(d.levels + 1));
       }
+      d.leaves = d.root >= 0 ? this.leaves.get(d.root) : undefined;
     }
     // everything a probe's answer depends on besides tables and the IOTLB
     // the context the walk uses (the cached one when cached, else memory's); whether one is
@@ -358,8 +392,12 @@ export class ReachTracker {
     const m = this.leaves.get(root);
     const d = this.devs.find((x) => x.root === root);
     if (m === undefined || d === undefined) return;
-    const before = new Map(m.inRange(first, pages));
-    for (const pfn of before.keys()) m.delete(pfn);
+    const before = m.inRange(first, pages);
+    const was = new Map<number, number>();
+    for (let x = 0; x < before.length; x += 2) {
+      was.set(before[x]!, before[x + 1]!);
+      m.delete(before[x]!);
+    }
     const last = first + pages - 1;
     const mem = this.model.machine.memory;
     const s = this.scratch;
@@ -395,18 +433,24 @@ export class ReachTracker {
     const changed = (pfn: number, v: number): void => {
       for (let i = 0; i < lvlToNrPages(leafLevel(v)); i++) for (const o of owners) o.leafChanges.add(pfn + i);
     };
-    for (const [pfn, v] of before) {
+    for (let x = 0; x < before.length; x += 2) {
+      const pfn = before[x]!;
+      const v = before[x + 1]!;
       pooled.delete(pfn);
       if (m.get(pfn) !== v) changed(pfn, v);
     }
-    for (const [pfn, v] of m.inRange(first, pages)) {
+    const now = m.inRange(first, pages);
+    for (let x = 0; x < now.length; x += 2) {
+      const pfn = now[x]!;
+      const v = now[x + 1]!;
       if (regionOf(leafPhys(v)) !== null) pooled.add(pfn);
-      if (before.get(pfn) !== v) changed(pfn, v);
+      if (was.get(pfn) !== v) changed(pfn, v);
     }
   }
 
   private reprobeAll(d: DeviceReach): void {
-    for (const [, v] of d.probes.entries()) this.setProbe(d, v, undefined);
+    const all = d.probes.entries();
+    for (let x = 1; x < all.length; x += 2) this.setProbe(d, all[x]!, undefined);
     d.probes.clear();
     if (d.root < 0) return;
     this.reprobe(d, 0, lvlToNrPages(d.levels + 1));
@@ -418,10 +462,17 @@ export class ReachTracker {
    */
   private reprobe(d: DeviceReach, first: number, pages: number): void {
     if (pages <= SMALL_RANGE) {
-      // page by page: the same rule as the range walk below, without its sets and closures
-      for (let p = first; p < first + pages; p++) this.reprobeOne(d, p);
+      // page by page (the same rule as the range walk below, without its sets and closures),
+      // once the whole journal is applied: a page written and invalidated in one step is looked
+      // at once
+      for (let p = first; p < first + pages; p++) d.pending.add(p);
       return;
     }
+    const m = d.leaves;
+    const hw = this.model.machine.hw;
+    // nothing probed, no leaf, no cached entry: nothing to look at (a device's first look at an
+    // empty domain)
+    if (d.probes.size === 0 && (m === undefined || m.size === 0) && (d.cachedDid === undefined || !hw.iotlb.holdsDomain(d.cachedDid))) return;
     const last = first + pages - 1;
     const probe = new Set<number>();
     // superpage leaves met here: each page of one reaches the next physical page with the same
@@ -437,13 +488,12 @@ export class ReachTracker {
       let p = stepBy === 1 ? lo : base + Math.ceil((lo - base) / stepBy) * stepBy;
       for (; p <= hi; p += stepBy) probe.add(p);
     };
-    const m = d.root >= 0 ? this.leaves.get(d.root) : undefined;
-    const hw = this.model.machine.hw;
     if (m !== undefined) {
       // a superpage leaf that starts before the range and reaches into it
-      const before = coveringLeaf(m, first);
-      if (before !== undefined && before.base < first) addCandidate(before.base, lvlToNrPages(leafLevel(before.v)), true);
-      for (const [base, v] of m.inRange(first, pages)) addCandidate(base, lvlToNrPages(leafLevel(v)), true);
+      const before = coveringLeafBase(m, first);
+      if (before >= 0 && before < first) addCandidate(before, lvlToNrPages(leafLevel(m.get(before)!)), true);
+      const inside = m.inRange(first, pages);
+      for (let x = 0; x < inside.length; x += 2) addCandidate(inside[x]!, lvlToNrPages(leafLevel(inside[x + 1]!)), true);
     }
     if (d.cachedDid !== undefined) {
       for (const e of hw.iotlb.entriesOf(d.cachedDid)) {
@@ -452,7 +502,7 @@ export class ReachTracker {
       }
     }
     let uniform: typeof superLeaves = [];
-    const ctx = superLeaves.length > 0 && !hw.cachingMode ? hw.peekContext(d.dev.sid) : -1;
+    const ctx = superLeaves.length > 0 && !hw.cachingMode ? d.ctx : -1;
     // (the hardware must walk the very tables the leaves were read from)
     if (typeof ctx !== 'number' && ctx.slptPfn === d.root) {
       const entries = [...hw.iotlb.entriesOf(ctx.did)];
@@ -463,14 +513,17 @@ export class ReachTracker {
         if (p < l.base || p >= l.base + l.n) continue;
         if (l.v === undefined) {
           l.first = p;
-          l.v = hw.peekPerm(d.dev.sid, p);
+          l.v = hw.peekPermIn(d.ctx, p);
         }
         return l.v < 0 ? -1 : l.v + (p - l.first!) * 4;
       }
-      return hw.peekPerm(d.dev.sid, p);
+      return hw.peekPermIn(d.ctx, p);
     };
     // drop what was probed here before, then probe again
-    for (const [pfn, v] of d.probes.inRange(first, pages)) {
+    const had = d.probes.inRange(first, pages);
+    for (let x = 0; x < had.length; x += 2) {
+      const pfn = had[x]!;
+      const v = had[x + 1]!;
       if (!probe.has(pfn)) {
         d.probes.delete(pfn);
         this.setProbe(d, v, undefined);
@@ -499,18 +552,18 @@ export class ReachTracker {
       if (e !== undefined && e.perm !== 0 && d.probes.get(p) === e.physBasePfn * 4 + e.perm) return;
     }
     let probed = false;
-    const m = d.root >= 0 ? this.leaves.get(d.root) : undefined;
-    const leaf = m === undefined ? undefined : coveringLeaf(m, p);
-    if (leaf !== undefined) probed = (p - leaf.base) % probeStep(lvlToNrPages(leafLevel(leaf.v))) === 0;
+    const m = d.leaves;
+    const base = m === undefined ? -1 : coveringLeafBase(m, p);
+    if (base >= 0) probed = modPow2(p - base, probeStep(lvlToNrPages(leafLevel(m!.get(base)!)))) === 0;
     for (let level = 1; !probed && d.cachedDid !== undefined && level <= 3; level++) {
       const n = lvlToNrPages(level);
-      const base = p - (p % n);
-      probed = hw.iotlb.at(d.cachedDid, base, level) !== undefined && (p - base) % probeStep(n) === 0;
+      const base = levelBase(p, level);
+      probed = hw.iotlb.at(d.cachedDid, base, level) !== undefined && modPow2(p - base, probeStep(n)) === 0;
     }
     const old = d.probes.get(p);
     let now: number | undefined;
     if (probed) {
-      const v = hw.peekPerm(d.dev.sid, p);
+      const v = hw.peekPermIn(d.ctx, p);
       now = v < 0 ? undefined : v;
     }
     if (old === now) return;
@@ -527,16 +580,13 @@ export class ReachTracker {
 
   private grant(d: DeviceReach, v: number, by: number): void {
     const phys = Math.floor(v / 4);
-    const perm = v % 4;
-    const before = d.perm(phys);
-    bumpCount(d.grants, phys, by * ((perm & 1) + ((perm & 2) !== 0 ? WRITERS : 0)));
-    const after = d.perm(phys);
+    const perm = leafPerm(v);
+    const g = d.grants.get(phys) ?? 0;
+    const n = g + by * ((perm & 1) + ((perm & 2) !== 0 ? WRITERS : 0));
+    if (n === 0) d.grants.delete(phys);
+    else d.grants.set(phys, n);
+    const before = grantPerm(g);
+    const after = grantPerm(n);
     if (after !== before) for (const l of this.listeners) l.permChanged(d.index, phys, before, after);
   }
-}
-
-function bumpCount(m: Map<number, number>, k: number, by: number): void {
-  const n = (m.get(k) ?? 0) + by;
-  if (n === 0) m.delete(k);
-  else m.set(k, n);
 }

@@ -23,6 +23,7 @@ import type { TraceEvent, TraceObserver } from '../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import type { PathRunner } from './path-runner.js';
+import { PageMap, PfnList } from './page-map.js';
 import type { ReachTracker } from './reach-tracker.js';
 
 /** An event's numbers, as its emitter carried them beside the text (never parsed back from it). */
@@ -33,6 +34,11 @@ function fields(e: TraceEvent): Record<string, bigint> {
 
 /** The events trace accounting reads; the rest (qi_submit above all) map nothing. */
 const ACCOUNTED = new Set(['map_single', 'map_sg', 'bounce_map_single', 'unmap_single', 'unmap_sg', 'bounce_unmap_single', 'bounce_map_sg', 'map', 'unmap']);
+
+/** (qi_submit, the most frequent event, told apart without a hash) */
+function isAccounted(e: TraceEvent): boolean {
+  return e.event !== 'qi_submit' && ACCOUNTED.has(e.event);
+}
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -119,7 +125,7 @@ const NOTHING: StepAccount = Object.freeze({ mapped: Object.freeze([]), unmapped
 
 export class TraceAccountant implements TraceObserver {
   /** per device index: IOVA pfn -> target */
-  private readonly shadow: Array<Map<number, number>>;
+  private readonly shadow: PageMap[];
   private readonly byName = new Map<string, number>();
   private readonly devices: readonly Device[];
 
@@ -130,8 +136,14 @@ export class TraceAccountant implements TraceObserver {
    */
   private readonly slotOrig = new Map<TraceEvent, Map<number, number>>();
 
+  /**
+   * per device index: the pool generation (swiotlb slot owners, coherent buffers) at its last
+   * audit; while it stands, what its pool pages stand for has not moved
+   */
+  private readonly poolSeen: number[];
+
   /** per device index: IOVA pfns the events touched since its last audit */
-  private readonly touched: Array<Set<number>>;
+  private readonly touched: PfnList[];
 
   /** the account apply() is building (one step's) */
   private acc: { mapped: number[]; unmapped: number[]; problems: string[] } = { mapped: [], unmapped: [], problems: [] };
@@ -144,8 +156,9 @@ export class TraceAccountant implements TraceObserver {
     this.devices = runner.model.devices;
     if (this.devices.length > MAX_DEVICES) throw new Error(`trace accounting keeps at most ${MAX_DEVICES} devices`);
     this.devices.forEach((d, k) => this.byName.set(d.name, k));
-    this.shadow = this.devices.map(() => new Map());
-    this.touched = this.devices.map(() => new Set());
+    this.shadow = this.devices.map(() => new PageMap());
+    this.touched = this.devices.map(() => new PfnList());
+    this.poolSeen = this.devices.map(() => -1);
     runner.model.machine.trace.observer = this;
   }
 
@@ -196,7 +209,7 @@ export class TraceAccountant implements TraceObserver {
   /** One IOVA page mapped to a target, in the step's account and the device's shadow. */
   private mapPage(dev: number, iovaPfn: number, t: number): void {
     const s = this.shadow[dev]!;
-    if (s.has(iovaPfn)) this.acc.problems.push(`a map event for IOVA page ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name}, which is already mapped`);
+    if (s.get(iovaPfn) !== undefined) this.acc.problems.push(`a map event for IOVA page ${hex(iovaPfn * VTD_PAGE_SIZE)} of ${this.devices[dev]!.name}, which is already mapped`);
     s.set(iovaPfn, t);
     this.touched[dev]!.add(iovaPfn);
     this.acc.mapped.push(dev * DEVICE_UNIT + t);
@@ -237,14 +250,14 @@ export class TraceAccountant implements TraceObserver {
    */
   apply(events: readonly TraceEvent[], from: number, stepDevice: Device | undefined): StepAccount {
     let any = false;
-    for (let k = from; k < events.length && !any; k++) any = ACCOUNTED.has(events[k]!.event);
+    for (let k = from; k < events.length && !any; k++) any = isAccounted(events[k]!);
     if (!any) return NOTHING;
     const acc = { mapped: [] as number[], unmapped: [] as number[], problems: [] as string[] };
     this.acc = acc;
     const stepDev = stepDevice === undefined ? -1 : this.byName.get(stepDevice.name)!;
     for (let k = from; k < events.length; k++) {
       const e = events[k]!;
-      if (!ACCOUNTED.has(e.event)) continue;
+      if (!isAccounted(e)) continue;
       const f = fields(e);
       switch (e.event) {
         // ---- 5.10 intel_iommu:* (kernel-semantics 2.11, 10.11)
@@ -289,8 +302,8 @@ export class TraceAccountant implements TraceObserver {
       }
     }
     if (this.slotOrig.size > 0) this.slotOrig.clear();
-    acc.mapped.sort(ascending);
-    acc.unmapped.sort(ascending);
+    sortAscending(acc.mapped);
+    sortAscending(acc.unmapped);
     return acc;
   }
 
@@ -298,39 +311,37 @@ export class TraceAccountant implements TraceObserver {
    * Differences between a device's shadow and its present PTEs, as sentences (empty: none).
    * After each audit the shadow equals the PTEs (a problem is reported once, then resynced), so
    * only the pages that can have moved since are looked at: those whose leaf changed, those the
-   * events touched, and those whose leaf maps a pool page (what a slot or coherent page stands
-   * for changes without a PTE write).
+   * events touched, and, when a slot or coherent buffer changed hands since, those whose leaf
+   * maps a pool page (what such a page stands for changes without a PTE write).
    */
   audit(dev: Device): readonly string[] {
     const k = this.byName.get(dev.name)!;
     const changed = this.tracker.leafChanges(dev);
-    const touched = this.touched[k]!;
     const look = this.look;
-    // (a Set's clear() allocates a fresh table even when empty)
-    if (look.size > 0) look.clear();
-    if (changed.size > 0) {
-      for (const p of changed) look.add(p);
-      changed.clear();
+    look.clear();
+    look.takeFrom(changed);
+    look.takeFrom(this.touched[k]!);
+    const pool = this.runner.model.machine.swiotlb.origGeneration + this.runner.coherentGeneration;
+    if (pool !== this.poolSeen[k]) {
+      this.poolSeen[k] = pool;
+      this.tracker.addPooledLeafPages(dev, look);
     }
-    if (touched.size > 0) {
-      for (const p of touched) look.add(p);
-      touched.clear();
-    }
-    this.tracker.addPooledLeafPages(dev, look);
-    if (look.size === 0) return NONE;
+    const n = look.settle();
+    if (n === 0) return NONE;
     const s = this.shadow[k]!;
     let noEvent: number[] | undefined;
     let wrong: number[] | undefined;
     let gone: number[] | undefined;
     let truth: Map<number, number> | undefined;
-    for (const pfn of look) {
-      const leaf = this.tracker.leafAt(dev, pfn);
+    for (let x = 0; x < n; x++) {
+      const pfn = look.at(x);
+      const leaf = this.tracker.leafTarget(dev, pfn);
       const u = s.get(pfn);
-      if (leaf === undefined) {
+      if (leaf < 0) {
         if (u !== undefined) (gone ??= []).push(pfn);
         continue;
       }
-      const t = this.physTarget(leaf.phys);
+      const t = this.physTarget(Math.floor(leaf / 4));
       if (u === undefined) (noEvent ??= []).push(pfn);
       else if (u !== t) (wrong ??= []).push(pfn);
       else continue;
@@ -351,13 +362,23 @@ export class TraceAccountant implements TraceObserver {
   }
 
   /** the pages an audit looks at (kept between audits: no set made per step) */
-  private readonly look = new Set<number>();
+  private readonly look = new PfnList();
 }
 
 const NONE: readonly string[] = Object.freeze([]);
 
 function ascending(a: number, b: number): number {
   return a - b;
+}
+
+/** Sort in place, unless already ascending (a mapping's pages usually are: no comparator calls). */
+function sortAscending(xs: number[]): void {
+  for (let i = 1; i < xs.length; i++) {
+    if (xs[i - 1]! > xs[i]!) {
+      xs.sort(ascending);
+      return;
+    }
+  }
 }
 
 /** The entries in a but not in b, as multisets of ascending arrays (one merge pass). */

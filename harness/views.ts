@@ -18,6 +18,7 @@ import { alignUp } from '../kernel/release.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import type { Divergence } from './checker.js';
 import type { Mapping, PathRunner } from './path-runner.js';
+import type { ReachTracker } from './reach-tracker.js';
 import type { Step } from './scenario.js';
 
 /** bytes compared before a buffer's first page and after its last */
@@ -25,36 +26,44 @@ export const GUARD_BYTES = 64;
 /** bytes of each side shown in a report */
 const SHOWN = 16;
 
-/** A CPU-side span of one path, with how to name a byte of it relative to the mapping. */
+/**
+ * A CPU-side span of one path: its bytes, and what they lie around -- a buffer [phys, phys + size)
+ * named `name`, or (coherent, phys < 0) page `page` of a coherent buffer -- to name a byte of it.
+ */
 interface Span {
   start: number;
   len: number;
-  /** the position of byte `start + i` in words a maintainer reads */
-  where(i: number): string;
+  name: string;
+  phys: number;
+  size: number;
+  page: number;
 }
 
 function pageDown(a: number): number {
   return a - (a % VTD_PAGE_SIZE);
 }
 
-/** where a physical byte lies relative to a buffer [phys, phys + size) */
-function relTo(name: string, phys: number, size: number, a: number): string {
-  const rel = a - phys;
-  if (rel < 0) return `${-rel} byte(s) before ${name}`;
-  if (rel >= size) return `${name} +${rel}, ${rel - size} byte(s) past its end`;
-  return `${name} +${rel}`;
+/** where byte `start + i` of a span lies, in words a maintainer reads */
+function where(s: Span, i: number): string {
+  if (s.phys < 0) return `${s.name} +${s.page * VTD_PAGE_SIZE + i}`;
+  const rel = s.start + i - s.phys;
+  if (rel < 0) return `${-rel} byte(s) before ${s.name}`;
+  if (rel >= s.size) return `${s.name} +${rel}, ${rel - s.size} byte(s) past its end`;
+  return `${s.name} +${rel}`;
+}
+
+/** A buffer's pages widened by the guard band. */
+function around(name: string, phys: number, size: number): Span {
+  const start = Math.max(0, pageDown(phys) - GUARD_BYTES);
+  const end = alignUp(phys + Math.max(size, 1), VTD_PAGE_SIZE) + GUARD_BYTES;
+  return { start, len: end - start, name, phys, size, page: 0 };
 }
 
 /** The CPU spans of a mapping: its pages widened by the guard band, or a coherent buffer's pages. */
 function cpuSpans(m: Mapping): Span[] {
-  const around = (name: string, phys: number, size: number): Span => {
-    const start = Math.max(0, pageDown(phys) - GUARD_BYTES);
-    const end = alignUp(phys + Math.max(size, 1), VTD_PAGE_SIZE) + GUARD_BYTES;
-    return { start, len: end - start, where: (i) => relTo(name, phys, size, start + i) };
-  };
   if (m.kind === 'single') return [around(m.name, m.phys, m.size)];
   if (m.kind === 'sg') return (m.entries ?? []).map((e, k) => around(`${m.name} entry ${k}`, e.phys, e.length));
-  return (m.coherent?.pfns ?? []).map((pfn, k) => ({ start: pfn * VTD_PAGE_SIZE, len: VTD_PAGE_SIZE, where: (i) => `${m.name} +${k * VTD_PAGE_SIZE + i}` }));
+  return (m.coherent?.pfns ?? []).map((pfn, k) => ({ start: pfn * VTD_PAGE_SIZE, len: VTD_PAGE_SIZE, name: m.name, phys: -1, size: 0, page: k }));
 }
 
 function hexOf(b: Uint8Array): string {
@@ -63,7 +72,7 @@ function hexOf(b: Uint8Array): string {
 
 /** Equal bytes (the usual case), told by one native comparison. */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+  return Buffer.compare(a, b) === 0;
 }
 
 /** The first and last differing byte of two equal-length arrays, or null. */
@@ -105,7 +114,7 @@ export function checkCpuView(i: number, op: string, lm: Mapping, gm: Mapping, lr
     const d = diffRange(x, y);
     if (d === null) continue;
     const [from, to] = d;
-    const range = `[${a.where(from)}, ${a.where(to - 1)}] (${to - from} byte(s) from phys 0x${(a.start + from).toString(16)})`;
+    const range = `[${where(a, from)}, ${where(a, to - 1)}] (${to - from} byte(s) from phys 0x${(a.start + from).toString(16)})`;
     const shown = (v: Uint8Array): string => hexOf(v.subarray(from, Math.min(to, from + SHOWN)));
     return [
       viewDivergence(
@@ -122,49 +131,47 @@ export function checkCpuView(i: number, op: string, lm: Mapping, gm: Mapping, lr
   return [];
 }
 
-/** One page of a device view: the bytes, or the fault the device would get. */
-type DevicePage = { fault: number } | { pfn: number; bytes: Uint8Array | null };
-
-/** The device's view of a mapping: every page its segments touch, in stream order. */
-function devicePages(r: PathRunner, m: Mapping): DevicePage[] {
-  const hw = r.model.machine.hw;
-  const mem = r.model.machine.memory;
-  const out: DevicePage[] = [];
+/**
+ * The device's view of a mapping: for every page its segments touch, in stream order, the
+ * physical pfn a device read reaches it at, or the fault reason negated -- what hw.peek answers,
+ * taken from the path's reach tracker (current after its update) where it holds it.
+ */
+function deviceTargets(r: PathRunner, t: ReachTracker, m: Mapping): number[] {
+  const out: number[] = [];
   for (const p of r.pieces(m, 0, Math.max(m.size, 1))) {
     const first = Number(p.iova >> 12n);
     const last = Number((p.iova + BigInt(p.len) - 1n) >> 12n);
-    for (let pfn = first; pfn <= last; pfn++) {
-      const phys = hw.peek(m.dev.sid, pfn, false);
-      if (phys < 0) out.push({ fault: -phys });
-      else out.push({ pfn: phys, bytes: mem.pageView(phys) ?? null });
-    }
+    for (let pfn = first; pfn <= last; pfn++) out.push(t.readTarget(m.dev, pfn));
   }
   return out;
 }
 
-function pageBytes(mem: DmaPath['machine']['memory'], p: { pfn: number; bytes: Uint8Array | null }): Uint8Array {
-  return p.bytes ?? mem.read(p.pfn * VTD_PAGE_SIZE, VTD_PAGE_SIZE);
+function pageBytes(mem: DmaPath['machine']['memory'], pfn: number): Uint8Array {
+  return mem.pageView(pfn) ?? mem.read(pfn * VTD_PAGE_SIZE, VTD_PAGE_SIZE);
 }
 
 /** Device view of one mapping after map, alloc_coherent or sync_for_device. */
-export function checkDeviceView(i: number, op: string, lm: Mapping, gm: Mapping, lr: PathRunner, gr: PathRunner): Divergence[] {
-  const a = devicePages(lr, lm);
-  const b = devicePages(gr, gm);
+export function checkDeviceView(i: number, op: string, lm: Mapping, gm: Mapping, lr: PathRunner, gr: PathRunner, lt: ReachTracker, gt: ReachTracker): Divergence[] {
+  const a = deviceTargets(lr, lt, lm);
+  const b = deviceTargets(gr, gt, gm);
   const name = lm.name;
   if (a.length !== b.length) {
     return [viewDivergence(i, 'device-view', name, `after ${op} of ${name} the device's segments span ${a.length} page(s) on legacy, ${b.length} on generic`, `${a.length} pages`, `${b.length} pages`, 'whole mapping')];
   }
+  const lmem = lr.model.machine.memory;
+  const gmem = gr.model.machine.memory;
   for (let k = 0; k < a.length; k++) {
     const x = a[k]!;
     const y = b[k]!;
-    if ('fault' in x || 'fault' in y) {
-      if ('fault' in x && 'fault' in y) continue;
-      const say = (p: DevicePage): string => ('fault' in p ? `fault 0x${p.fault.toString(16).padStart(2, '0')}` : 'readable');
+    if (x < 0 || y < 0) {
+      if (x < 0 && y < 0) continue;
+      const say = (p: number): string => (p < 0 ? `fault 0x${(-p).toString(16).padStart(2, '0')}` : 'readable');
       return [viewDivergence(i, 'device-view', name, `after ${op} of ${name} device page ${k} of the mapping is ${say(x)} on legacy, ${say(y)} on generic`, say(x), say(y), `device page ${k}`)];
     }
-    if (x.bytes === null && y.bytes === null && x.pfn === y.pfn) continue;
-    const xb = pageBytes(lr.model.machine.memory, x);
-    const yb = pageBytes(gr.model.machine.memory, y);
+    // pages neither path wrote hold the same pattern when they are the same page
+    if (x === y && !lmem.isMaterialised(x) && !gmem.isMaterialised(y)) continue;
+    const xb = pageBytes(lmem, x);
+    const yb = pageBytes(gmem, y);
     if (sameBytes(xb, yb)) continue;
     const d = diffRange(xb, yb);
     if (d === null) continue;
@@ -177,7 +184,7 @@ export function checkDeviceView(i: number, op: string, lm: Mapping, gm: Mapping,
 }
 
 /** The view checks a step calls for, on the mapping it names. */
-export function checkViews(i: number, step: Step, lr: PathRunner, gr: PathRunner): Divergence[] {
+export function checkViews(i: number, step: Step, lr: PathRunner, gr: PathRunner, lt: ReachTracker, gt: ReachTracker): Divergence[] {
   const name = 'as' in step ? step.as : 'map' in step ? step.map : undefined;
   if (name === undefined) return [];
   const lm = lr.mappings.get(name);
@@ -193,7 +200,7 @@ export function checkViews(i: number, step: Step, lr: PathRunner, gr: PathRunner
     case 'map_sg':
     case 'alloc_coherent':
     case 'sync_for_device':
-      return lm.live && gm.live ? checkDeviceView(i, step.op, lm, gm, lr, gr) : [];
+      return lm.live && gm.live ? checkDeviceView(i, step.op, lm, gm, lr, gr, lt, gt) : [];
     default:
       return [];
   }

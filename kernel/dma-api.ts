@@ -70,6 +70,8 @@ export interface DmaPath {
   setCoherentMask(dev: Device, mask: bigint): boolean;
   /** the physical address a handle translates to in the device's domain (0 if none) */
   iovaToPhys(dev: Device, addr: bigint): bigint;
+  /** the same at page granularity, on numbers: the physical pfn behind an IOVA pfn (-1 if none) */
+  iovaPfnToPhysPfn(dev: Device, pfn: number): number;
   /** every present leaf of the device's domain */
   presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }>;
   /** the device's domain page table: its root page (-1 if none) and agaw, as the kernel keeps them */

@@ -18,11 +18,13 @@ import {
   DMA_PTE_LARGE_PAGE,
   DMA_PTE_READ,
   DMA_PTE_WRITE,
+  PTES_PER_TABLE,
   VTD_PAGE_SIZE,
   agawToLevel,
   agawToWidth,
   levelBase,
   lvlToNrPages,
+  modPow2,
   pfnLevelOffset,
 } from '../vtd/regs.js';
 
@@ -248,29 +250,40 @@ export class IntelPageTable {
 
   /** iova_to_phys: the physical address behind iova, 0 if nothing is mapped there */
   iovaToPhys(d: DomainPgtable, iova: bigint): bigint {
-    const pfn = Number(iova >> 12n);
-    const r = this.pfnToDmaPte(d, pfn, 0);
-    if (r === null || !this.present(r.addr)) return 0n;
-    const span = BigInt(VTD_PAGE_SIZE) * BigInt(lvlToNrPages(r.level));
-    return (BigInt(this.ptePfn(r.addr)) << 12n) + (iova % span);
+    const phys = this.iovaPfnToPhysPfn(d, Number(iova >> 12n));
+    return phys < 0 ? 0n : (BigInt(phys) << 12n) + (iova & 0xfffn);
   }
 
-  /** Every present leaf: [iova pfn, phys pfn, pages, R/W bits] (reachable-set reports). */
-  *leaves(d: DomainPgtable): IterableIterator<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
-    if (d.pgdPfn < 0) return;
-    const walk = function* (this: IntelPageTable, table: number, level: number, base: number): IterableIterator<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
-      for (let i = 0; i < 512; i++) {
-        const addr = table * VTD_PAGE_SIZE + i * 8;
-        const s = this.read(addr);
-        const lo = s[0]!;
-        if ((lo & 3) === 0) continue;
-        const iovaPfn = base + i * levelSize(level);
-        const next = entryPfn(s[0]!, s[1]!);
-        if (level === 1 || (lo & DMA_PTE_LARGE_PAGE) !== 0) yield { iovaPfn, physPfn: next, pages: levelSize(level), perm: lo & 3 };
-        else yield* walk.call(this, next, level - 1, iovaPfn);
-      }
-    };
-    yield* walk.call(this, d.pgdPfn, agawToLevel(d.agaw), 0);
+  /** iova_to_phys at page granularity, on numbers: the physical pfn behind an IOVA pfn, -1 if none. */
+  iovaPfnToPhysPfn(d: DomainPgtable, pfn: number): number {
+    const r = this.pfnToDmaPte(d, pfn, 0);
+    if (r === null || !this.present(r.addr)) return -1;
+    return this.ptePfn(r.addr) + modPow2(pfn, lvlToNrPages(r.level));
+  }
+
+  /**
+   * Every present leaf: [iova pfn, phys pfn, pages, R/W bits] (reachable-set reports, the end
+   * state's leak check). Table pages are read in place; one never written holds its pattern,
+   * read as the walk would read it.
+   */
+  leaves(d: DomainPgtable): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
+    const out: Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> = [];
+    if (d.pgdPfn >= 0) this.collectLeaves(d.pgdPfn, agawToLevel(d.agaw), 0, out);
+    return out;
+  }
+
+  private collectLeaves(table: number, level: number, base: number, out: Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }>): void {
+    const words = this.memory.pageWords(table);
+    for (let i = 0; i < PTES_PER_TABLE; i++) {
+      const s = words === undefined ? this.read(table * VTD_PAGE_SIZE + i * 8) : undefined;
+      const lo = s === undefined ? words![2 * i]! : s[0]!;
+      if ((lo & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) continue;
+      const hi = s === undefined ? words![2 * i + 1]! : s[1]!;
+      const iovaPfn = base + i * levelSize(level);
+      const next = entryPfn(lo, hi);
+      if (level === 1 || (lo & DMA_PTE_LARGE_PAGE) !== 0) out.push({ iovaPfn, physPfn: next, pages: levelSize(level), perm: lo & 3 });
+      else this.collectLeaves(next, level - 1, iovaPfn, out);
+    }
   }
 }
 

@@ -77,6 +77,8 @@ export class Swiotlb {
   }
   private readonly areas: Area[] = [];
   readonly counters: SwiotlbCounters = { maps: 0, unmaps: 0, full: 0, bytesToDevice: 0, bytesToCpu: 0 };
+  /** bumped whenever a slot's original address is set or cleared (what origOf answers moved) */
+  origGeneration = 0;
   private readonly fullLimit = new RateLimit('swiotlb_tbl_map_single');
 
   constructor(
@@ -214,6 +216,7 @@ export class Swiotlb {
       return SWIOTLB_MAP_ERROR;
     }
     for (let i = 0; i < nrSlots(allocSize + offset); i++) this.origAddr[index + i] = orig + i * IO_TLB_SIZE;
+    this.origGeneration++;
     const tlb = this.start + index * IO_TLB_SIZE + offset;
     this.counters.maps++;
     // both releases: bounce the original in at map, for every direction (CVE-2022-0854 fix)
@@ -241,6 +244,7 @@ export class Swiotlb {
   private releaseSlots(index: number, nslots: number): void {
     const area = this.areas[Math.floor(index / this.areaNslabs)]!;
     let count = index + nslots < Math.ceil((index + 1) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE ? this.list[index + nslots]! : 0;
+    this.origGeneration++;
     for (let i = index + nslots - 1; i >= index; i--) {
       this.list[i] = ++count;
       this.origAddr[i] = INVALID_PHYS_ADDR;

@@ -137,6 +137,10 @@ export class LegacyIntel implements DmaPath {
     return this.pt.iovaToPhys(this.domain(dev), addr);
   }
 
+  iovaPfnToPhysPfn(dev: Device, pfn: number): number {
+    return this.pt.iovaPfnToPhysPfn(this.domain(dev), pfn);
+  }
+
   presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
     return [...this.pt.leaves(this.domain(dev))];
   }

@@ -500,7 +500,11 @@ export class VtdHardware {
   private resolve(sid: number, pfn: number, need: number, deny: number): number {
     this.resolvedPerm = DMA_PTE_READ | DMA_PTE_WRITE;
     if (!this.translationEnabled) return pfn < PFN_LIMIT_64 ? pfn : -VTD_FR_ADDR_BEYOND_MGAW;
-    const ctx = this.lookupContext(sid);
+    return this.resolveIn(this.lookupContext(sid), pfn, need, deny);
+  }
+
+  /** resolve() past the context lookup, with its answer. */
+  private resolveIn(ctx: CachedContext | number, pfn: number, need: number, deny: number): number {
     if (typeof ctx === 'number') return ctx;
     if (ctx.tt === CONTEXT_TT_PASS_THROUGH) return pfn < this.hawPfnLimit ? pfn : -VTD_FR_ADDR_BEYOND_MGAW;
     if (ctx.tt !== CONTEXT_TT_MULTI_LEVEL) return -VTD_FR_CONTEXT_ENTRY_INV;
@@ -600,6 +604,25 @@ export class VtdHardware {
       this.lastFaultSuppressed = fs;
     }
   }
+
+  /**
+   * peekPerm() with the context lookup's answer given: what peekContext(sid) says now, kept by a
+   * caller that is told of every change it depends on (the harness's reach tracker), so that a
+   * look does not decode the context entry from memory each time.
+   */
+  peekPermIn(ctx: CachedContext | number, pfn: number): number {
+    if (!this.translationEnabled) return pfn < PFN_LIMIT_64 ? pfn * 4 + (DMA_PTE_READ | DMA_PTE_WRITE) : -1;
+    this.resolvedPerm = DMA_PTE_READ | DMA_PTE_WRITE;
+    const peeking = this.peeking;
+    this.peeking = true;
+    try {
+      const target = this.resolveIn(ctx, pfn, DMA_PTE_READ | DMA_PTE_WRITE, -1);
+      return target < 0 ? -1 : target * 4 + this.resolvedPerm;
+    } finally {
+      this.peeking = peeking;
+    }
+  }
+
 
 
   /** The context sid resolves to now (as lookupContext, without caching or counting), or a fault reason negated. */

@@ -54,6 +54,12 @@ export class Iotlb {
   /** Told of every entry filled or dropped, when a derived view is kept current. */
   journal: TranslationJournal | undefined;
 
+  /** Whether any entry of domain did is cached. */
+  holdsDomain(did: number): boolean {
+    const m = this.byDid.get(did);
+    return m !== undefined && m.size > 0;
+  }
+
   /** The live entry of did based at basePfn with that level, if any. */
   at(did: number, basePfn: number, level: number): IotlbEntry | undefined {
     return this.byDid.get(did)?.get(key(basePfn, level));

@@ -12,21 +12,34 @@
  *   invalidation, root table, translation enable).
  */
 export class TranslationJournal {
+  // each list holds its first n* numbers; clear() resets the counts and keeps the storage
+  // (emptying an array by its length frees its store, and the next step grows it again)
   readonly writes: number[] = [];
   readonly iotlb: number[] = [];
   readonly coverage: number[] = [];
+  nWrites = 0;
+  nIotlb = 0;
+  nCoverage = 0;
   contextChanged = false;
 
   write(addr: number, n: number): void {
-    this.writes.push(addr, n);
+    const w = this.writes;
+    w[this.nWrites++] = addr;
+    w[this.nWrites++] = n;
   }
 
   iotlbEntry(did: number, basePfn: number, pages: number): void {
-    this.iotlb.push(did, basePfn, pages);
+    const t = this.iotlb;
+    t[this.nIotlb++] = did;
+    t[this.nIotlb++] = basePfn;
+    t[this.nIotlb++] = pages;
   }
 
   invalidated(did: number, firstPfn: number, pages: number): void {
-    this.coverage.push(did, firstPfn, pages);
+    const c = this.coverage;
+    c[this.nCoverage++] = did;
+    c[this.nCoverage++] = firstPfn;
+    c[this.nCoverage++] = pages;
   }
 
   context(): void {
@@ -34,13 +47,13 @@ export class TranslationJournal {
   }
 
   get empty(): boolean {
-    return this.writes.length === 0 && this.iotlb.length === 0 && this.coverage.length === 0 && !this.contextChanged;
+    return this.nWrites === 0 && this.nIotlb === 0 && this.nCoverage === 0 && !this.contextChanged;
   }
 
   clear(): void {
-    this.writes.length = 0;
-    this.iotlb.length = 0;
-    this.coverage.length = 0;
+    this.nWrites = 0;
+    this.nIotlb = 0;
+    this.nCoverage = 0;
     this.contextChanged = false;
   }
 }

@@ -203,7 +203,7 @@ export class PhysMemory {
       if (pa !== undefined || pb !== undefined || a !== b) {
         const x = pa !== undefined ? pa.subarray(a % VTD_PAGE_SIZE, (a % VTD_PAGE_SIZE) + n) : this.read(a, n);
         const y = pb !== undefined ? pb.subarray(b % VTD_PAGE_SIZE, (b % VTD_PAGE_SIZE) + n) : other.read(b, n);
-        if (!Buffer.from(x.buffer, x.byteOffset, n).equals(Buffer.from(y.buffer, y.byteOffset, n))) return false;
+        if (Buffer.compare(x, y) !== 0) return false;
       }
       done += n;
     }

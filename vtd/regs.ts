@@ -162,14 +162,23 @@ export function lvlToNrPages(level: number): number {
   return LEVEL_PAGES[level] ?? 2 ** (LEVEL_STRIDE * (level - 1));
 }
 
+/**
+ * x mod m for a non-negative integer x (exact below 2^53) and a power of two m, by a division
+ * and a floor: exact (dividing by a power of two is), and without the fmod call that % makes
+ * of a number above 2^31 -- page numbers of 48- and 57-bit IOVAs are.
+ */
+export function modPow2(x: number, m: number): number {
+  return x - Math.floor(x / m) * m;
+}
+
 /** pfn_level_offset: the index of pfn's entry in its level's table. */
 export function pfnLevelOffset(pfn: number, level: number): number {
-  return Math.floor(pfn / lvlToNrPages(level)) % PTES_PER_TABLE;
+  return modPow2(Math.floor(pfn / lvlToNrPages(level)), PTES_PER_TABLE);
 }
 
 /** pfn & level_mask(level): the first pfn of the level-sized page containing pfn. */
 export function levelBase(pfn: number, level: number): number {
-  return pfn - (pfn % lvlToNrPages(level));
+  return pfn - modPow2(pfn, lvlToNrPages(level));
 }
 
 /** agaw → address width: 30 + 9 * agaw (agaw_to_width); levels = agaw + 2 (agaw_to_level). */
