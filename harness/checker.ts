@@ -9,6 +9,7 @@ import type { TraceEvent } from '../kernel/trace.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import { poolKey, reachDiff, regionOf, type ReachableDiff } from './observe.js';
 import type { PermListener, ReachTracker } from './reach-tracker.js';
+import { PfnList } from './page-map.js';
 import { TargetNames, TraceAccountant, multisetMinus, sameEntries, type StepAccount } from './trace-account.js';
 import type { DeviceAccessPiece } from './consumers.js';
 import type { Mapping, PathRunner, StepResult } from './path-runner.js';
@@ -324,6 +325,12 @@ export class ReachableWatch {
   /** per device and path: pool pages reached, counted by "region:perm" */
   private readonly pooled: Array<[Map<string, number>, Map<string, number>]>;
   private readonly changed: boolean[];
+  /**
+   * per device: buffer pages whose permission moved on either side since the last check, compared
+   * across the two once both trackers are current (a page both paths map in one step is looked at
+   * once, and `differing` only changes where the paths really differ)
+   */
+  private readonly moves: PfnList[];
 
   /**
    * The running difference of two paths' reachable sets, by physical page: updated by each
@@ -337,6 +344,7 @@ export class ReachableWatch {
     this.differing = Array.from({ length: n }, () => new Set<number>());
     this.pooled = Array.from({ length: n }, () => [new Map<string, number>(), new Map<string, number>()]);
     this.changed = new Array<boolean>(n).fill(true);
+    this.moves = Array.from({ length: n }, () => new PfnList());
     for (let k = 0; k < n; k++) {
       const ra = a.reachable(k);
       const rb = b.reachable(k);
@@ -357,8 +365,20 @@ export class ReachableWatch {
       if (newPerm !== 0) bumpKey(m, poolKey(region, newPerm), 1);
       return;
     }
-    if (this.a.perm(k, phys) !== this.b.perm(k, phys)) this.differing[k]!.add(phys);
-    else this.differing[k]!.delete(phys);
+    this.moves[k]!.add(phys);
+  }
+
+  /** Fold the moves of device k into its differing pages (both trackers current). */
+  private settle(k: number): void {
+    const moves = this.moves[k]!;
+    const n = moves.settle();
+    const differing = this.differing[k]!;
+    for (let x = 0; x < n; x++) {
+      const phys = moves.at(x);
+      if (this.a.perm(k, phys) !== this.b.perm(k, phys)) differing.add(phys);
+      else differing.delete(phys);
+    }
+    moves.clear();
   }
 
   /** The difference for device k now (the shape diffReachable gives), or null. */
@@ -378,6 +398,7 @@ export class ReachableWatch {
       if (!this.changed[k]) continue;
       const ld = legacy.devices[k]!;
       this.changed[k] = false;
+      this.settle(k);
       const diff = this.diff(k);
       const sig = diff === null ? '' : JSON.stringify([diff.onlyA, diff.onlyB]);
       if (sig === (this.last.get(ld.name) ?? '')) continue;

@@ -127,12 +127,12 @@ export class IovaFitWatch {
     }
     if (m === undefined || name === undefined) return [];
     const dev = m.dev;
-    const req = requestOf(step, dev);
     if (m.ok) {
-      if (req !== undefined) this.succeeded(m, roundedPages(req.pages), req.mask, s);
+      this.succeeded(step, m, s);
       return [];
     }
     if (m.iovaFailed !== true) return [];
+    const req = requestOf(step, dev);
     const size = req === undefined ? 1 : roundedPages(req.pages);
     const floor = this.max32.get(dev);
     // a failed search leaves max32_alloc_size at this size; a fast fail leaves it as it was
@@ -167,15 +167,24 @@ export class IovaFitWatch {
   }
 
   /** a success under a 32-bit limit the fast fail would have refused: max32 was reset before */
-  private succeeded(m: Mapping, size: number, mask: bigint, s: Scenario): void {
+  private succeeded(step: Step, m: Mapping, s: Scenario): void {
     const dev = m.dev;
     const floor = this.max32.get(dev);
+    // the request's mask (requestOf's), read without building the request: most successes
+    // neither set nor clear the floor
+    if (step.op === 'map_sg' && untrusted(dev)) return;
+    const mask = step.op === 'alloc_coherent' ? dev.coherentDmaMask : dev.dmaMask;
     const wide = mask > 0xffff_ffffn;
     // iommu_dma_alloc_iova tries below 4 GiB first for a PCI device; landing above means that
     // attempt failed, leaving its size in max32_alloc_size
     const sac = wide && dev.pci && !s.platform.forcedac;
-    if (sac && heldAbove4G(m)) this.max32.set(dev, size);
-    else if (floor !== undefined && (!wide || sac) && size >= floor) this.max32.delete(dev);
+    const above = sac && heldAbove4G(m);
+    if (!above && (floor === undefined || (wide && !sac))) return;
+    const req = requestOf(step, dev);
+    if (req === undefined) return;
+    const size = roundedPages(req.pages);
+    if (above) this.max32.set(dev, size);
+    else if (size >= floor!) this.max32.delete(dev);
   }
 
   /** __cached_rbnode_delete_update: a range freed to the tree below 4 GiB resets max32_alloc_size */

@@ -1,64 +1,97 @@
 /**
- * A map from 4 KiB page numbers to non-negative numbers, kept in 64-page blocks of plain slots so
- * that a lookup is one hash probe and an array read, and the entries of a range (a page-table
- * entry's span) are found without visiting the rest: what the incremental reachable sets and leaf
- * shadows need at a million live mappings. Emptied blocks are kept for reuse (a map/unmap cycle
- * on one page allocates nothing).
+ * A map from 4 KiB page numbers to non-negative numbers, kept in 64-page blocks so that a lookup
+ * is one hash probe (none for the block looked at last) and an array read, and the entries of a
+ * range (a page-table entry's span) are found without visiting the rest: what the incremental
+ * reachable sets and leaf shadows need at a million live mappings. The blocks are slices of one
+ * slab per map, emptied ones reused: a few large buffers rather than one small typed array per
+ * block (each of those an ArrayBuffer the collector tracks), and a map/unmap cycle on one page
+ * allocates nothing.
  */
 const BLOCK = 64;
 const EMPTY = -1;
-/** emptied blocks kept for reuse, at most */
-const SPARE = 64;
-
-class Block {
-  readonly slots = new Float64Array(BLOCK).fill(EMPTY);
-  n = 0;
-}
+/** blocks a new map's slab holds (it doubles as it fills) */
+const FIRST_BLOCKS = 4;
 
 export class PageMap {
-  private readonly blocks = new Map<number, Block>();
-  private readonly spare: Block[] = [];
+  /** block key (pfn / BLOCK) -> the block's index in the slab */
+  private readonly blocks = new Map<number, number>();
+  /** block i holds slots [i * BLOCK, (i + 1) * BLOCK) */
+  private slab = new Float64Array(FIRST_BLOCKS * BLOCK).fill(EMPTY);
+  /** entries per block */
+  private used = new Int32Array(FIRST_BLOCKS);
+  /** emptied blocks, and how many blocks the slab has handed out */
+  private readonly free: number[] = [];
+  private made = 0;
   private count = 0;
+  /** the block last looked up (a get then a set of one page, or a run of pages, probe the Map once) */
+  private lastKey = -1;
+  private lastBlock = -1;
 
   get size(): number {
     return this.count;
   }
 
+  /** The slab index of block k, or -1. */
+  private block(k: number): number {
+    if (k === this.lastKey) return this.lastBlock;
+    const b = this.blocks.get(k) ?? -1;
+    this.lastKey = k;
+    this.lastBlock = b;
+    return b;
+  }
+
+  private newBlock(k: number): number {
+    let b = this.free.pop();
+    if (b === undefined) {
+      if (this.made === this.used.length) {
+        const slab = new Float64Array(this.slab.length * 2).fill(EMPTY);
+        slab.set(this.slab);
+        this.slab = slab;
+        const used = new Int32Array(this.used.length * 2);
+        used.set(this.used);
+        this.used = used;
+      }
+      b = this.made++;
+    }
+    this.blocks.set(k, b);
+    this.lastKey = k;
+    this.lastBlock = b;
+    return b;
+  }
+
   get(pfn: number): number | undefined {
     const k = Math.floor(pfn / BLOCK);
-    const b = this.blocks.get(k);
-    if (b === undefined) return undefined;
-    const v = b.slots[pfn - k * BLOCK]!;
+    const b = this.block(k);
+    if (b < 0) return undefined;
+    const v = this.slab[b * BLOCK + (pfn - k * BLOCK)]!;
     return v === EMPTY ? undefined : v;
   }
 
   set(pfn: number, v: number): void {
     if (!(v >= 0)) throw new RangeError(`PageMap holds non-negative numbers, not ${v}`);
     const k = Math.floor(pfn / BLOCK);
-    let b = this.blocks.get(k);
-    if (b === undefined) {
-      b = this.spare.pop() ?? new Block();
-      this.blocks.set(k, b);
-    }
-    const i = pfn - k * BLOCK;
-    if (b.slots[i] === EMPTY) {
-      b.n++;
+    let b = this.block(k);
+    if (b < 0) b = this.newBlock(k);
+    const i = b * BLOCK + (pfn - k * BLOCK);
+    if (this.slab[i] === EMPTY) {
+      this.used[b]!++;
       this.count++;
     }
-    b.slots[i] = v;
+    this.slab[i] = v;
   }
 
   delete(pfn: number): boolean {
     const k = Math.floor(pfn / BLOCK);
-    const b = this.blocks.get(k);
-    if (b === undefined) return false;
-    const i = pfn - k * BLOCK;
-    if (b.slots[i] === EMPTY) return false;
-    b.slots[i] = EMPTY;
+    const b = this.block(k);
+    if (b < 0) return false;
+    const i = b * BLOCK + (pfn - k * BLOCK);
+    if (this.slab[i] === EMPTY) return false;
+    this.slab[i] = EMPTY;
     this.count--;
-    if (--b.n === 0) {
+    if (--this.used[b]! === 0) {
       this.blocks.delete(k);
-      if (this.spare.length < SPARE) this.spare.push(b);
+      this.free.push(b);
+      this.lastBlock = -1;
     }
     return true;
   }
@@ -82,13 +115,14 @@ export class PageMap {
     return out;
   }
 
-  private visit(k: number, b: Block, first: number, last: number, out: number[]): void {
+  private visit(k: number, b: number, first: number, last: number, out: number[]): void {
     const base = k * BLOCK;
     const i0 = Math.max(0, first - base);
     const i1 = Math.min(BLOCK - 1, last - base);
-    const s = b.slots;
+    const s = this.slab;
+    const at = b * BLOCK;
     for (let i = i0; i <= i1; i++) {
-      const v = s[i]!;
+      const v = s[at + i]!;
       if (v !== EMPTY) out.push(base + i, v);
     }
   }
@@ -102,13 +136,14 @@ export class PageMap {
 
   clear(): void {
     for (const b of this.blocks.values()) {
-      if (this.spare.length >= SPARE) break;
-      b.slots.fill(EMPTY);
-      b.n = 0;
-      this.spare.push(b);
+      this.slab.fill(EMPTY, b * BLOCK, (b + 1) * BLOCK);
+      this.used[b] = 0;
+      this.free.push(b);
     }
     this.blocks.clear();
     this.count = 0;
+    this.lastKey = -1;
+    this.lastBlock = -1;
   }
 }
 
@@ -118,7 +153,8 @@ export class PageMap {
  * settle() sorts and drops the repeats once, when they are read.
  */
 export class PfnList {
-  private buf = new Float64Array(16);
+  // (eight numbers fit in V8's heap; a larger typed array is an ArrayBuffer the collector tracks)
+  private buf = new Float64Array(8);
   private n = 0;
 
   get size(): number {

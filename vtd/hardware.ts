@@ -594,15 +594,8 @@ export class VtdHardware {
    * 2^51 (every page a paging structure can name: HAW is at most 52 bits).
    */
   peekPerm(sid: number, pfn: number): number {
-    const fs = this.lastFaultSuppressed;
-    this.peeking = true;
-    try {
-      const target = this.resolve(sid, pfn, DMA_PTE_READ | DMA_PTE_WRITE, -1);
-      return target < 0 ? -1 : target * 4 + this.resolvedPerm;
-    } finally {
-      this.peeking = false;
-      this.lastFaultSuppressed = fs;
-    }
+    // (with translation off no context is looked up, as resolve() does)
+    return this.peekPermIn(this.translationEnabled ? this.peekContext(sid) : -1, pfn);
   }
 
   /**
@@ -622,8 +615,6 @@ export class VtdHardware {
       this.peeking = peeking;
     }
   }
-
-
 
   /** The context sid resolves to now (as lookupContext, without caching or counting), or a fault reason negated. */
   peekContext(sid: number): CachedContext | number {
