@@ -2,24 +2,30 @@
  * A map from 4 KiB page numbers to non-negative numbers, kept in 64-page blocks so that a lookup
  * is one hash probe (none for the block looked at last) and an array read, and the entries of a
  * range (a page-table entry's span) are found without visiting the rest: what the incremental
- * reachable sets and leaf shadows need at a million live mappings. The blocks are slices of one
- * slab per map, emptied ones reused: a few large buffers rather than one small typed array per
- * block (each of those an ArrayBuffer the collector tracks), and a map/unmap cycle on one page
- * allocates nothing.
+ * reachable sets and leaf shadows need at a million live mappings. The blocks are slices of a
+ * few large typed arrays per map, emptied ones reused: not one small typed array per block (each
+ * of those an ArrayBuffer the collector tracks), and a map/unmap cycle on one page allocates
+ * nothing.
  */
 const BLOCK = 64;
 const EMPTY = -1;
-/** blocks a new map's slab holds (it doubles as it fills) */
+/** blocks per chunk of slots: 128 KiB (the first chunk starts at FIRST_BLOCKS and doubles up to it) */
+const CHUNK_BLOCKS = 256;
+const CHUNK_SHIFT = 8;
 const FIRST_BLOCKS = 4;
 
 export class PageMap {
-  /** block key (pfn / BLOCK) -> the block's index in the slab */
+  /** block key (pfn / BLOCK) -> the block's index */
   private readonly blocks = new Map<number, number>();
-  /** block i holds slots [i * BLOCK, (i + 1) * BLOCK) */
-  private slab = new Float64Array(FIRST_BLOCKS * BLOCK).fill(EMPTY);
+  /**
+   * Block b holds slots [(b % CHUNK_BLOCKS) * BLOCK, ...) of chunks[b / CHUNK_BLOCKS]: chunks of
+   * fixed size once past the first, so that growing never copies (a million entries would copy
+   * megabytes at once, in the middle of some step)
+   */
+  private readonly chunks: Float64Array[] = [new Float64Array(FIRST_BLOCKS * BLOCK).fill(EMPTY)];
   /** entries per block */
   private used = new Int32Array(FIRST_BLOCKS);
-  /** emptied blocks, and how many blocks the slab has handed out */
+  /** emptied blocks, and how many blocks have been handed out */
   private readonly free: number[] = [];
   private made = 0;
   private count = 0;
@@ -31,7 +37,7 @@ export class PageMap {
     return this.count;
   }
 
-  /** The slab index of block k, or -1. */
+  /** The index of block k, or -1. */
   private block(k: number): number {
     if (k === this.lastKey) return this.lastBlock;
     const b = this.blocks.get(k) ?? -1;
@@ -43,15 +49,19 @@ export class PageMap {
   private newBlock(k: number): number {
     let b = this.free.pop();
     if (b === undefined) {
-      if (this.made === this.used.length) {
-        const slab = new Float64Array(this.slab.length * 2).fill(EMPTY);
-        slab.set(this.slab);
-        this.slab = slab;
-        const used = new Int32Array(this.used.length * 2);
+      b = this.made++;
+      const c = b >>> CHUNK_SHIFT;
+      if (c === this.chunks.length) this.chunks.push(new Float64Array(CHUNK_BLOCKS * BLOCK).fill(EMPTY));
+      else if (c === 0 && b * BLOCK === this.chunks[0]!.length) {
+        const first = new Float64Array(Math.min(b * 2, CHUNK_BLOCKS) * BLOCK).fill(EMPTY);
+        first.set(this.chunks[0]!);
+        this.chunks[0] = first;
+      }
+      if (b === this.used.length) {
+        const used = new Int32Array(b * 2);
         used.set(this.used);
         this.used = used;
       }
-      b = this.made++;
     }
     this.blocks.set(k, b);
     this.lastKey = k;
@@ -59,11 +69,16 @@ export class PageMap {
     return b;
   }
 
+  /** the chunk holding block b, and where b's slots start in it */
+  private chunk(b: number): Float64Array {
+    return this.chunks[b >>> CHUNK_SHIFT]!;
+  }
+
   get(pfn: number): number | undefined {
     const k = Math.floor(pfn / BLOCK);
     const b = this.block(k);
     if (b < 0) return undefined;
-    const v = this.slab[b * BLOCK + (pfn - k * BLOCK)]!;
+    const v = this.chunk(b)[(b & (CHUNK_BLOCKS - 1)) * BLOCK + (pfn - k * BLOCK)]!;
     return v === EMPTY ? undefined : v;
   }
 
@@ -72,21 +87,23 @@ export class PageMap {
     const k = Math.floor(pfn / BLOCK);
     let b = this.block(k);
     if (b < 0) b = this.newBlock(k);
-    const i = b * BLOCK + (pfn - k * BLOCK);
-    if (this.slab[i] === EMPTY) {
+    const slots = this.chunk(b);
+    const i = (b & (CHUNK_BLOCKS - 1)) * BLOCK + (pfn - k * BLOCK);
+    if (slots[i] === EMPTY) {
       this.used[b]!++;
       this.count++;
     }
-    this.slab[i] = v;
+    slots[i] = v;
   }
 
   delete(pfn: number): boolean {
     const k = Math.floor(pfn / BLOCK);
     const b = this.block(k);
     if (b < 0) return false;
-    const i = b * BLOCK + (pfn - k * BLOCK);
-    if (this.slab[i] === EMPTY) return false;
-    this.slab[i] = EMPTY;
+    const slots = this.chunk(b);
+    const i = (b & (CHUNK_BLOCKS - 1)) * BLOCK + (pfn - k * BLOCK);
+    if (slots[i] === EMPTY) return false;
+    slots[i] = EMPTY;
     this.count--;
     if (--this.used[b]! === 0) {
       this.blocks.delete(k);
@@ -119,8 +136,8 @@ export class PageMap {
     const base = k * BLOCK;
     const i0 = Math.max(0, first - base);
     const i1 = Math.min(BLOCK - 1, last - base);
-    const s = this.slab;
-    const at = b * BLOCK;
+    const s = this.chunk(b);
+    const at = (b & (CHUNK_BLOCKS - 1)) * BLOCK;
     for (let i = i0; i <= i1; i++) {
       const v = s[at + i]!;
       if (v !== EMPTY) out.push(base + i, v);
@@ -136,7 +153,8 @@ export class PageMap {
 
   clear(): void {
     for (const b of this.blocks.values()) {
-      this.slab.fill(EMPTY, b * BLOCK, (b + 1) * BLOCK);
+      const at = (b & (CHUNK_BLOCKS - 1)) * BLOCK;
+      this.chunk(b).fill(EMPTY, at, at + BLOCK);
       this.used[b] = 0;
       this.free.push(b);
     }

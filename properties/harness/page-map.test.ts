@@ -61,6 +61,32 @@ describe('PageMap', () => {
     );
   });
 
+  it('keeps thousands of blocks (its storage grows in chunks) and reuses emptied ones', () => {
+    const m = new PageMap();
+    const ref = new Map<number, number>();
+    // one page in each of 3000 blocks, then every other one deleted and others set
+    for (let i = 0; i < 3000; i++) {
+      m.set(i * 64 + (i % 64), i);
+      ref.set(i * 64 + (i % 64), i);
+    }
+    for (let i = 0; i < 3000; i += 2) {
+      expect(m.delete(i * 64 + (i % 64))).toBe(true);
+      ref.delete(i * 64 + (i % 64));
+    }
+    for (let i = 0; i < 1000; i++) {
+      m.set(2 ** 40 + i * 64, i + 7);
+      ref.set(2 ** 40 + i * 64, i + 7);
+    }
+    expect(m.size).toBe(ref.size);
+    for (const [p, v] of ref) expect(m.get(p)).toBe(v);
+    expect(m.get(0)).toBeUndefined();
+    expect(pairs(m.inRange(64 * 1000, 64 * 500))).toEqual([...ref].filter(([p]) => p >= 64 * 1000 && p < 64 * 1500).sort((a, b) => a[0] - b[0]));
+    expect(pairs(m.entries())).toEqual([...ref].sort((a, b) => a[0] - b[0]));
+    m.clear();
+    expect(m.size).toBe(0);
+    expect(m.get(2 ** 40)).toBeUndefined();
+  });
+
   it('gives each block its entries in ascending order', () => {
     const m = new PageMap();
     for (const p of [70, 65, 127, 64]) m.set(p, p * 2);
