@@ -25,7 +25,7 @@ import { ScenarioError, parseScenarioText } from './validation.js';
 import { stableJson } from './json.js';
 import { buildFailure } from '../reports/report.js';
 import { renderReportText } from '../reports/text.js';
-import { reportDoc, writeReports } from '../reports/write.js';
+import { reportDoc, writeReports, writeReportsBeside } from '../reports/write.js';
 import { oneScenarioRow } from '../reports/from-search.js';
 
 export class UsageError extends Error {}
@@ -62,7 +62,7 @@ function program(run: Invocation): Command {
       const doc = runScenario(s, { strictIova: o.strictIova === true, paranoid: o.paranoid === true });
       out(o.json === true ? stableJson(doc) : renderText(s, doc));
       run.code = failing(doc, o.trace).length > 0 ? 1 : 0;
-      if (o.report !== undefined) writeReports(o.report, scenarioReport('scenario', file, s, o.trace));
+      if (o.report !== undefined) writeReportsBeside(o.report, scenarioReport('scenario', file, s, o.trace, o.strictIova === true), io);
     });
   searchOptions(
     p.command('gate').description(
@@ -139,8 +139,8 @@ function maskArg(v: string): number {
 }
 
 /** The report of one scenario file: DIVERGES when a divergence fails the gate, else EQUIVALENT. */
-function scenarioReport(command: string, file: string, s: Scenario, checkTrace: boolean): ReportDoc {
-  const fr = buildFailure({ scenario: s, platform: basename(file), source: 'scenario', scenarioFile: file, checkTrace });
+function scenarioReport(command: string, file: string, s: Scenario, checkTrace: boolean, strictIova = false): ReportDoc {
+  const fr = buildFailure({ scenario: s, platform: basename(file), source: 'scenario', scenarioFile: file, checkTrace, strictIova });
   return reportDoc(command, fr.focus.length > 0 ? 'DIVERGES' : 'EQUIVALENT', [oneScenarioRow(basename(file), 'corpus', fr)], [fr]);
 }
 

@@ -4,10 +4,9 @@
  * deterministic for a given seed and budget; timings go only to the progress line. A failure is
  * stored the moment it is shrunk, so an interrupt or a crash later loses nothing found.
  */
-import { join } from 'node:path';
 import { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
 import { replayCorpus, renderCorpusReplay, type CorpusReplay } from './corpus-replay.js';
-import { WriteError, exportScenario, storeFailure, writeAtomic } from './corpus.js';
+import { WriteError, exportScenario, scenarioFileOf, storeFailure, writeAtomic } from './corpus.js';
 import { stableJson } from './json.js';
 import { bugList, type SeededBugs } from './paths.js';
 import { PLATFORM_MATRIX, replayChunk } from './property.js';
@@ -17,7 +16,7 @@ import { scenarioToJson, type Consumer } from './scenario.js';
 import { renderTable, search, unhit, type FoundFailure, type SearchReport } from './search.js';
 import { decodeToken, TokenError } from './token.js';
 import { corpusFailures, corpusRows, failureReports, oneScenarioRow, platformRows, verdictWord, type FailureSeen } from '../reports/from-search.js';
-import { reportDoc, writeReports } from '../reports/write.js';
+import { reportDoc, writeReportsBeside } from '../reports/write.js';
 import { buildFailure } from '../reports/report.js';
 
 export { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
@@ -88,8 +87,10 @@ function reportFailure(f: FoundFailure, dir: string, io: Io): void {
   let scen: string | undefined;
   try {
     entry = storeFailure(dir, f.platform, f.token, f.scenario, f.divergences);
-    scen = join(dir, `${f.hash}.scenario.json`);
-    exportScenario(scen, f.scenario);
+    // named only once written: a report must not point at a file that is not there
+    const exported = scenarioFileOf(entry);
+    exportScenario(exported, f.scenario);
+    scen = exported;
   } catch (e) {
     if (!(e instanceof WriteError)) throw e;
     io.err(`dmadiff: the failure below is not stored: ${e.message}`);
@@ -183,13 +184,7 @@ function writeSearchReport(command: string, code: number, x: Findings, f: Search
   if (f.report === undefined) return;
   const seen: FailureSeen[] = [...corpusFailures(x.corpus.verdicts), ...x.report.failures.map((r) => ({ platform: r.platform, token: r.token, scenario: r.scenario, source: 'search' as const }))];
   const doc = reportDoc(command, verdictWord(code), [...platformRows(x.report.platforms, seen), ...corpusRows(x.corpus.verdicts)], failureReports(seen, f.corpus, f.checkTrace));
-  try {
-    writeReports(f.report, doc);
-    io.out(`report: ${f.report} (report.html, report.txt, report.json, junit.xml, summary.md)`);
-  } catch (e) {
-    if (!(e instanceof WriteError)) throw e;
-    io.err(`dmadiff: no report written: ${e.message}`);
-  }
+  writeReportsBeside(f.report, doc, io);
 }
 
 /** dmadiff gate */
@@ -265,8 +260,7 @@ export function replay(token: string, outFile: string | undefined, io: Io, repor
   }
   if (reportDir !== undefined) {
     const fr = buildFailure({ scenario: f.scenario, platform: decoded.token.platform, source: 'search', token, checkTrace: decoded.cfg.checkTrace, ...(outFile !== undefined ? { scenarioFile: outFile } : {}) });
-    writeReports(reportDir, reportDoc('replay', 'FAIL', [oneScenarioRow(decoded.token.platform, 'platform', fr)], [fr]));
-    io.out(`  report: ${reportDir}`);
+    writeReportsBeside(reportDir, reportDoc('replay', 'FAIL', [oneScenarioRow(decoded.token.platform, 'platform', fr)], [fr]), io);
   }
   return 1;
 }

@@ -101,6 +101,11 @@ export function storeFailure(dir: string, platform: string, token: string, s: Sc
   return path;
 }
 
+/** The scenario file exported beside a corpus entry (the entry's HASH.json -> HASH.scenario.json). */
+export function scenarioFileOf(entry: string): string {
+  return entry.replace(/\.json$/, '.scenario.json');
+}
+
 /** Export a scenario file (dmadiff-scenario/1) atomically. */
 export function exportScenario(path: string, s: Scenario): void {
   writeAtomic(path, `${stableJson(scenarioToJson(s))}\n`);
@@ -190,7 +195,7 @@ export function loadCorpus(dir: string): LoadedEntry[] {
 
 /** Remove an entry and the scenario file exported beside it (`--prune`). */
 export function removeEntry(file: string): void {
-  for (const f of [file, file.replace(/\.json$/, '.scenario.json')]) {
+  for (const f of [file, scenarioFileOf(file)]) {
     try {
       unlinkSync(f);
     } catch (e) {

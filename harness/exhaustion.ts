@@ -48,7 +48,6 @@ function heldRanges(m: Mapping): Array<[number, number]> {
   return [hold(segs[0]!.dmaAddress, Number(iovaLen) / 4096)];
 }
 
-/** The request a failed step made: pages (before rounding) and the DMA mask, or undefined to skip. */
 /** Whether any range heldRanges(m) gives starts at or above 4 GiB (without building them). */
 function heldAbove4G(m: Mapping): boolean {
   if (m.kind === 'single' || m.kind === 'coherent') return m.dma >= FOUR_GIB;
@@ -59,21 +58,35 @@ function heldAbove4G(m: Mapping): boolean {
   return false;
 }
 
-const FOUR_GIB = 0x1_0000_0000n;
+/** The DMA mask a step's request is made under, or undefined when it makes none to judge. */
+function requestMask(step: Step, dev: Device): bigint | undefined {
+  switch (step.op) {
+    case 'map_page':
+      return dev.dmaMask;
+    case 'alloc_coherent':
+      return dev.coherentDmaMask;
+    case 'map_sg':
+      // an untrusted list maps entry by entry and unwinds on failure: not one request
+      return untrusted(dev) ? undefined : dev.dmaMask;
+    default:
+      return undefined;
+  }
+}
 
+/** The request a step made: pages (before rounding) and the DMA mask, or undefined to skip. */
 function requestOf(step: Step, dev: Device): { pages: number; mask: bigint } | undefined {
+  const mask = requestMask(step, dev);
+  if (mask === undefined) return undefined;
   switch (step.op) {
     case 'map_page': {
       const bounced = untrusted(dev) && needsBounce(step.phys, step.size);
       // a bounce slot starts on a page (no min_align_mask), so the mapping starts at offset 0
-      return { pages: bounced ? Math.ceil(step.size / 4096) : alignedNrpages(step.phys, step.size), mask: dev.dmaMask };
+      return { pages: bounced ? Math.ceil(step.size / 4096) : alignedNrpages(step.phys, step.size), mask };
     }
     case 'alloc_coherent':
-      return { pages: Math.ceil(step.size / 4096), mask: dev.coherentDmaMask };
+      return { pages: Math.ceil(step.size / 4096), mask };
     case 'map_sg':
-      // an untrusted list maps entry by entry and unwinds on failure: not one request
-      if (untrusted(dev)) return undefined;
-      return { pages: Number(sgLayout(step.sg, dev.segBoundaryMask).iovaLen) / 4096, mask: dev.dmaMask };
+      return { pages: Number(sgLayout(step.sg, dev.segBoundaryMask).iovaLen) / 4096, mask };
     default:
       return undefined;
   }
@@ -101,6 +114,7 @@ function findFit(occupied: Array<[number, number]>, size: number, limit: number)
 
 /** dma_32bit_pfn: the first pfn above 4 GiB */
 const DMA_32BIT_PFN = 0x10_0000;
+const FOUR_GIB = BigInt(DMA_32BIT_PFN) << 12n;
 
 /**
  * The exhaustion check over a run: a 6.1 IOVA failure although an aligned free range existed.
@@ -170,10 +184,9 @@ export class IovaFitWatch {
   private succeeded(step: Step, m: Mapping, s: Scenario): void {
     const dev = m.dev;
     const floor = this.max32.get(dev);
-    // the request's mask (requestOf's), read without building the request: most successes
-    // neither set nor clear the floor
-    if (step.op === 'map_sg' && untrusted(dev)) return;
-    const mask = step.op === 'alloc_coherent' ? dev.coherentDmaMask : dev.dmaMask;
+    // the request's mask alone first: most successes neither set nor clear the floor
+    const mask = requestMask(step, dev);
+    if (mask === undefined) return;
     const wide = mask > 0xffff_ffffn;
     // iommu_dma_alloc_iova tries below 4 GiB first for a PCI device; landing above means that
     // attempt failed, leaving its size in max32_alloc_size

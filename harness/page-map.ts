@@ -9,9 +9,9 @@
  */
 const BLOCK = 64;
 const EMPTY = -1;
-/** blocks per chunk of slots: 128 KiB (the first chunk starts at FIRST_BLOCKS and doubles up to it) */
-const CHUNK_BLOCKS = 256;
+/** blocks per chunk of slots, 2^8: 128 KiB (the first chunk starts at FIRST_BLOCKS and doubles up to it) */
 const CHUNK_SHIFT = 8;
+const CHUNK_BLOCKS = 1 << CHUNK_SHIFT;
 const FIRST_BLOCKS = 4;
 
 export class PageMap {
@@ -69,16 +69,21 @@ export class PageMap {
     return b;
   }
 
-  /** the chunk holding block b, and where b's slots start in it */
+  /** the chunk holding block b */
   private chunk(b: number): Float64Array {
     return this.chunks[b >>> CHUNK_SHIFT]!;
+  }
+
+  /** where block b's slots start in its chunk */
+  private static slotBase(b: number): number {
+    return (b & (CHUNK_BLOCKS - 1)) * BLOCK;
   }
 
   get(pfn: number): number | undefined {
     const k = Math.floor(pfn / BLOCK);
     const b = this.block(k);
     if (b < 0) return undefined;
-    const v = this.chunk(b)[(b & (CHUNK_BLOCKS - 1)) * BLOCK + (pfn - k * BLOCK)]!;
+    const v = this.chunk(b)[PageMap.slotBase(b) + (pfn - k * BLOCK)]!;
     return v === EMPTY ? undefined : v;
   }
 
@@ -88,7 +93,7 @@ export class PageMap {
     let b = this.block(k);
     if (b < 0) b = this.newBlock(k);
     const slots = this.chunk(b);
-    const i = (b & (CHUNK_BLOCKS - 1)) * BLOCK + (pfn - k * BLOCK);
+    const i = PageMap.slotBase(b) + (pfn - k * BLOCK);
     if (slots[i] === EMPTY) {
       this.used[b]!++;
       this.count++;
@@ -101,7 +106,7 @@ export class PageMap {
     const b = this.block(k);
     if (b < 0) return false;
     const slots = this.chunk(b);
-    const i = (b & (CHUNK_BLOCKS - 1)) * BLOCK + (pfn - k * BLOCK);
+    const i = PageMap.slotBase(b) + (pfn - k * BLOCK);
     if (slots[i] === EMPTY) return false;
     slots[i] = EMPTY;
     this.count--;
@@ -137,7 +142,7 @@ export class PageMap {
     const i0 = Math.max(0, first - base);
     const i1 = Math.min(BLOCK - 1, last - base);
     const s = this.chunk(b);
-    const at = (b & (CHUNK_BLOCKS - 1)) * BLOCK;
+    const at = PageMap.slotBase(b);
     for (let i = i0; i <= i1; i++) {
       const v = s[at + i]!;
       if (v !== EMPTY) out.push(base + i, v);
@@ -153,7 +158,7 @@ export class PageMap {
 
   clear(): void {
     for (const b of this.blocks.values()) {
-      const at = (b & (CHUNK_BLOCKS - 1)) * BLOCK;
+      const at = PageMap.slotBase(b);
       this.chunk(b).fill(EMPTY, at, at + BLOCK);
       this.used[b] = 0;
       this.free.push(b);

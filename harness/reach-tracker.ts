@@ -21,7 +21,7 @@ import type { Device } from '../kernel/device.js';
 import type { DmaPath } from '../kernel/dma-api.js';
 import type { CachedContext } from '../vtd/context-cache.js';
 import { TranslationJournal } from '../vtd/journal.js';
-import { VTD_PAGE_SIZE, DMA_PTE_LARGE_PAGE, agawToLevel, levelBase, lvlToNrPages, modPow2, pfnLevelOffset } from '../vtd/regs.js';
+import { VTD_PAGE_SIZE, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, agawToLevel, levelBase, lvlToNrPages, modPow2, pfnLevelOffset } from '../vtd/regs.js';
 import { entryPfn } from '../vtd/entries.js';
 import { DENSE_PROBE_LIMIT, poolKey, regionOf, type Reachable } from './observe.js';
 import { PageMap, PfnList } from './page-map.js';
@@ -31,6 +31,11 @@ const enc = (phys: number, level: number, perm: number): number => phys * 16 + l
 const leafPhys = (v: number): number => Math.floor(v / 16);
 const leafLevel = (v: number): number => modPow2(Math.floor(v / 4), 4);
 const leafPerm = (v: number): number => modPow2(v, 4);
+
+/** A reach as hw.peekPerm gives it and the probes keep it: target pfn * 4 + the R/W bits. */
+const reachOf = (target: number, perm: number): number => target * 4 + perm;
+export const reachTarget = (v: number): number => Math.floor(v / 4);
+const reachPerm = (v: number): number => modPow2(v, 4);
 
 /**
  * The base pfn of the leaf of `m` that covers pfn (a 4 KiB, 2 MiB or 1 GiB one), or -1; its kept
@@ -77,7 +82,7 @@ function grantPerm(g: number): number {
 }
 
 class DeviceReach {
-  /** probed IOVA pfn -> target phys * 4 + perm */
+  /** probed IOVA pfn -> what it reaches (reachOf) */
   readonly probes = new PageMap();
   /** per physical page: IOVA pages granting read + WRITERS * IOVA pages granting write (one map, not two: a million entries) */
   readonly grants = new PageMap();
@@ -171,20 +176,20 @@ export class ReachTracker {
   readTarget(dev: Device, pfn: number): number {
     const d = this.of(dev);
     const v = d.probes.get(pfn);
-    if (v !== undefined && modPow2(v, 2) === 1) return Math.floor(v / 4);
+    if (v !== undefined && (reachPerm(v) & DMA_PTE_READ) !== 0) return reachTarget(v);
     return this.model.machine.hw.peek(dev.sid, pfn, false);
   }
 
   /**
-   * What the present leaf covering an IOVA pfn in a device's domain maps that page to: the
-   * physical pfn * 4 + its R/W bits, or -1 when no present leaf covers it.
+   * What the present leaf covering an IOVA pfn in a device's domain maps that page to (reachOf:
+   * the physical pfn and its R/W bits), or -1 when no present leaf covers it.
    */
   leafTarget(dev: Device, pfn: number): number {
     const m = this.of(dev).leaves;
     const base = m === undefined ? -1 : coveringLeafBase(m, pfn);
     if (base < 0) return -1;
     const v = m!.get(base)!;
-    return (leafPhys(v) + (pfn - base)) * 4 + leafPerm(v);
+    return reachOf(leafPhys(v) + (pfn - base), leafPerm(v));
   }
 
   /**
@@ -549,7 +554,7 @@ export class ReachTracker {
     // before this
     if (d.ctxDid !== undefined && d.ctxDid === d.cachedDid) {
       const e = hw.iotlb.at(d.ctxDid, p, 1);
-      if (e !== undefined && e.perm !== 0 && d.probes.get(p) === e.physBasePfn * 4 + e.perm) return;
+      if (e !== undefined && e.perm !== 0 && d.probes.get(p) === reachOf(e.physBasePfn, e.perm)) return;
     }
     let probed = false;
     const m = d.leaves;
@@ -579,8 +584,8 @@ export class ReachTracker {
   }
 
   private grant(d: DeviceReach, v: number, by: number): void {
-    const phys = Math.floor(v / 4);
-    const perm = leafPerm(v);
+    const phys = reachTarget(v);
+    const perm = reachPerm(v);
     const g = d.grants.get(phys) ?? 0;
     const n = g + by * ((perm & 1) + ((perm & 2) !== 0 ? WRITERS : 0));
     if (n === 0) d.grants.delete(phys);

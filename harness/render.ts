@@ -6,7 +6,7 @@ import type { ImportedFrom, Scenario, Step } from './scenario.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 
 /** Where a relocated buffer address was on the traced machine (import-trace's runs), or undefined. */
-export function realAddress(imported: ImportedFrom | undefined, phys: number): number | undefined {
+function realAddress(imported: ImportedFrom | undefined, phys: number): number | undefined {
   for (const r of imported?.phys ?? []) {
     const model = Number(r.model);
     if (phys >= model && phys < model + r.pages * VTD_PAGE_SIZE) return Number(r.real) + (phys - model);

@@ -233,5 +233,10 @@ function pathResult(r: PathRunner, steps: StepResult[]): PathResult {
  * the trace check is switched off (--no-trace).
  */
 export function failing(doc: ResultDoc, checkTrace = true): Divergence[] {
-  return doc.divergences.filter((d) => d.allowlisted === undefined && (checkTrace || d.kind !== 'trace'));
+  return doc.divergences.filter((d) => failsGate(d, checkTrace));
+}
+
+/** Whether a divergence fails the gate: not allowlisted, and not a trace one under --no-trace. */
+export function failsGate(d: Divergence, checkTrace = true): boolean {
+  return d.allowlisted === undefined && (checkTrace || d.kind !== 'trace');
 }

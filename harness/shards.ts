@@ -16,7 +16,7 @@ import { scenarioToJson, type Scenario } from './scenario.js';
 import { renderTable, type PlatformReport, type SearchReport } from './search.js';
 import { parseScenario } from './validation.js';
 import { failureReports, platformRows, verdictWord } from '../reports/from-search.js';
-import { reportDoc, writeReports } from '../reports/write.js';
+import { reportDoc, writeReportsBeside } from '../reports/write.js';
 
 export const SHARD_FORMAT = 'dmadiff-shard/2';
 
@@ -302,8 +302,7 @@ export function merge(files: string[], o: MergeOptions, io: Io): number {
   const code = failures.size > 0 ? EXIT_FAIL : gaps.length > 0 ? EXIT_INCONCLUSIVE : 0;
   if (o.report !== undefined) {
     const seen = [...failures.values()].map((x) => ({ platform: x.platform, token: x.token, scenario: scenarioOf.get(x.hash)!, source: 'search' as const }));
-    writeReports(o.report, reportDoc('merge', verdictWord(code), platformRows(rows, seen), failureReports(seen, o.corpus, docs[0]!.doc.search.checkTrace)));
-    io.out(`report: ${o.report}`);
+    writeReportsBeside(o.report, reportDoc('merge', verdictWord(code), platformRows(rows, seen), failureReports(seen, o.corpus, docs[0]!.doc.search.checkTrace)), io);
   }
   io.out(`merged ${files.length} shard(s): ${chunks.size} chunk(s), ${failures.size} distinct failure(s)`);
   io.out(`verdict: ${verdict}`);

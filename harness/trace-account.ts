@@ -24,7 +24,7 @@ import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import type { PathRunner } from './path-runner.js';
 import { PageMap, PfnList } from './page-map.js';
-import type { ReachTracker } from './reach-tracker.js';
+import { reachTarget, type ReachTracker } from './reach-tracker.js';
 
 /** An event's numbers, as its emitter carried them beside the text (never parsed back from it). */
 function fields(e: TraceEvent): Record<string, bigint> {
@@ -341,7 +341,7 @@ export class TraceAccountant implements TraceObserver {
         if (u !== undefined) (gone ??= []).push(pfn);
         continue;
       }
-      const t = this.physTarget(Math.floor(leaf / 4));
+      const t = this.physTarget(reachTarget(leaf));
       if (u === undefined) (noEvent ??= []).push(pfn);
       else if (u !== t) (wrong ??= []).push(pfn);
       else continue;

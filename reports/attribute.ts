@@ -4,10 +4,10 @@
  * page, a page-table page, or nothing the scenario mapped.
  */
 import type { Mapping, PathRunner } from '../harness/path-runner.js';
+import { hex } from '../harness/scenario.js';
 import { COHERENT_REGION, PAGE_TABLE_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** The buffers of a mapping as the caller gave them (phys, length). */
 function buffersOf(m: Mapping): Array<{ name: string; phys: number; length: number }> {
@@ -45,9 +45,14 @@ export function attributePage(r: PathRunner, pfn: number): string {
     return `the swiotlb slot (phys ${hex(addr)}) bouncing ${bufferAt(r, orig) ?? `phys ${hex(orig)}`}`;
   }
   if (inRegion(COHERENT_REGION, addr)) {
-    for (const m of r.mappings.values()) {
-      const k = m.coherent?.pfns.indexOf(pfn) ?? -1;
-      if (k >= 0) return `${m.name} page ${k} (coherent, ${m.live ? 'live' : 'freed'})`;
+    // a freed buffer's pages may back a newer one (the allocator hands out the lowest free
+    // block): live buffers first, as trace accounting's physTarget does
+    for (const live of [true, false]) {
+      for (const m of r.mappings.values()) {
+        if (m.live !== live) continue;
+        const k = m.coherent?.pfns.indexOf(pfn) ?? -1;
+        if (k >= 0) return `${m.name} page ${k} (coherent, ${live ? 'live' : 'freed'})`;
+      }
     }
     return `a coherent page of no buffer (phys ${hex(addr)})`;
   }

@@ -2,11 +2,13 @@
  * The report of a search (gate, nightly, merge): one coverage row per platform and per corpus
  * entry that still fails, and the full report of every failure, rebuilt from its scenario.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EntryVerdict } from '../harness/corpus-replay.js';
+import { EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PASS } from '../harness/exit.js';
 import type { Scenario } from '../harness/scenario.js';
 import { unhitKeys, type PlatformReport } from '../harness/search.js';
-import { scenarioHash } from '../harness/corpus.js';
+import { scenarioFileOf, scenarioHash } from '../harness/corpus.js';
 import { buildFailure } from './report.js';
 import type { CoverageRow, FailureReport } from './types.js';
 
@@ -19,9 +21,18 @@ export interface FailureSeen {
   file?: string;
 }
 
+const VERDICT_WORDS: Readonly<Record<number, string>> = {
+  [EXIT_PASS]: 'PASS',
+  [EXIT_FAIL]: 'FAIL',
+  [EXIT_BAD_INPUT]: 'UNREADABLE CORPUS',
+  [EXIT_INTERNAL]: 'INTERNAL ERROR',
+  [EXIT_INCONCLUSIVE]: 'INCONCLUSIVE',
+  [EXIT_INTERRUPTED]: 'INTERRUPTED',
+};
+
 /** The verdict word of an exit code (exit.ts). */
 export function verdictWord(code: number): string {
-  return ['PASS', 'FAIL', 'UNREADABLE CORPUS', 'INTERNAL ERROR', 'INCONCLUSIVE', 'INTERRUPTED'][code] ?? `EXIT ${code}`;
+  return VERDICT_WORDS[code] ?? `EXIT ${code}`;
 }
 
 export function platformRows(rows: readonly PlatformReport[], seen: readonly FailureSeen[]): CoverageRow[] {
@@ -77,7 +88,10 @@ export function failureReports(seen: readonly FailureSeen[], corpusDir: string, 
   for (const x of seen) {
     const id = scenarioHash(x.scenario);
     if (out.has(id)) continue;
-    const scenarioFile = x.source === 'search' ? join(corpusDir, `${id}.scenario.json`) : x.file;
+    // the scenario file exported beside the stored entry, if it was written (merge stores none,
+    // and a store can fail); a corpus entry names its own file
+    const exported = scenarioFileOf(join(corpusDir, `${id}.json`));
+    const scenarioFile = x.source === 'search' ? (existsSync(exported) ? exported : undefined) : x.file;
     out.set(id, buildFailure({ scenario: x.scenario, platform: x.platform, source: x.source, token: x.token, checkTrace, ...(scenarioFile !== undefined ? { scenarioFile } : {}) }));
   }
   return [...out.values()];

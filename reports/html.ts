@@ -16,6 +16,8 @@ import type {
   TraceLine,
   Walk,
 } from './types.js';
+import { reasonHex } from './fault-line.js';
+import { releasesLine } from './text.js';
 
 const CSP = "default-src 'none'; style-src 'unsafe-inline'";
 
@@ -56,7 +58,7 @@ ul { margin: 0.2rem 0; padding-left: 1.4rem; }
 `;
 
 /** Escapes a document string for HTML text and attribute values. */
-export function esc(s: string): string {
+function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 }
 
@@ -104,7 +106,7 @@ function coverage(doc: ReportDoc): string {
 function steps(f: FailureReport, doc: ReportDoc): string {
   const rows = f.steps.map((s: StepRow) => {
     const divs = s.divergences.map((i) => `#${i} ${f.divergences[i]?.kind ?? '?'}`).join(', ');
-    const allowed = s.divergences.length > 0 && s.divergences.every((i) => f.divergences[i]?.allowlisted);
+    const allowed = s.divergences.length > 0 && s.divergences.every((i) => f.divergences[i]?.fails === false);
     return tr([String(s.index), s.call, s.legacy, s.generic, divs], allowed ? 'diverged allowlisted' : s.divergences.length > 0 ? 'diverged' : undefined);
   });
   const head = ['#', 'call', `legacy-intel (${doc.releases.legacy})`, `dma-iommu (${doc.releases.generic})`, 'divergences'];
@@ -114,7 +116,7 @@ function steps(f: FailureReport, doc: ReportDoc): string {
 /** The divergence list: failing ones in red, allowlisted ones with their entry. */
 function divergences(f: FailureReport): string {
   const items = f.divergences.map((d: DivergenceRow, i) => {
-    const verdict = d.allowlisted ? `<span class="allowed">allowlisted ${esc(d.allowlisted)}</span>` : '<span class="fail">FAIL</span>';
+    const verdict = d.fails ? '<span class="fail">FAIL</span>' : `<span class="allowed">${d.allowlisted !== undefined ? `allowlisted ${esc(d.allowlisted)}` : 'not checked'}</span>`;
     const where = [d.map ? `map ${d.map}` : '', d.device ? `device ${d.device}` : ''].filter(Boolean).join(', ');
     return `<li id="div-${esc(f.id)}-${i}"><b>#${i} ${esc(d.kind)}</b> at step ${d.step} — ${verdict}${where ? ` (${esc(where)})` : ''}: <span class="mono">${esc(d.detail)}</span></li>`;
   });
@@ -136,7 +138,7 @@ function trace(t: DivergenceFocus['trace']): string {
 function logLine(l: LogLine): string {
   const f = l.fault;
   const decoded = f
-    ? `<td class="fault">reason 0x${f.reason.toString(16).padStart(2, '0')} ${esc(f.reasonText)} · ${esc(f.access)} · addr ${esc(f.addr)} · device ${esc(f.device)}</td>`
+    ? `<td class="fault">reason ${reasonHex(f.reason)} ${esc(f.reasonText)} · ${esc(f.access)} · addr ${esc(f.addr)} · device ${esc(f.device)}</td>`
     : '<td></td>';
   return `<tr${f ? ' class="faulting"' : ''}><td>${l.step}</td><td>${esc(l.text)}</td>${decoded}</tr>`;
 }
@@ -198,7 +200,7 @@ export function renderHtml(doc: ReportDoc): string {
 </head>
 <body>
 <h1>${esc(heading)}</h1>
-<p class="releases">legacy-intel follows Linux ${esc(doc.releases.legacy)}, dma-iommu Linux ${esc(doc.releases.generic)} · ${doc.failures.length} failure(s)</p>
+<p class="releases">${esc(releasesLine(doc))} · ${doc.failures.length} failure(s)</p>
 ${legend()}
 ${coverage(doc)}
 <section id="failures"><h2>Failures</h2>

@@ -6,7 +6,7 @@
 import type { CoverageRow, FailureReport, ReportDoc } from './types.js';
 
 /** XML 1.0 text: the five escapes, and characters XML cannot hold at all dropped. */
-export function xmlEscape(s: string): string {
+function xmlEscape(s: string): string {
   return s
     .replace(/[^\t\n\r\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, '')
     .replace(/&/g, '&amp;')
@@ -31,7 +31,7 @@ function failureText(fs: readonly FailureReport[]): string {
   const lines: string[] = [];
   for (const f of fs) {
     lines.push(f.title);
-    for (const d of f.divergences) if (d.allowlisted === undefined) lines.push(`  step ${d.step} [${d.kind}] ${d.detail}`);
+    for (const d of f.divergences) if (d.fails) lines.push(`  step ${d.step} [${d.kind}] ${d.detail}`);
     if (f.token !== undefined) lines.push(`  replay: dmadiff replay ${f.token}`);
     if (f.scenarioFile !== undefined) lines.push(`  scenario: ${f.scenarioFile}`);
   }
@@ -45,7 +45,7 @@ function testcase(doc: ReportDoc, row: CoverageRow): string {
   const fs = failuresOf(doc, row);
   const first = fs[0];
   const message = first?.title ?? `${row.failures} divergence(s) outside the allowlist`;
-  const kind = first?.divergences.find((d) => d.allowlisted === undefined)?.kind ?? 'divergence';
+  const kind = first?.divergences.find((d) => d.fails)?.kind ?? 'divergence';
   const tokens = row.tokens.map((t) => `dmadiff replay ${t}`).join('\n');
   return `${head}>\n      <failure${attrs({ message, type: kind })}>${xmlEscape(fs.length > 0 ? failureText(fs) : tokens)}</failure>\n    </testcase>`;
 }

@@ -4,7 +4,7 @@
  * as PTE tables.
  */
 import { reasonHex } from './fault-line.js';
-import { allowlistedText } from './text.js';
+import { COVERAGE_HEAD, coverageCells, gateWord, releasesLine } from './text.js';
 import type { FailureReport, ReportDoc } from './types.js';
 
 /** A table cell: pipes and newlines would break the row. */
@@ -27,7 +27,7 @@ function failureMarkdown(f: FailureReport): string[] {
   const out = ['<details open>', `<summary><b>${cell(f.title).replace(/</g, '&lt;')}</b></summary>`, ''];
   out.push(`Platform \`${f.platform}\`, from the ${f.source}.${f.scenarioFile !== undefined ? ` Scenario: \`${f.scenarioFile}\`.` : ''}`, '');
   if (f.token !== undefined) out.push(...fenced('sh', [`dmadiff replay ${f.token}`]), '');
-  out.push(...table(['#', 'call', 'legacy-intel (5.10)', 'dma-iommu (6.1)', 'divergence'], f.steps.map((s) => [String(s.index), s.call, s.legacy, s.generic, s.divergences.map((k) => `${f.divergences[k]!.allowlisted ?? 'FAIL'} ${f.divergences[k]!.kind}`).join(', ')])), '');
+  out.push(...table(['#', 'call', 'legacy-intel (5.10)', 'dma-iommu (6.1)', 'divergence'], f.steps.map((s) => [String(s.index), s.call, s.legacy, s.generic, s.divergences.map((k) => `${gateWord(f.divergences[k]!)} ${f.divergences[k]!.kind}`).join(', ')])), '');
   for (const x of f.focus) {
     const d = f.divergences[x.divergence]!;
     out.push(`#### Step ${d.step} \`${d.kind}\``, '', cell(d.detail), '');
@@ -49,16 +49,8 @@ function failureMarkdown(f: FailureReport): string[] {
 }
 
 export function renderMarkdown(doc: ReportDoc): string {
-  const out = [`### dmadiff ${doc.command}: ${doc.verdict}`, '', `legacy-intel follows Linux ${doc.releases.legacy}, dma-iommu Linux ${doc.releases.generic}.`, ''];
-  if (doc.coverage.length > 0) {
-    out.push(
-      ...table(
-        ['', 'runs', 'steps', 'failures', 'allowlisted', 'unreached'],
-        doc.coverage.map((c) => [`${c.kind === 'corpus' ? 'corpus ' : ''}${c.name}`, String(c.runs), String(c.steps), String(c.failures), allowlistedText(c.allowlisted), c.unhit.join(', ') || '-']),
-      ),
-      '',
-    );
-  }
+  const out = [`### dmadiff ${doc.command}: ${doc.verdict}`, '', `${releasesLine(doc)}.`, ''];
+  if (doc.coverage.length > 0) out.push(...table([...COVERAGE_HEAD], doc.coverage.map(coverageCells)), '');
   for (const f of doc.failures) out.push(...failureMarkdown(f));
   return `${out.join('\n')}\n`;
 }

@@ -9,7 +9,7 @@ import type { Device } from '../kernel/device.js';
 import type { Divergence } from '../harness/checker.js';
 import type { Mapping, PathRunner } from '../harness/path-runner.js';
 import { describeResult, describeStep } from '../harness/render.js';
-import { Differential, failing } from '../harness/runner.js';
+import { Differential, failing, failsGate } from '../harness/runner.js';
 import { scenarioToJson, type Scenario } from '../harness/scenario.js';
 import { scenarioHash } from '../harness/corpus.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
@@ -26,6 +26,8 @@ export interface FailureInput {
   scenarioFile?: string;
   /** trace divergences fail the gate (false under --no-trace) */
   checkTrace?: boolean;
+  /** IOVA values are compared too (scenario --strict-iova): the report must judge as the run did */
+  strictIova?: boolean;
 }
 
 /** IOVAs walked per path and divergence, at most (a shrunk scenario names few) */
@@ -34,10 +36,10 @@ const MAX_WALKS = 4;
 /** The report of one failing scenario. */
 export function buildFailure(f: FailureInput): FailureReport {
   const accounts = new Map<number, { legacy: string[]; generic: string[] }>();
-  const d = new Differential(f.scenario, { onAccount: (i, legacy, generic) => accounts.set(i, { legacy, generic }) });
+  const d = new Differential(f.scenario, { strictIova: f.strictIova === true, onAccount: (i, legacy, generic) => accounts.set(i, { legacy, generic }) });
   const focus: DivergenceFocus[] = [];
   const checkTrace = f.checkTrace !== false;
-  const fails = (x: Divergence): boolean => x.allowlisted === undefined && (checkTrace || x.kind !== 'trace');
+  const fails = (x: Divergence): boolean => failsGate(x, checkTrace);
   while (d.remaining > 0) {
     const before = d.divergences.length;
     d.step();
@@ -55,6 +57,7 @@ export function buildFailure(f: FailureInput): FailureReport {
     kind: x.kind,
     detail: x.detail,
     ...(x.allowlisted !== undefined ? { allowlisted: x.allowlisted } : {}),
+    fails: fails(x),
     ...(x.map !== undefined ? { map: x.map } : {}),
     ...(x.device !== undefined ? { device: x.device } : {}),
   }));
@@ -109,7 +112,7 @@ function traceLines(r: PathRunner, steps: readonly number[]): TraceLine[] {
 }
 
 /** The two paths' accounts of each step, aligned line by line (diff's LCS over the page lines). */
-export function traceDiff(steps: readonly number[], accounts: ReadonlyMap<number, { legacy: string[]; generic: string[] }>): TraceDiffRow[] {
+function traceDiff(steps: readonly number[], accounts: ReadonlyMap<number, { legacy: string[]; generic: string[] }>): TraceDiffRow[] {
   const rows: TraceDiffRow[] = [];
   for (const step of steps) {
     const a = accounts.get(step);
@@ -165,7 +168,7 @@ function walksOf(r: PathRunner, id: PathId, x: Divergence, side: 'legacy' | 'gen
     });
 }
 
-/** "0x1000000:RW" (observe.ts showReach) or "3 swiotlb:3 page(s)" (a pool count) */
+/** "0x1000000:rw" (observe.ts showReach) or "3 swiotlb:3 page(s)" (a pool count) */
 const REACH_PAGE = /^0x([0-9a-f]+):(\S+)$/;
 
 /** The pages behind a reachable-set difference, each with the mapping it belongs to on the path that reaches it. */

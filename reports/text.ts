@@ -3,7 +3,7 @@
  * TTY; the words carry everything without it ("-" legacy only, "+" generic only).
  */
 import { reasonHex } from './fault-line.js';
-import type { DivergenceFocus, FailureReport, LogLine, ReportDoc, Walk } from './types.js';
+import type { CoverageRow, DivergenceFocus, DivergenceRow, FailureReport, LogLine, ReportDoc, Walk } from './types.js';
 
 interface Paint {
   red: (s: string) => string;
@@ -21,7 +21,7 @@ function paint(color: boolean): Paint {
 const MAX_COLUMN = 64;
 
 /** Columns padded to their widest cell, up to MAX_COLUMN. */
-export function columns(rows: readonly string[][]): string[] {
+function columns(rows: readonly string[][]): string[] {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.min(MAX_COLUMN, Math.max(widths[i] ?? 0, c.length))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
@@ -72,34 +72,39 @@ function focusText(p: Paint, f: FailureReport, x: DivergenceFocus): string[] {
   return out;
 }
 
-export function renderFailureText(f: FailureReport, color = false): string[] {
+/** What a divergence is to the gate, in a word: FAIL, its allowlist entry, or not checked (--no-trace). */
+export function gateWord(d: DivergenceRow): string {
+  return d.fails ? 'FAIL' : (d.allowlisted ?? 'not checked');
+}
+
+function renderFailureText(f: FailureReport, color = false): string[] {
   const p = paint(color);
   const out = [p.red(p.bold(f.title)), `  platform ${f.platform}, from the ${f.source}${f.scenarioFile !== undefined ? `, scenario ${f.scenarioFile}` : ''}`];
   if (f.token !== undefined) out.push(`  replay: dmadiff replay ${f.token}`);
   out.push('  steps:');
-  const rows = f.steps.map((s) => [`#${s.index}`, s.call, `legacy: ${s.legacy}`, `generic: ${s.generic}`, s.divergences.map((k) => f.divergences[k]!.allowlisted ?? 'FAIL').join(',')]);
+  const rows = f.steps.map((s) => [`#${s.index}`, s.call, `legacy: ${s.legacy}`, `generic: ${s.generic}`, s.divergences.map((k) => gateWord(f.divergences[k]!)).join(',')]);
   for (const line of columns(rows)) out.push(`    ${line}`);
   for (const x of f.focus) out.push(...focusText(p, f, x));
   return out;
 }
 
+/** The coverage table's head and one row's cells (text and markdown). */
+export const COVERAGE_HEAD: readonly string[] = ['', 'runs', 'steps', 'failures', 'allowlisted', 'unreached'];
+
+export function coverageCells(c: CoverageRow): string[] {
+  return [`${c.kind === 'corpus' ? 'corpus ' : ''}${c.name}`, String(c.runs), String(c.steps), String(c.failures), allowlistedText(c.allowlisted), c.unhit.join(', ') || '-'];
+}
+
+/** Which kernels the two models follow, as every format states it. */
+export function releasesLine(doc: ReportDoc): string {
+  return `legacy-intel follows Linux ${doc.releases.legacy}, dma-iommu Linux ${doc.releases.generic}`;
+}
+
 /** The whole report as text. */
 export function renderReportText(doc: ReportDoc, color = false): string {
   const p = paint(color);
-  const out = [p.bold(`dmadiff ${doc.command}: ${doc.verdict}`), `legacy-intel follows Linux ${doc.releases.legacy}, dma-iommu Linux ${doc.releases.generic}`];
-  if (doc.coverage.length > 0) {
-    out.push('');
-    const head = ['', 'runs', 'steps', 'failures', 'allowlisted', 'unreached'];
-    const rows = doc.coverage.map((c) => [
-      `${c.kind === 'corpus' ? 'corpus ' : ''}${c.name}`,
-      String(c.runs),
-      String(c.steps),
-      String(c.failures),
-      allowlistedText(c.allowlisted),
-      c.unhit.join(', ') || '-',
-    ]);
-    out.push(...columns([head, ...rows]));
-  }
+  const out = [p.bold(`dmadiff ${doc.command}: ${doc.verdict}`), releasesLine(doc)];
+  if (doc.coverage.length > 0) out.push('', ...columns([[...COVERAGE_HEAD], ...doc.coverage.map(coverageCells)]));
   for (const f of doc.failures) out.push('', ...renderFailureText(f, color));
   return `${out.join('\n')}\n`;
 }

@@ -44,6 +44,8 @@ export interface DivergenceRow {
   detail: string;
   /** the allowlist entry that explains it, if any */
   allowlisted?: string;
+  /** whether it fails the gate (not allowlisted, and checked: trace divergences are not under --no-trace) */
+  fails: boolean;
   map?: string;
   device?: string;
 }

@@ -19,7 +19,6 @@ import {
   DMA_PTE_TM_HI,
   DMA_PTE_WRITE,
   ROOT_ENTRY_PRESENT,
-  VTD_FR_READ,
   VTD_PAGE_SHIFT,
   VTD_PAGE_SIZE,
   agawToLevel,
@@ -27,6 +26,8 @@ import {
   levelBase,
   pfnLevelOffset,
 } from '../vtd/regs.js';
+import { hex } from '../harness/scenario.js';
+import { reasonHex } from './fault-line.js';
 import type { PathId, Walk, WalkEntry } from './types.js';
 
 const SHIFT = BigInt(VTD_PAGE_SHIFT);
@@ -36,11 +37,6 @@ const SIZE_NAMES: Record<number, string> = { 1: '4K', 2: '2M', 3: '1G' };
 
 /** What the tables say for the IOVA's page: the leaf's target page and the walk's R/W, or where it stopped. */
 type TableAnswer = { physPfn: number; perm: number; level: number } | { stop: string };
-
-/** `0x` lowercase hex of a number or bigint. */
-function hex(v: number | bigint): string {
-  return `0x${v.toString(16)}`;
-}
 
 /** A 64-bit entry value as 0x + 16 hex digits. */
 function qwordHex(lo: number, hi: number): string {
@@ -67,15 +63,15 @@ function permText(perm: number): string {
 
 /** "fault 0x06 (PTE Read access is not set)" for a fault reason (dmar.c's dma_remap_fault_reasons[]). */
 function faultText(reason: number): string {
-  return `fault 0x${reason.toString(16).padStart(2, '0')} (${faultReasonText(reason).text})`;
+  return `fault ${reasonHex(reason)} (${faultReasonText(reason).text})`;
 }
 
 /** What a device read and write of pfn reach now according to the hardware (peek, peekPerm): caches included. */
 function hardwareAnswer(hw: VtdHardware, sid: number, pfn: number, iova: bigint): string {
   const pp = hw.peekPerm(sid, pfn);
   if (pp >= 0) return `phys ${hex(pageAddr(Math.floor(pp / 4)) + (iova & BigInt(VTD_PAGE_SIZE - 1)))} ${permText(pp % 4)}`;
-  const r = hw.peek(sid, pfn, false);
-  return faultText(r < 0 ? -r : VTD_FR_READ);
+  // neither access reaches anything (peekPerm's contract), so the read peek is a fault
+  return faultText(-hw.peek(sid, pfn, false));
 }
 
 /** The root entry of sid's bus (VT-d 3.4.2; QEMU vtd_get_root_entry). */

@@ -13,7 +13,7 @@ import { renderMarkdown } from './markdown.js';
 import { renderReportText } from './text.js';
 import { REPORT_FORMAT, type CoverageRow, type FailureReport, type ReportDoc } from './types.js';
 
-export const REPORT_FILES = ['report.txt', 'report.json', 'junit.xml', 'summary.md', 'report.html'] as const;
+const REPORT_FILES = ['report.txt', 'report.json', 'junit.xml', 'summary.md', 'report.html'] as const;
 
 export function reportDoc(command: string, verdict: string, coverage: CoverageRow[], failures: FailureReport[]): ReportDoc {
   return { format: REPORT_FORMAT, command, verdict, releases: { legacy: MODELLED_KERNELS.legacy, generic: MODELLED_KERNELS.generic }, coverage, failures };
@@ -38,4 +38,18 @@ export function writeReports(dir: string, doc: ReportDoc): string[] {
     writeAtomic(path, texts[name]);
     return path;
   });
+}
+
+/**
+ * writeReports for a command whose verdict stands whether or not its report could be written
+ * (gate, nightly, merge, replay, scenario): where it went, or why not, one line each.
+ */
+export function writeReportsBeside(dir: string, doc: ReportDoc, io: { out(line: string): void; err(line: string): void }): void {
+  try {
+    writeReports(dir, doc);
+    io.out(`report: ${dir} (${REPORT_FILES.join(', ')})`);
+  } catch (e) {
+    if (!(e instanceof WriteError)) throw e;
+    io.err(`dmadiff: no report written: ${e.message}`);
+  }
 }

@@ -102,6 +102,11 @@ export interface VtdCounters {
 /** pfns at or above this are beyond any 64-bit address */
 const PFN_LIMIT_64 = 2 ** 52;
 
+/** With translation off a request reaches its own address, up to 64 bits (GCMD.TE clear). */
+function untranslated(pfn: number): number {
+  return pfn < PFN_LIMIT_64 ? pfn : -VTD_FR_ADDR_BEYOND_MGAW;
+}
+
 export class VtdHardware {
   readonly cap: bigint;
   readonly ecap: bigint;
@@ -499,7 +504,7 @@ export class VtdHardware {
    */
   private resolve(sid: number, pfn: number, need: number, deny: number): number {
     this.resolvedPerm = DMA_PTE_READ | DMA_PTE_WRITE;
-    if (!this.translationEnabled) return pfn < PFN_LIMIT_64 ? pfn : -VTD_FR_ADDR_BEYOND_MGAW;
+    if (!this.translationEnabled) return untranslated(pfn);
     return this.resolveIn(this.lookupContext(sid), pfn, need, deny);
   }
 
@@ -604,12 +609,11 @@ export class VtdHardware {
    * look does not decode the context entry from memory each time.
    */
   peekPermIn(ctx: CachedContext | number, pfn: number): number {
-    if (!this.translationEnabled) return pfn < PFN_LIMIT_64 ? pfn * 4 + (DMA_PTE_READ | DMA_PTE_WRITE) : -1;
     this.resolvedPerm = DMA_PTE_READ | DMA_PTE_WRITE;
     const peeking = this.peeking;
     this.peeking = true;
     try {
-      const target = this.resolveIn(ctx, pfn, DMA_PTE_READ | DMA_PTE_WRITE, -1);
+      const target = this.translationEnabled ? this.resolveIn(ctx, pfn, DMA_PTE_READ | DMA_PTE_WRITE, -1) : untranslated(pfn);
       return target < 0 ? -1 : target * 4 + this.resolvedPerm;
     } finally {
       this.peeking = peeking;

@@ -56,8 +56,8 @@ function fixture(): ReportDoc {
         { index: 1, call: 'device_read nvme m1 +0x0 4', legacy: 'fault 0x06 (PTE Read access is not set)', generic: 'ok 00 00 00 01', divergences: [0] },
       ],
       divergences: [
-        { step: 1, kind: 'fault', detail: DETAIL, map: 'm1', device: 'nvme' },
-        { step: 0, kind: 'permission', detail: 'm1: legacy-intel maps W, dma-iommu R W (ZLR)', allowlisted: 'D3', map: 'm1', device: 'nvme' },
+        { step: 1, kind: 'fault', detail: DETAIL, fails: true, map: 'm1', device: 'nvme' },
+        { step: 0, kind: 'permission', detail: 'm1: legacy-intel maps W, dma-iommu R W (ZLR)', allowlisted: 'D3', fails: false, map: 'm1', device: 'nvme' },
       ],
       focus: [{
         divergence: 0, steps: [0, 1],

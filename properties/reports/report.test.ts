@@ -3,7 +3,7 @@
  * kinds (reachable, cpu-view, trace, device-view), taken from the seeded-bug lock's tokens. The
  * expected values come from the scenarios and the VT-d format, not from the report code.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { decodeFaultLine } from '../../reports/fault-line.js';
 import { renderJunit } from '../../reports/junit.js';
 import { renderMarkdown } from '../../reports/markdown.js';
 import { renderReportText } from '../../reports/text.js';
-import { reportDoc, writeReports, REPORT_FILES } from '../../reports/write.js';
+import { reportDoc, writeReports } from '../../reports/write.js';
 import type { FailureReport } from '../../reports/types.js';
 import { TmpDirs, cli } from '../search/helpers.js';
 
@@ -119,6 +119,22 @@ describe('reports of seeded bugs', () => {
     expect(x.trace.generic.some((t) => t.event === 'iommu:map')).toBe(false);
   });
 
+  it('trace under --no-trace: the divergence is listed, not checked, and no format calls it FAIL', () => {
+    const entry = LOCK.failures.find((f) => f.name === 'noMapTraceAtomic')!;
+    const d = decodeToken(entry.token);
+    const f = replayChunk(d.cfg, d.token.seed, d.token.path)!;
+    const r = buildFailure({ scenario: f.scenario, platform: d.token.platform, source: 'search', token: entry.token, checkTrace: false });
+    const traces = r.divergences.filter((x) => x.kind === 'trace');
+    expect(traces.length).toBeGreaterThan(0);
+    for (const x of traces) expect(x.fails).toBe(false);
+    const doc = reportDoc('gate', 'PASS', [], [r]);
+    const text = renderReportText(doc);
+    expect(text).toContain('not checked');
+    expect(text).not.toMatch(/\bFAIL\b.*trace|,FAIL\b/);
+    expect(renderMarkdown(doc)).toContain('not checked trace');
+    expect(renderMarkdown(doc)).not.toContain('FAIL trace');
+  });
+
   it('device-view (noBouncePaddingZero): the bounce slot the generic IOVA reaches is named', () => {
     const r = seededReport('noBouncePaddingZero');
     const x = r.focus.find((f) => r.divergences[f.divergence]!.kind === 'device-view')!;
@@ -161,7 +177,10 @@ describe('formats', () => {
   it('--report DIR writes every format, JSON as dmadiff-report/1', () => {
     const dir = join(tmp.fresh('report'), 'out');
     const paths = writeReports(dir, doc);
-    expect(paths.map((p) => p.slice(dir.length + 1))).toEqual([...REPORT_FILES]);
+    // the five formats the README promises, named here rather than taken from the code
+    const names = ['report.txt', 'report.json', 'junit.xml', 'summary.md', 'report.html'];
+    expect(paths.map((p) => p.slice(dir.length + 1))).toEqual(names);
+    for (const n of names) expect(existsSync(join(dir, n)), n).toBe(true);
     const json = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as { format: string; failures: Array<{ focus: unknown[] }> };
     expect(json.format).toBe('dmadiff-report/1');
     expect(json.failures[0]!.focus).toHaveLength(1);
