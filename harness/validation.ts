@@ -7,7 +7,7 @@ import { PHYS_LIMIT, overlappingRegion } from '../vtd/regions.js';
 import { DEFAULT_PLATFORM } from '../kernel/machine.js';
 import { SEEDED_BUGS, type SeededBug } from './paths.js';
 import { MAX_DEVICES } from './trace-account.js';
-import { CONSUMERS, SCENARIO_FORMAT, type Dir, type MaskWhich, type Platform, type ImportedFrom, type Reserved, type Scenario, type ScenarioDevice, type Step, type TracedResult } from './scenario.js';
+import { CONSUMERS, SCENARIO_FORMAT, hex, type Dir, type MaskWhich, type Platform, type ImportedFrom, type Reserved, type Scenario, type ScenarioDevice, type Step, type TracedResult } from './scenario.js';
 
 export class ScenarioError extends Error {}
 
@@ -308,7 +308,7 @@ const RELEASES = ['5.10', '6.1'] as const;
 
 /** A hex string field kept as text (normalised to lower case without leading zeros). */
 function hexText(o: Obj, k: string, where: string): string {
-  return `0x${u64(o, k, where).toString(16)}`;
+  return hex(u64(o, k, where));
 }
 
 /** A map step's optional `traced` result (dmadiff import-trace). */

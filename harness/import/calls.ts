@@ -11,11 +11,17 @@
  * entry (bounce_unmap_sg).
  *
  * 6.1 (iommu:map/unmap from __iommu_map/__iommu_unmap): one map event per physically contiguous,
- * page-aligned run, no device, no call boundary. Runs mapped one after the other on a CPU at
- * consecutive IOVAs are taken as one call (iommu_map_sg maps a list's runs in IOVA order; two
- * calls never get ascending adjacent IOVAs from the top-down allocator unless freed space
- * between them is reused); an unmap event names the call by its first IOVA.
+ * page-aligned run, no device, no call boundary. __iommu_dma_map maps from phys's page for the
+ * iova_align'ed size (iommu_dma_map_sg aligns each entry the same way), so a 6.1 trace holds no
+ * sub-page offset and no exact length: its calls are taken at offset 0 with whole pages. Runs
+ * mapped one after the other on a CPU at consecutive IOVAs are taken as one call (iommu_map_sg
+ * maps a list's runs in IOVA order; two calls never get ascending adjacent IOVAs from the
+ * top-down allocator unless freed space between them is reused); an unmap event names the call
+ * by its first IOVA, and its size checks the grouping: __iommu_dma_unmap unmaps a whole call with
+ * one iommu_unmap of the call's size, so a smaller unmap closes the first runs only (the rest was
+ * another call, at the next IOVA) and a larger one cannot be.
  */
+import { VTD_PAGE_MASK_LOW } from '../../vtd/regs.js';
 import { parseDmaMap, parseDmaMapSg, parseDmaUnmap, parseIommuMap, parseIommuUnmap, traceFail, type TraceLine } from './ftrace.js';
 
 export interface TracedEntry {
@@ -36,23 +42,31 @@ export interface TracedCall {
   /** an untrusted device's call (5.10's bounce_* events) */
   bounced: boolean;
   entries: TracedEntry[];
-  /** single: whether the length is exact (5.10 prints it on the unmap, and on bounce_map_single) */
+  /**
+   * whether the lengths are the call's own: 5.10's sg lists and bounced singles, and a map_single
+   * once its unmap printed the length; never on 6.1, whose events give whole pages
+   */
   exactLength: boolean;
-  unmap?: { line: number; cpu: number };
+  /** the CPU of its unmap, if the trace has one */
+  unmapCpu?: number;
 }
 
-export type TracedAction = { line: number; what: 'map'; call: TracedCall } | { line: number; what: 'unmap'; call: TracedCall };
+/** A map or unmap of a call, at the line where it happened (a map: the call's first event). */
+export interface TracedAction {
+  line: number;
+  what: 'map' | 'unmap';
+  call: TracedCall;
+}
 
 export interface Reconstruction {
   actions: TracedAction[];
   /** unmaps of mappings made before the trace began (a wrapped ring buffer), skipped */
   orphanUnmaps: number;
-  /** single calls whose exact length the trace never said (never unmapped): their pages less the offset */
-  assumedLengths: number;
 }
 
-const PAGE = 4096n;
-const pageDown = (a: bigint): bigint => a & ~(PAGE - 1n);
+/** An address's offset in its 4 KiB page, and the page's address. */
+const pageOffset = (a: bigint): number => Number(a & BigInt(VTD_PAGE_MASK_LOW));
+const pageDown = (a: bigint): bigint => a & ~BigInt(VTD_PAGE_MASK_LOW);
 
 /** An sg list being read entry by entry, per device and CPU. */
 interface OpenList {
@@ -78,8 +92,9 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
         const e = parseDmaMap(l);
         if (!keep(e.dev)) break;
         const bounced = l.event === 'bounce_map_single';
-        // map_single's size is the pages from phys's page: the length is at most that less the offset
-        const length = bounced ? e.size : e.size - Number(e.physAddr % PAGE);
+        // __intel_map_single prints aligned_nrpages(paddr, size) pages: the length is at most
+        // that less the offset (bounce_map_single prints the length itself)
+        const length = bounced ? e.size : e.size - pageOffset(e.physAddr);
         if (length <= 0) traceFail(l.line, `${l.event}: size=${e.size} leaves no byte after the offset of phys_addr`);
         const call: TracedCall = { line: l.line, cpu: l.cpu, dev: e.dev, kind: 'single', bounced, entries: [{ phys: e.physAddr, length, dma: e.devAddr }], exactLength: bounced };
         actions.push({ line: l.line, what: 'map', call });
@@ -113,6 +128,8 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
           call.line = at.line;
           actions.splice(at.index, 0, { line: call.line, what: 'map', call });
         }
+        // keyed by its first page: intel_unmap_sg hands intel_unmap the list's first dma address
+        // & PAGE_MASK, which is what unmap_single prints
         sg.set(key(e.dev, pageDown(call.entries[0]!.dma)), call);
         break;
       }
@@ -129,11 +146,11 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
           if (e.size <= 0 || e.size > ent.length) traceFail(l.line, `unmap_single: size=${e.size} is not 1..${ent.length}, what the map_single on line ${s.line} can hold`);
           if (!s.bounced) ent.length = e.size;
           s.exactLength = true;
-          s.unmap = { line: l.line, cpu: l.cpu };
+          s.unmapCpu = l.cpu;
           actions.push({ line: l.line, what: 'unmap', call: s });
         } else if (g !== undefined) {
           sg.delete(kg);
-          g.unmap = { line: l.line, cpu: l.cpu };
+          g.unmapCpu = l.cpu;
           actions.push({ line: l.line, what: 'unmap', call: g });
           if (g.bounced) for (const x of g.entries.slice(1)) consume.add(key(e.dev, x.dma));
         } else if (consume.has(ks)) consume.delete(ks);
@@ -146,7 +163,7 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
     }
   }
   for (const list of open.values()) traceFail(list.line, `the sg list of ${list.total} entries that begins here is cut short (the trace ends after ${list.entries.length})`);
-  return { actions, orphanUnmaps, assumedLengths: actions.filter((a) => a.what === 'map' && !a.call.exactLength).length };
+  return { actions, orphanUnmaps };
 }
 
 /**
@@ -163,7 +180,7 @@ function takeBounceSingles(actions: TracedAction[], single: Map<string, TracedCa
     found.push(k);
   }
   if (found.length < n) return undefined;
-  const first = { index: found[found.length - 1]!, line: actions[found[found.length - 1]!]!.line };
+  const first = { index: found[found.length - 1]!, line: actions[found[found.length - 1]!]!.call.line };
   // highest index first, so the others stay where they are
   for (const k of found) {
     single.delete(key(call.dev, actions[k]!.call.entries[0]!.dma));
@@ -178,6 +195,8 @@ export function calls61(lines: readonly TraceLine[], dev: string): Reconstructio
   const live = new Map<bigint, TracedCall>();
   /** per CPU: the call its last event was a map of, and where that call's IOVA range ends */
   const growing = new Map<number, { call: TracedCall; end: bigint }>();
+  /** each run's map event: where a call split off by an unmap begins */
+  const runLine = new Map<TracedEntry, number>();
   let orphanUnmaps = 0;
   for (const l of lines) {
     if (l.event === 'map') {
@@ -185,28 +204,62 @@ export function calls61(lines: readonly TraceLine[], dev: string): Reconstructio
       if (e.size <= 0) traceFail(l.line, 'map: size=0');
       const g = growing.get(l.cpu);
       const entry = { phys: e.paddr, length: e.size, dma: e.iova };
+      runLine.set(entry, l.line);
       if (g !== undefined && g.end === e.iova) {
         g.call.entries.push(entry);
         g.call.kind = 'sg';
         g.end = e.iova + BigInt(e.size);
         continue;
       }
-      const call: TracedCall = { line: l.line, cpu: l.cpu, dev, kind: 'single', bounced: false, entries: [entry], exactLength: true };
+      const call: TracedCall = { line: l.line, cpu: l.cpu, dev, kind: 'single', bounced: false, entries: [entry], exactLength: false };
       actions.push({ line: l.line, what: 'map', call });
       live.set(e.iova, call);
       growing.set(l.cpu, { call, end: e.iova + BigInt(e.size) });
     } else if (l.event === 'unmap') {
       const e = parseIommuUnmap(l);
+      if (e.size <= 0) traceFail(l.line, 'unmap: size=0');
       growing.delete(l.cpu);
       const call = live.get(e.iova);
       if (call === undefined) {
         orphanUnmaps++;
         continue;
       }
+      // __iommu_dma_unmap: one unmap of the whole call's size
+      const total = call.entries.reduce((n, x) => n + x.length, 0);
+      if (e.size > total) traceFail(l.line, `unmap: size=${e.size} is more than the ${total} bytes mapped at consecutive IOVAs from line ${call.line}`);
+      if (e.size < total) splitCall(l, e.size, call, actions, live, growing, runLine);
       live.delete(e.iova);
-      call.unmap = { line: l.line, cpu: l.cpu };
+      for (const x of call.entries) runLine.delete(x);
+      call.unmapCpu = l.cpu;
       actions.push({ line: l.line, what: 'unmap', call });
     }
   }
-  return { actions, orphanUnmaps, assumedLengths: 0 };
+  return { actions, orphanUnmaps };
+}
+
+/**
+ * An unmap of the first `size` bytes of a grouped call: those runs were the call, the rest
+ * another one that began at the next IOVA, mapped where its first run's event is.
+ */
+function splitCall(l: TraceLine, size: number, call: TracedCall, actions: TracedAction[], live: Map<bigint, TracedCall>, growing: Map<number, { call: TracedCall; end: bigint }>, runLine: Map<TracedEntry, number>): void {
+  let k = 0;
+  let n = 0;
+  while (n < size) n += call.entries[k++]!.length;
+  if (n !== size) traceFail(l.line, `unmap: size=${size} ends inside the run mapped on line ${runLine.get(call.entries[k - 1]!)}`);
+  const entries = call.entries.slice(k);
+  const rest: TracedCall = { ...call, line: runLine.get(entries[0]!)!, kind: entries.length > 1 ? 'sg' : 'single', entries };
+  call.entries = call.entries.slice(0, k);
+  call.kind = k > 1 ? 'sg' : 'single';
+  live.set(entries[0]!.dma, rest);
+  const g = growing.get(call.cpu);
+  if (g !== undefined && g.call === call) g.call = rest;
+  // actions are in line order: the rest's map goes before the first action after its line
+  let lo = 0;
+  let hi = actions.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (actions[mid]!.line < rest.line) lo = mid + 1;
+    else hi = mid;
+  }
+  actions.splice(lo, 0, { line: rest.line, what: 'map', call: rest });
 }

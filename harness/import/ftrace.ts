@@ -5,6 +5,7 @@
  * 9.6 for 6.1's iommu:map/unmap); every other event is counted and skipped.
  */
 import { MAX_BUFFER, MAX_SG_ENTRIES } from '../validation.js';
+import { VTD_PAGE_MASK_LOW } from '../../vtd/regs.js';
 
 export class TraceImportError extends Error {}
 
@@ -35,11 +36,18 @@ function isNoise(s: string): boolean {
   return t === '' || t.startsWith('#') || /^CPU:?\s*\d+/.test(t) || /^cpus=\d+$/.test(t) || t.startsWith('version =');
 }
 
+/**
+ * A ring buffer that overflowed: ftrace's "CPU:0 [LOST 500 EVENTS]", trace-cmd's "CPU:0 [500
+ * EVENTS DROPPED]". Maps or unmaps are missing, so the calls cannot be recovered.
+ */
+const LOST = /^CPU:?\s*\d+\s*\[(?:LOST\s+\d+\s+EVENTS|(?:\d+\s+)?EVENTS\s+DROPPED)\]/i;
+
 /** The event lines of a trace, in order. A line that is neither an event nor noise is an error. */
 export function readTraceLines(text: string): TraceLine[] {
   const out: TraceLine[] = [];
   const lines = text.split(/\r?\n/);
   lines.forEach((s, k) => {
+    if (LOST.test(s.trim())) traceFail(k + 1, `the trace lost events here (${clip(s)}): record again with a larger buffer_size_kb`);
     if (isNoise(s)) return;
     const m = LINE.exec(s);
     if (m === null) traceFail(k + 1, `not an ftrace event line (expected "TASK-PID [CPU] ... TIMESTAMP: EVENT: ..."): ${clip(s)}`);
@@ -49,7 +57,7 @@ export function readTraceLines(text: string): TraceLine[] {
   return out;
 }
 
-export function clip(s: string): string {
+function clip(s: string): string {
   const t = s.trim();
   return t.length > 60 ? `${t.slice(0, 57)}...` : t;
 }
@@ -113,9 +121,20 @@ function size(l: TraceLine, v: string, field: string): number {
   return n;
 }
 
+/** Real physical addresses must be ones a PTE can hold (below 2^52). */
+const REAL_PHYS_LIMIT = 1n << 52n;
+
+/** The physical range an event maps, from `from` (its first byte or page) for `n` bytes, must fit a PTE. */
+function physRange(l: TraceLine, phys: bigint, from: bigint, n: number): void {
+  if (from + BigInt(n) > REAL_PHYS_LIMIT) traceFail(l.line, `physical address 0x${phys.toString(16)} is beyond what a PTE can hold (2^52)`);
+}
+
 export function parseDmaMap(l: TraceLine): DmaMapEvent {
   const m = match(RE_DMA_MAP, l, 'dev=DDDD:BB:DD.F dev_addr=0x... phys_addr=0x... size=N');
-  return { dev: m[1]!.toLowerCase(), devAddr: BigInt(`0x${m[2]}`), physAddr: BigInt(`0x${m[3]}`), size: size(l, m[4]!, 'size') };
+  const e = { dev: m[1]!.toLowerCase(), devAddr: BigInt(`0x${m[2]}`), physAddr: BigInt(`0x${m[3]}`), size: size(l, m[4]!, 'size') };
+  // map_single's size counts whole pages from phys_addr's page (__intel_map_single); bounce_map_single's is the length
+  physRange(l, e.physAddr, l.event === 'map_single' ? e.physAddr & ~BigInt(VTD_PAGE_MASK_LOW) : e.physAddr, e.size);
+  return e;
 }
 
 export function parseDmaMapSg(l: TraceLine): DmaMapSgEvent {
@@ -123,7 +142,9 @@ export function parseDmaMapSg(l: TraceLine): DmaMapSgEvent {
   const index = Number(m[2]);
   const total = Number(m[3]);
   if (index < 1 || index > total || total > MAX_SG_ENTRIES) traceFail(l.line, `${l.event}: entry [${index}/${total}] is not one of 1..${total} (at most ${MAX_SG_ENTRIES} entries)`);
-  return { dev: m[1]!.toLowerCase(), index, total, devAddr: BigInt(`0x${m[4]}`), physAddr: BigInt(`0x${m[5]}`), size: size(l, m[6]!, 'size') };
+  const e = { dev: m[1]!.toLowerCase(), index, total, devAddr: BigInt(`0x${m[4]}`), physAddr: BigInt(`0x${m[5]}`), size: size(l, m[6]!, 'size') };
+  physRange(l, e.physAddr, e.physAddr, e.size);
+  return e;
 }
 
 export function parseDmaUnmap(l: TraceLine): DmaUnmapEvent {
@@ -135,6 +156,7 @@ export function parseIommuMap(l: TraceLine): IommuMapEvent {
   const m = match(RE_IOMMU_MAP, l, 'IOMMU: iova=0x... - 0x... paddr=0x... size=N');
   const e = { iova: BigInt(`0x${m[1]}`), paddr: BigInt(`0x${m[3]}`), size: size(l, m[4]!, 'size') };
   if (BigInt(`0x${m[2]}`) !== e.iova + BigInt(e.size)) traceFail(l.line, 'map: the IOVA range does not end at iova + size');
+  physRange(l, e.paddr, e.paddr, e.size);
   return e;
 }
 

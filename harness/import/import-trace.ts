@@ -7,10 +7,11 @@
 import { MAX_ACCESS, ScenarioError, parseScenario } from '../validation.js';
 import { IOAPIC_RANGE_END, IOAPIC_RANGE_START, VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import { hex, type Dir, type Scenario } from '../scenario.js';
+import { formatBdf, parseBdf } from '../../vtd/entries.js';
 import type { NamedPlatform } from '../property.js';
 import { calls510, calls61, type Reconstruction, type TracedCall } from './calls.js';
 import { readTraceLines, releaseOfEvent, traceFail, TraceImportError } from './ftrace.js';
-import { REAL_PHYS_LIMIT, Relocation } from './relocate.js';
+import { Relocation } from './relocate.js';
 
 export interface ImportOptions {
   /** the file's name, recorded in the scenario */
@@ -32,16 +33,17 @@ export interface Imported {
 }
 
 /** 6.1's events name no device: the one they are taken to belong to without --device */
-export const DEFAULT_61_DEVICE = '00:02.0';
+const DEFAULT_61_DEVICE = '00:02.0';
 
 /** "0000:00:02.0" or "00:02.0" as the scenario's "bb:dd.f" (PCI domain 0 only: the model has one segment). */
-export function scenarioBdf(name: string): string | undefined {
-  const m = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])$/.exec(name);
-  if (m === null || (m[1] !== undefined && parseInt(m[1], 16) !== 0)) return undefined;
-  return m[2]!.toLowerCase();
+function scenarioBdf(name: string): string | undefined {
+  const sid = parseBdf(name.replace(/^0000:/, ''));
+  return sid === undefined ? undefined : formatBdf(sid);
 }
 
 export function importTrace(text: string, o: ImportOptions): Imported {
+  const want = o.device === undefined ? undefined : scenarioBdf(o.device);
+  if (o.device !== undefined && want === undefined) throw new TraceImportError(`--device: expected a PCI address like 00:02.0 or 0000:00:02.0 (domain 0, device up to 1f), got "${o.device}"`);
   const lines = readTraceLines(text);
   const skipped = new Map<string, number>();
   const ours = lines.filter((l) => {
@@ -54,8 +56,6 @@ export function importTrace(text: string, o: ImportOptions): Imported {
   const release = releaseOfEvent(first.event)!;
   const other = ours.find((l) => releaseOfEvent(l.event) !== release);
   if (other !== undefined) traceFail(other.line, `${other.event} is a ${releaseOfEvent(other.event)} event, but line ${first.line} began a ${release} trace`);
-  const want = o.device === undefined ? undefined : scenarioBdf(o.device);
-  if (o.device !== undefined && want === undefined) throw new TraceImportError(`--device: expected a PCI address like 00:02.0 or 0000:00:02.0 (domain 0), got "${o.device}"`);
   let otherDevices = 0;
   const rec: Reconstruction =
     release === '5.10'
@@ -68,11 +68,10 @@ export function importTrace(text: string, o: ImportOptions): Imported {
   const maps = rec.actions.filter((a) => a.what === 'map').map((a) => a.call);
   if (maps.length === 0) throw new TraceImportError(`no map call${want !== undefined ? ` of device ${want}` : ''} in the trace`);
 
-  // the real pages every call touches, then where they go
+  // the real pages every call touches (below 2^52: ftrace.ts checked each event), then where they go
   const pfns: number[] = [];
   for (const c of maps) {
     for (const e of c.entries) {
-      if (e.phys + BigInt(e.length) > BigInt(REAL_PHYS_LIMIT)) traceFail(c.line, `physical address 0x${e.phys.toString(16)} is beyond what a PTE can hold (2^52)`);
       const p = Number(e.phys);
       for (let pfn = Math.floor(p / VTD_PAGE_SIZE); pfn * VTD_PAGE_SIZE < p + e.length; pfn++) pfns.push(pfn);
     }
@@ -88,12 +87,14 @@ export function importTrace(text: string, o: ImportOptions): Imported {
   const devices = new Map<string, { bdf: string; untrusted: boolean }>();
   for (const c of maps) {
     const bdf = scenarioBdf(c.dev);
-    if (bdf === undefined) traceFail(c.line, `device ${c.dev} is not in PCI domain 0 (the model has one segment)`);
+    if (bdf === undefined) traceFail(c.line, `device ${c.dev} is not one the model can hold (PCI domain 0, device up to 1f)`);
     const d = devices.get(bdf) ?? { bdf, untrusted: false };
     d.untrusted ||= c.bounced;
     devices.set(bdf, d);
   }
-  const maxCpu = Math.max(...rec.actions.map((a) => (a.what === 'map' ? a.call.cpu : a.call.unmap!.cpu)));
+  // a loop, not Math.max(...): one argument an action would overflow the stack on a long trace
+  let maxCpu = 0;
+  for (const a of rec.actions) maxCpu = Math.max(maxCpu, a.what === 'map' ? a.call.cpu : a.call.unmapCpu!);
   const name = (c: TracedCall): string => `L${c.line}`;
   const total = (c: TracedCall): number => c.entries.reduce((n, e) => n + e.length, 0);
   const touch = (c: TracedCall): unknown => ({ op: 'dma_read', map: name(c), offset: 0, len: Math.min(total(c), MAX_ACCESS) });
@@ -103,7 +104,7 @@ export function importTrace(text: string, o: ImportOptions): Imported {
     const dev = scenarioBdf(c.dev)!;
     if (a.what === 'unmap') {
       if (o.touch) steps.push(touch(c));
-      steps.push({ op: 'unmap', map: name(c), cpu: c.unmap!.cpu });
+      steps.push({ op: 'unmap', map: name(c), cpu: c.unmapCpu! });
       continue;
     }
     const phys = (e: { phys: bigint }): string => hex(reloc.toModel(Number(e.phys)));
@@ -118,14 +119,17 @@ export function importTrace(text: string, o: ImportOptions): Imported {
   }
 
   const sgCalls = maps.filter((c) => c.kind === 'sg').length;
+  // 5.10 singles whose unmap never printed their length (6.1's are all whole pages, said below)
+  const assumedLengths = release === '5.10' ? maps.filter((c) => !c.exactLength).length : 0;
   const parts = [
     `imported ${maps.length} call(s) (${maps.length - sgCalls} map_page, ${sgCalls} map_sg; ${rec.actions.length - maps.length} unmapped) of ${devices.size} device(s) from ${release} ${release === '5.10' ? 'intel_iommu' : 'iommu:map/unmap'} events`,
     `skipped ${[...skipped].map(([e, n]) => `${n} ${e}`).join(', ') || 'no other events'}${otherDevices > 0 ? `, ${otherDevices} event(s) of other devices` : ''}${rec.orphanUnmaps > 0 ? `, ${rec.orphanUnmaps} unmap(s) of mappings made before the trace began` : ''}`,
     `assumed: direction ${o.dir} (--dir)`,
-    release === '5.10' ? 'map_single taken as dma_map_page' : 'iommu:map runs at consecutive IOVAs on one CPU taken as one call (one run: dma_map_page, more: dma_map_sg), unmaps matched by first IOVA',
+    release === '5.10' ? 'map_single taken as dma_map_page' : 'iommu:map runs at consecutive IOVAs on one CPU taken as one call (one run: dma_map_page, more: dma_map_sg), unmaps matched by first IOVA (a smaller one splits the call)',
+    ...(release === '6.1' ? ['offsets 0 and lengths whole pages (iommu:map prints the page-aligned range __iommu_dma_map mapped)'] : []),
     ...(release === '6.1' ? [`device ${want ?? DEFAULT_61_DEVICE}${want === undefined ? ' (--device)' : ''}`] : []),
     `${o.mask}-bit DMA masks (--mask)`,
-    ...(rec.assumedLengths > 0 ? [`${rec.assumedLengths} never-unmapped map_single length(s) taken as their pages less the offset`] : []),
+    ...(assumedLengths > 0 ? [`${assumedLengths} never-unmapped map_single length(s) taken as their pages less the offset`] : []),
     `cpus ${Math.max(o.platform.platform.cpus, maxCpu + 1)} on platform ${o.platform.name} (--platform)`,
     `real pages relocated as ${reloc.runs.length} run(s) from ${hex(reloc.runs[0]!.model)} (offsets, contiguity, sharing and 2 MiB alignment kept)`,
   ];

@@ -6,13 +6,18 @@
  * which runs a 2 MiB superpage could map, unchanged).
  */
 import { PAGE_TABLE_REGION } from '../../vtd/regions.js';
-import { VTD_PAGE_SIZE as PAGE } from '../../vtd/regs.js';
+import { VTD_PAGE_SIZE as PAGE, lvlToNrPages, modPow2 } from '../../vtd/regs.js';
 
 /** Where relocated buffers begin: 4 GiB, above the coherent and swiotlb regions. */
-export const BUFFER_AREA_START = 0x1_0000_0000;
+const BUFFER_AREA_START = 0x1_0000_0000;
 /** where they must end: the page-table region */
 const BUFFER_AREA_END = PAGE_TABLE_REGION.start;
-const SUPERPAGE = 2 * 1024 * 1024;
+/**
+ * 2 MiB, what a level-2 entry maps. Offsets within it are kept because both releases map a
+ * superpage only where the IOVA and the physical address share their offset in it: 5.10's
+ * hardware_largepage_caps and 6.1's iommu_pgsize look at the IOVA and the address together.
+ */
+const SUPERPAGE = lvlToNrPages(2) * PAGE;
 
 export interface PhysRun {
   /** first real page's address */
@@ -35,7 +40,7 @@ export class Relocation {
       const real = sorted[k]! * PAGE;
       // one page of gap at least (apart stays apart), then the real address's place in 2 MiB
       let model = this.runs.length === 0 ? cursor : cursor + PAGE;
-      model += (((real % SUPERPAGE) - (model % SUPERPAGE)) + SUPERPAGE) % SUPERPAGE;
+      model += modPow2(modPow2(real, SUPERPAGE) - modPow2(model, SUPERPAGE) + SUPERPAGE, SUPERPAGE);
       this.runs.push({ real, model, pages: n });
       cursor = model + n * PAGE;
       k += n;
@@ -59,6 +64,3 @@ export class Relocation {
     throw new RangeError(`real address 0x${real.toString(16)} is not in any relocated run`);
   }
 }
-
-/** Real physical addresses must be ones a PTE can hold (below 2^52). */
-export const REAL_PHYS_LIMIT = 2 ** 52;
