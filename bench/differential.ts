@@ -94,10 +94,11 @@ function liveSteps(live: number, tail: number): unknown[] {
 }
 
 /**
- * Per checked step (µs) once `live` mappings are held: the set-up is stepped, then 300 steps of
- * the tail settle (the collector's work left from the set-up), then 2000 are timed.
+ * Per checked step (µs) once `live` mappings are held: the set-up is stepped, then 500 steps of
+ * the tail settle (the collector's work left from the set-up), then 6000 are timed -- enough for
+ * several young-generation collections, so that a window does not hold none or two by chance.
  */
-function stepCostWithLive(live: number, settle = 300, tail = 2000): number {
+function stepCostWithLive(live: number, settle = 500, tail = 6000): number {
   const d = new Differential(scenarioOfSteps(liveSteps(live, settle + tail)));
   for (let i = 0; i < live + settle; i++) d.step();
   const t0 = process.hrtime.bigint();

@@ -6,7 +6,7 @@
  * physically contiguous runs of a list with one iotlb_sync_map for the total.
  */
 import type { TraceRing } from '../kernel/trace.js';
-import { iommuMapEvent, fmtIommuUnmap } from '../kernel/trace.js';
+import { iommuMapEvent, printIommuUnmap } from '../kernel/trace.js';
 import type { Scatterlist } from '../kernel/scatterlist.js';
 import { sgPhys } from '../kernel/scatterlist.js';
 import { gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
@@ -111,7 +111,7 @@ export class IommuCore {
       iova += BigInt(page);
       unmapped += page;
     }
-    this.trace.emit('iommu', 'unmap', fmtIommuUnmap(orig, size, unmapped), { num: { iova: orig, size: BigInt(size), unmapped_size: BigInt(unmapped) } });
+    this.trace.emit('iommu', 'unmap', printIommuUnmap, { num: { iova: orig, size: BigInt(size), unmapped_size: BigInt(unmapped) } });
     return unmapped;
   }
 

@@ -13,6 +13,8 @@ const EMPTY = -1;
 const CHUNK_SHIFT = 8;
 const CHUNK_BLOCKS = 1 << CHUNK_SHIFT;
 const FIRST_BLOCKS = 4;
+/** emptied blocks left mapped before they are released together */
+const PARKED_BLOCKS = 64;
 
 export class PageMap {
   /** block key (pfn / BLOCK) -> the block's index */
@@ -28,6 +30,8 @@ export class PageMap {
   /** emptied blocks, and how many blocks have been handed out */
   private readonly free: number[] = [];
   private made = 0;
+  /** (key, block) of blocks emptied but still mapped, oldest first */
+  private readonly emptied: number[] = [];
   private count = 0;
   /** the block last looked up (a get then a set of one page, or a run of pages, probe the Map once) */
   private lastKey = -1;
@@ -111,11 +115,30 @@ export class PageMap {
     slots[i] = EMPTY;
     this.count--;
     if (--this.used[b]! === 0) {
-      this.blocks.delete(k);
-      this.free.push(b);
-      this.lastBlock = -1;
+      // an emptied block stays mapped until a batch of them is released: a page mapped and
+      // unmapped on every step, alone in its block, would otherwise add and remove a key of a
+      // hash table of a million pages' blocks on every step
+      this.emptied.push(k, b);
+      if (this.emptied.length >= 2 * PARKED_BLOCKS) this.releaseEmptied();
     }
     return true;
+  }
+
+  /** Unmap the blocks emptied since the last release that are still empty, for reuse. */
+  private releaseEmptied(): void {
+    const e = this.emptied;
+    for (let i = 0; i < e.length; i += 2) {
+      const k = e[i]!;
+      const b = e[i + 1]!;
+      // a block emptied twice is listed twice; one refilled, or already reused for another key, stays
+      if (this.used[b] === 0 && this.blocks.get(k) === b) {
+        this.blocks.delete(k);
+        this.free.push(b);
+      }
+    }
+    e.length = 0;
+    this.lastKey = -1;
+    this.lastBlock = -1;
   }
 
   /**
@@ -164,6 +187,7 @@ export class PageMap {
       this.free.push(b);
     }
     this.blocks.clear();
+    this.emptied.length = 0;
     this.count = 0;
     this.lastKey = -1;
     this.lastBlock = -1;

@@ -111,13 +111,13 @@ export class PathRunner {
 
   /** The device reads the pieces in order, stopping at the first fault. */
   deviceRead(dev: Device, pieces: readonly DeviceAccessPiece[]): StepResult {
-    const chunks: Uint8Array[] = [];
+    let data = '';
     for (const p of pieces) {
       const r = this.model.machine.deviceRead(dev.sid, p.iova, p.len);
       if (r.fault !== undefined) return { ok: false, fault: faultJson(r.fault) };
-      chunks.push(r.data);
+      data += Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('hex');
     }
-    return { ok: true, data: Buffer.concat(chunks).toString('hex') };
+    return { ok: true, data };
   }
 
   deviceWrite(dev: Device, pieces: readonly DeviceAccessPiece[], fill: number): StepResult {

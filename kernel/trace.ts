@@ -11,26 +11,54 @@ import type { Release } from './release.js';
 
 export type TraceSystem = 'iommu' | 'intel_iommu' | 'swiotlb';
 
-export interface TraceEvent {
-  /** scenario step that emitted it (-1: set-up) */
-  step: number;
-  cpu: number;
-  /** simulated clock, ns */
-  tsNs: number;
-  system: TraceSystem;
-  event: string;
-  /** byte for byte what the event's print format gives */
-  text: string;
-  /**
-   * The numbers the text prints, by the print format's field names (and the device name of
-   * 5.10's events), so readers never parse the text back.
-   */
-  fields?: TraceFields;
-}
-
+/**
+ * The numbers an event prints, by the print format's field names (and the device name of 5.10's
+ * events), so readers never parse the text back.
+ */
 export interface TraceFields {
   dev?: string;
   num: Record<string, bigint>;
+}
+
+/** An event's print format (TP_printk) applied to its fields. */
+export type TracePrint = (f: TraceFields) => string;
+
+/**
+ * One recorded event. Its text is printed from its fields when first read, not when recorded:
+ * a driver holding a million live mappings keeps a million map events, and their text, mostly
+ * never read, would be two thirds of the memory they take (the numbers print the same either
+ * way).
+ */
+export class TraceEvent {
+  #print: TracePrint | string;
+
+  constructor(
+    /** scenario step that emitted it (-1: set-up) */
+    readonly step: number,
+    readonly cpu: number,
+    /** simulated clock, ns */
+    readonly tsNs: number,
+    readonly system: TraceSystem,
+    readonly event: string,
+    print: TracePrint | string,
+    readonly fields?: TraceFields,
+  ) {
+    this.#print = print;
+  }
+
+  /** byte for byte what the event's print format gives */
+  get text(): string {
+    const p = this.#print;
+    if (typeof p === 'string') return p;
+    if (this.fields === undefined) throw new Error(`trace event ${this.system}:${this.event} has a print format but no fields`);
+    return p(this.fields);
+  }
+
+  /** JSON and structured copies see the text as a field, as when it was one */
+  toJSON(): { step: number; cpu: number; tsNs: number; system: TraceSystem; event: string; text: string; fields?: TraceFields } {
+    const { step, cpu, tsNs, system, event, text, fields } = this;
+    return fields === undefined ? { step, cpu, tsNs, system, event, text } : { step, cpu, tsNs, system, event, text, fields };
+  }
 }
 
 /** %llx */
@@ -66,14 +94,34 @@ export function fmtIommuMap(iova: bigint, paddr: bigint, size: number): string {
   return `IOMMU: iova=${hx16(iova)} - ${hx16(iova + BigInt(size))} paddr=${hx16(paddr)} size=${size}`;
 }
 
-/** iommu:map's text and fields, for TraceRing.emit(system, event, ...) */
-export function iommuMapEvent(iova: bigint, paddr: bigint, size: number): [string, TraceFields] {
-  return [fmtIommuMap(iova, paddr, size), { num: { iova, paddr, size: BigInt(size) } }];
+/** iommu:map's print format and fields, for TraceRing.emit(system, event, ...) */
+export function iommuMapEvent(iova: bigint, paddr: bigint, size: number): [TracePrint, TraceFields] {
+  return [printIommuMap, { num: { iova, paddr, size: BigInt(size) } }];
 }
 
 export function fmtIommuUnmap(iova: bigint, size: number, unmappedSize: number): string {
   return `IOMMU: iova=${hx16(iova)} - ${hx16(iova + BigInt(size))} size=${size} unmapped_size=${unmappedSize}`;
 }
+
+// ---- the same print formats over an event's fields (TraceEvent.text) ----
+
+function num(f: TraceFields, name: string): bigint {
+  const v = f.num[name];
+  if (v === undefined) throw new Error(`trace event field ${name} missing`);
+  return v;
+}
+
+function devName(f: TraceFields): string {
+  if (f.dev === undefined) throw new Error('trace event field dev missing');
+  return f.dev;
+}
+
+export const printDmaMap: TracePrint = (f) => fmtDmaMap(devName(f), num(f, 'dev_addr'), num(f, 'phys_addr'), Number(num(f, 'size')));
+export const printDmaUnmap: TracePrint = (f) => fmtDmaUnmap(devName(f), num(f, 'dev_addr'), Number(num(f, 'size')));
+export const printDmaMapSg: TracePrint = (f) =>
+  fmtDmaMapSg(devName(f), Number(num(f, 'index')), Number(num(f, 'total')), num(f, 'dev_addr'), num(f, 'phys_addr'), Number(num(f, 'size')));
+export const printIommuMap: TracePrint = (f) => fmtIommuMap(num(f, 'iova'), num(f, 'paddr'), Number(num(f, 'size')));
+export const printIommuUnmap: TracePrint = (f) => fmtIommuUnmap(num(f, 'iova'), Number(num(f, 'size')), Number(num(f, 'unmapped_size')));
 
 // ---- 6.1 drivers/iommu/intel/trace.h ----
 
@@ -104,16 +152,17 @@ export class TraceRing {
    */
   observer: TraceObserver | undefined = undefined;
 
-  emit(system: TraceSystem, event: string, text: string, fields?: TraceFields): void {
+  /** print: the text itself, or the print format applied to fields when the text is read */
+  emit(system: TraceSystem, event: string, print: TracePrint | string, fields?: TraceFields): void {
     if (!this.enabled[system]) return;
-    const e: TraceEvent = { step: this.step, cpu: this.cpu, tsNs: this.clock.nowNs, system, event, text, ...(fields !== undefined ? { fields } : {}) };
+    const e = new TraceEvent(this.step, this.cpu, this.clock.nowNs, system, event, print, fields);
     this.events.push(e);
     this.observer?.traceEmitted(e);
   }
 }
 
 /** The whole line /sys/kernel/tracing/trace shows for an event. */
-export function renderTraceLine(e: TraceEvent, task = 'dmadiff', pid = 1): string {
+export function renderTraceLine(e: Pick<TraceEvent, 'cpu' | 'tsNs' | 'event' | 'text'>, task = 'dmadiff', pid = 1): string {
   const cpu = String(e.cpu).padStart(3, '0');
   return `${task}-${pid} [${cpu}] ..... ${formatTimestamp(e.tsNs)}: ${e.event}: ${e.text}`;
 }

@@ -5,18 +5,18 @@
  */
 import type { Device } from '../kernel/device.js';
 import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
-import { fmtDmaMap, fmtDmaMapSg, fmtDmaUnmap, type TraceRing } from '../kernel/trace.js';
+import { printDmaMap, printDmaMapSg, printDmaUnmap, type TraceRing } from '../kernel/trace.js';
 
 export type MapEvent = 'map_single' | 'bounce_map_single';
 export type UnmapEvent = 'unmap_single' | 'unmap_sg' | 'bounce_unmap_single';
 export type MapSgEvent = 'map_sg' | 'bounce_map_sg';
 
 export function traceDmaMap(t: TraceRing, ev: MapEvent, dev: Device, devAddr: bigint, physAddr: number, size: number): void {
-  t.emit('intel_iommu', ev, fmtDmaMap(dev.name, devAddr, BigInt(physAddr), size), { dev: dev.name, num: { dev_addr: devAddr, phys_addr: BigInt(physAddr), size: BigInt(size) } });
+  t.emit('intel_iommu', ev, printDmaMap, { dev: dev.name, num: { dev_addr: devAddr, phys_addr: BigInt(physAddr), size: BigInt(size) } });
 }
 
 export function traceDmaUnmap(t: TraceRing, ev: UnmapEvent, dev: Device, devAddr: bigint, size: number): void {
-  t.emit('intel_iommu', ev, fmtDmaUnmap(dev.name, devAddr, size), { dev: dev.name, num: { dev_addr: devAddr, size: BigInt(size) } });
+  t.emit('intel_iommu', ev, printDmaUnmap, { dev: dev.name, num: { dev_addr: devAddr, size: BigInt(size) } });
 }
 
 /** one event per entry: [index/total], the entry's DMA address, sg_phys and DMA length */
@@ -24,6 +24,6 @@ export function traceDmaMapSg(t: TraceRing, ev: MapSgEvent, dev: Device, sgl: re
   for (let i = 0; i < nelems; i++) {
     const sg = sgl[i]!;
     const phys = BigInt(sgPhys(sg));
-    t.emit('intel_iommu', ev, fmtDmaMapSg(dev.name, i + 1, nelems, sg.dmaAddress, phys, sg.dmaLength), { dev: dev.name, num: { dev_addr: sg.dmaAddress, phys_addr: phys, size: BigInt(sg.dmaLength) } });
+    t.emit('intel_iommu', ev, printDmaMapSg, { dev: dev.name, num: { index: BigInt(i + 1), total: BigInt(nelems), dev_addr: sg.dmaAddress, phys_addr: phys, size: BigInt(sg.dmaLength) } });
   }
 }

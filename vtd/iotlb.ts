@@ -5,7 +5,10 @@
  * observable.
  */
 import type { TranslationJournal } from './journal.js';
-import { levelBase, lvlToNrPages } from './regs.js';
+import { levelBase, lvlToNrPages, modPow2 } from './regs.js';
+
+/** Page sizes an entry can have: 4 KiB, 2 MiB, 1 GiB (levels 1-3). */
+const MAX_IOTLB_LEVEL = 3;
 
 export interface IotlbEntry {
   readonly did: number;
@@ -150,15 +153,31 @@ export class Iotlb {
    */
   invalidatePages(did: number, pfn: number, am: number): number {
     const m = this.byDid.get(did);
-    if (m === undefined) return 0;
+    if (m === undefined || m.size === 0) return 0;
     const span = 2 ** am;
-    const first = pfn - (pfn % span);
+    const first = pfn - modPow2(pfn, span);
     const last = first + span - 1;
+    // Which entries overlap does not depend on how they are found: a small block is probed at
+    // each page size (span + 2 lookups at most), a large one against every entry of the domain.
+    if (span + 2 <= m.size) {
+      let n = 0;
+      for (let level = 1; level <= MAX_IOTLB_LEVEL; level++) {
+        const step = lvlToNrPages(level);
+        for (let base = levelBase(first, level); base <= last; base += step) {
+          const k = key(base, level);
+          const e = m.get(k);
+          if (e !== undefined) {
+            this.drop(m, k, e);
+            n++;
+          }
+        }
+      }
+      return n;
+    }
     let n = 0;
-    for (const [k, e] of m) {
-      const eLast = e.basePfn + lvlToNrPages(e.level) - 1;
-      if (e.basePfn <= last && eLast >= first) {
-        this.drop(m, k, e);
+    for (const e of m.values()) {
+      if (e.basePfn <= last && e.basePfn + lvlToNrPages(e.level) - 1 >= first) {
+        this.drop(m, key(e.basePfn, e.level), e);
         n++;
       }
     }

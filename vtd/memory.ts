@@ -19,6 +19,8 @@ import { PAGE_TABLE_REGION, inRegion } from './regions.js';
 const PATTERN_TAG = 0xa5000000; // the 0xA5 in bits 63:56, seen from the high dword
 const TWO32 = 2 ** 32;
 export const PHYS_ADDR_LIMIT = 2 ** 52;
+/** the largest slab pages are carved from: 64 pages, 256 KiB */
+const SLAB_MAX_PAGES = 64;
 
 interface Page {
   bytes: Uint8Array;
@@ -44,14 +46,26 @@ export class PhysMemory {
   private page(pfn: number): Page {
     let p = this.pages.get(pfn);
     if (p === undefined) {
-      const buf = new ArrayBuffer(VTD_PAGE_SIZE);
-      const words = new Uint32Array(buf);
+      if (this.slabFree === 0) {
+        // pages are carved out of slabs, each twice the last up to SLAB_MAX_PAGES: an ArrayBuffer
+        // is memory outside the heap the collector tracks one by one, and a driver touching a
+        // fresh page on every step would otherwise add one per step
+        this.slabPages = Math.min(this.slabPages * 2, SLAB_MAX_PAGES);
+        this.slab = new ArrayBuffer(this.slabPages * VTD_PAGE_SIZE);
+        this.slabFree = this.slabPages;
+      }
+      const at = (this.slabPages - this.slabFree--) * VTD_PAGE_SIZE;
+      const words = new Uint32Array(this.slab, at, VTD_PAGE_SIZE / 4);
       fillPattern(words, pfn);
-      p = { bytes: new Uint8Array(buf), words };
+      p = { bytes: new Uint8Array(this.slab, at, VTD_PAGE_SIZE), words };
       this.pages.set(pfn, p);
     }
     return p;
   }
+
+  private slab = new ArrayBuffer(0);
+  private slabPages = 1;
+  private slabFree = 0;
 
   /** The pattern of an unwritten page, generated into a scratch buffer (not stored). */
   private patternPage(pfn: number): Uint8Array {
@@ -159,10 +173,12 @@ export class PhysMemory {
   }
 
   readU64(addr: number): bigint {
-    const s = new Uint32Array(2);
+    const s = this.qword;
     this.readQword(addr, s);
     return (BigInt(s[1]!) << 32n) | BigInt(s[0]!);
   }
+
+  private readonly qword = new Uint32Array(2);
 
   writeU64(addr: number, v: bigint): void {
     this.writeQword(addr, Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn));

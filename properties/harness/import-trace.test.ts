@@ -13,7 +13,7 @@ import { PLATFORM_MATRIX } from '../../harness/property.js';
 import { Differential, failing, runScenario } from '../../harness/runner.js';
 import { parseScenario } from '../../harness/validation.js';
 import { scenarioToJson } from '../../harness/scenario.js';
-import { renderTraceLine } from '../../kernel/trace.js';
+import { renderTraceLine, type TraceEvent } from '../../kernel/trace.js';
 import { TmpFiles, cli } from './helpers.js';
 
 const NVME = fileURLToPath(new URL('../fixtures/traces/nvme-5.10-strict.trace.txt', import.meta.url));
@@ -251,7 +251,7 @@ function modelScenario(untrusted = false): ReturnType<typeof parseScenario> {
   });
 }
 
-function traceOf(events: Parameters<typeof renderTraceLine>[0][]): string {
+function traceOf(events: readonly TraceEvent[]): string {
   return `# tracer: nop\n${events.filter((e) => e.step >= 0).map((e) => renderTraceLine(e)).join('\n')}\n`;
 }
 

@@ -99,7 +99,7 @@ describe('TraceRing', () => {
     ring.step = 14;
     ring.cpu = 0;
     ring.emit('iommu', 'map', fmtIommuMap(0xfffff000n, 0x3400000n, 4096));
-    expect(ring.events).toEqual([
+    expect(ring.events.map((e) => e.toJSON())).toEqual([
       {
         step: 14,
         cpu: 0,
@@ -113,7 +113,7 @@ describe('TraceRing', () => {
     expect(renderTraceLine(ring.events[0]!)).toBe(
       'dmadiff-1 [000] ..... 2.199470: map: IOMMU: iova=0x00000000fffff000 - 0x0000000100000000 paddr=0x0000000003400000 size=4096',
     );
-    expect(renderTraceLine({ ...ring.events[0]!, cpu: 3 }, 'insmod', 812)).toMatch(/^insmod-812 \[003\] \.\.\.\.\. 2\.199470: map: IOMMU: /);
+    expect(renderTraceLine({ ...ring.events[0]!.toJSON(), cpu: 3 }, 'insmod', 812)).toMatch(/^insmod-812 \[003\] \.\.\.\.\. 2\.199470: map: IOMMU: /);
   });
 
   it('timestamps are secs.usecs with six digits', () => {
