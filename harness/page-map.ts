@@ -24,7 +24,7 @@ export class PageMap {
    * fixed size once past the first, so that growing never copies (a million entries would copy
    * megabytes at once, in the middle of some step)
    */
-  private readonly chunks: Float64Array[] = [new Float64Array(FIRST_BLOCKS * BLOCK).fill(EMPTY)];
+  private readonly chunks: Float64Array[] = []; // none until the first block: many maps stay empty for a whole run
   /** entries per block */
   private used = new Int32Array(FIRST_BLOCKS);
   /** emptied blocks, and how many blocks have been handed out */
@@ -55,7 +55,7 @@ export class PageMap {
     if (b === undefined) {
       b = this.made++;
       const c = b >>> CHUNK_SHIFT;
-      if (c === this.chunks.length) this.chunks.push(new Float64Array(CHUNK_BLOCKS * BLOCK).fill(EMPTY));
+      if (c === this.chunks.length) this.chunks.push(new Float64Array((c === 0 ? FIRST_BLOCKS : CHUNK_BLOCKS) * BLOCK).fill(EMPTY));
       else if (c === 0 && b * BLOCK === this.chunks[0]!.length) {
         const first = new Float64Array(Math.min(b * 2, CHUNK_BLOCKS) * BLOCK).fill(EMPTY);
         first.set(this.chunks[0]!);

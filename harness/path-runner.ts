@@ -111,13 +111,16 @@ export class PathRunner {
 
   /** The device reads the pieces in order, stopping at the first fault. */
   deviceRead(dev: Device, pieces: readonly DeviceAccessPiece[]): StepResult {
-    let data = '';
+    const chunks: Uint8Array[] = [];
     for (const p of pieces) {
       const r = this.model.machine.deviceRead(dev.sid, p.iova, p.len);
       if (r.fault !== undefined) return { ok: false, fault: faultJson(r.fault) };
-      data += Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('hex');
+      chunks.push(r.data);
     }
-    return { ok: true, data };
+    // one hex string made at once: a string built piece by piece is a rope, and comparing two
+    // ropes goes character by character
+    const one = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    return { ok: true, data: Buffer.from(one.buffer, one.byteOffset, one.byteLength).toString('hex') };
   }
 
   deviceWrite(dev: Device, pieces: readonly DeviceAccessPiece[], fill: number): StepResult {
