@@ -146,10 +146,6 @@ function deviceTargets(r: PathRunner, t: ReachTracker, m: Mapping): number[] {
   return out;
 }
 
-function pageBytes(mem: DmaPath['machine']['memory'], pfn: number): Uint8Array {
-  return mem.pageView(pfn) ?? mem.read(pfn * VTD_PAGE_SIZE, VTD_PAGE_SIZE);
-}
-
 /** Device view of one mapping after map, alloc_coherent or sync_for_device. */
 export function checkDeviceView(i: number, op: string, lm: Mapping, gm: Mapping, lr: PathRunner, gr: PathRunner, lt: ReachTracker, gt: ReachTracker): Divergence[] {
   const a = deviceTargets(lr, lt, lm);
@@ -170,8 +166,9 @@ export function checkDeviceView(i: number, op: string, lm: Mapping, gm: Mapping,
     }
     // pages neither path wrote hold the same pattern when they are the same page
     if (x === y && !lmem.isMaterialised(x) && !gmem.isMaterialised(y)) continue;
-    const xb = pageBytes(lmem, x);
-    const yb = pageBytes(gmem, y);
+    // in place: each memory's scratch pattern page holds until that memory is read again
+    const xb = lmem.pageBytes(x);
+    const yb = gmem.pageBytes(y);
     if (sameBytes(xb, yb)) continue;
     const d = diffRange(xb, yb);
     if (d === null) continue;

@@ -67,6 +67,15 @@ export class PhysMemory {
   private slabPages = 1;
   private slabFree = 0;
 
+  /**
+   * A page's bytes as they are, without a copy: the written page itself, or for one still
+   * holding its pattern the pattern in a scratch buffer, valid until the next read of this
+   * memory. Readers must not write through it.
+   */
+  pageBytes(pfn: number): Uint8Array {
+    return this.pages.get(pfn)?.bytes ?? this.patternPage(pfn);
+  }
+
   /** The pattern of an unwritten page, generated into a scratch buffer (not stored). */
   private patternPage(pfn: number): Uint8Array {
     if (this.scratchPfn !== pfn) {
@@ -217,8 +226,11 @@ export class PhysMemory {
       const pa = this.pages.get(Math.floor(a / VTD_PAGE_SIZE))?.bytes;
       const pb = other.pages.get(Math.floor(b / VTD_PAGE_SIZE))?.bytes;
       if (pa !== undefined || pb !== undefined || a !== b) {
-        const x = pa !== undefined ? pa.subarray(a % VTD_PAGE_SIZE, (a % VTD_PAGE_SIZE) + n) : this.read(a, n);
-        const y = pb !== undefined ? pb.subarray(b % VTD_PAGE_SIZE, (b % VTD_PAGE_SIZE) + n) : other.read(b, n);
+        // a page still holding its pattern is compared in its memory's scratch page (two
+        // memories, two scratch pages; a memory against itself copies instead)
+        const same = other === this;
+        const x = pa !== undefined ? pa.subarray(a % VTD_PAGE_SIZE, (a % VTD_PAGE_SIZE) + n) : same ? this.read(a, n) : this.patternPage(Math.floor(a / VTD_PAGE_SIZE)).subarray(a % VTD_PAGE_SIZE, (a % VTD_PAGE_SIZE) + n);
+        const y = pb !== undefined ? pb.subarray(b % VTD_PAGE_SIZE, (b % VTD_PAGE_SIZE) + n) : same ? other.read(b, n) : other.patternPage(Math.floor(b / VTD_PAGE_SIZE)).subarray(b % VTD_PAGE_SIZE, (b % VTD_PAGE_SIZE) + n);
         if (Buffer.compare(x, y) !== 0) return false;
       }
       done += n;

@@ -234,3 +234,31 @@ describe('page-table write stamps (the caching-mode bookkeeping)', () => {
     expect(m.writeSeqOf(0x7f00000010)).toBe(1);
   });
 });
+
+describe('comparisons and views in place', () => {
+  // four pages around a base, some written on one memory, some on the other
+  const BASE = 0x3400000;
+  const opArb = fc.record({ side: fc.constantFrom(0, 1), at: fc.integer({ min: 0, max: 4 * 4096 - 16 }), fill: fc.integer({ min: 0, max: 255 }), len: fc.integer({ min: 1, max: 16 }) });
+
+  it('sameBytes answers as comparing copies does, across written and pattern pages, two memories or one', () => {
+    // b anywhere, or at a's offset in another page (where two pattern pages differ only by page)
+    const pairArb = fc.integer({ min: 0, max: 3 * 4096 }).chain((a) => fc.tuple(fc.constant(a), fc.oneof(fc.integer({ min: 0, max: 3 * 4096 }), fc.integer({ min: -3, max: 3 }).map((k) => a % 4096 + ((Math.floor(a / 4096) + k + 4) % 4) * 4096))));
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 12 }), pairArb, fc.integer({ min: 1, max: 4096 }), fc.boolean(), (ops, [a, b], len, one) => {
+        const m0 = new PhysMemory();
+        const m1 = one ? m0 : new PhysMemory();
+        for (const o of ops) (o.side === 0 ? m0 : m1).fill(BASE + o.at, o.len, o.fill);
+        const want = Buffer.compare(m0.read(BASE + a, len), m1.read(BASE + b, len)) === 0;
+        expect(m0.sameBytes(BASE + a, m1, BASE + b, len)).toBe(want);
+      }),
+      { seed: 52, numRuns: 400 },
+    );
+  });
+
+  it('pageBytes is the page as read, written or not', () => {
+    const m = new PhysMemory();
+    m.fill(0x3401010, 8, 0x5a);
+    expect(Buffer.compare(m.pageBytes(0x3401), m.read(0x3401000, 4096))).toBe(0);
+    expect(Buffer.compare(m.pageBytes(0x3402), patternBytes(0x3402000, 4096))).toBe(0);
+  });
+});
