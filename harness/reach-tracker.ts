@@ -121,6 +121,8 @@ export class ReachTracker {
   private readonly tables = new Map<number, TableInfo>();
   /** root and context table pages of the tracked devices: a write there moves contexts */
   private contextPages = new Set<number>();
+  /** the last written page found to be neither a tracked table nor a context page (until one of those changes) */
+  private quietPage = -1;
   private readonly listeners: PermListener[] = [];
   /** per domain root: the bases of leaves that map pool pages (swiotlb slots, coherent buffers) */
   private readonly pooledLeaves = new Map<number, Set<number>>();
@@ -245,9 +247,12 @@ export class ReachTracker {
         if (this.contextPages.has(page)) contextMoved = true;
         continue;
       }
+      // most writes are the invalidation queue's descriptors and status, one page over and over
+      if (page === this.quietPage) continue;
       const info = this.tables.get(page);
       if (info === undefined) {
         if (this.contextPages.has(page)) contextMoved = true;
+        else this.quietPage = page;
         continue; // a table not linked into any tracked domain (yet): its linking is a write we see
       }
       const span = lvlToNrPages(info.level);
@@ -379,6 +384,7 @@ export class ReachTracker {
       if ((s[0]! & 1) !== 0) pages.add(entryPfn(s[0]!, s[1]!));
     }
     this.contextPages = pages;
+    this.quietPage = -1;
   }
 
   private resyncAll(): void {
@@ -408,6 +414,7 @@ export class ReachTracker {
     const s = this.scratch;
     const walk = (table: number, level: number, base: number): void => {
       this.tables.set(table, { root, level, base });
+      if (table === this.quietPage) this.quietPage = -1;
       const span = lvlToNrPages(level);
       const lo = Math.max(first, base);
       const hi = Math.min(last, base + span * 512 - 1);
