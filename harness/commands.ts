@@ -183,7 +183,7 @@ function settled(x: Findings, f: SearchFlags, io: Io): number | undefined {
 function writeSearchReport(command: string, code: number, x: Findings, f: SearchFlags, io: Io): void {
   if (f.report === undefined) return;
   const seen: FailureSeen[] = [...corpusFailures(x.corpus.verdicts), ...x.report.failures.map((r) => ({ platform: r.platform, token: r.token, scenario: r.scenario, source: 'search' as const }))];
-  const doc = reportDoc(command, verdictWord(code), [...platformRows(x.report.platforms, seen), ...corpusRows(x.corpus.verdicts)], failureReports(seen, f.corpus, f.checkTrace));
+  const doc = reportDoc(command, verdictWord(code), [...platformRows(x.report.platforms, seen), ...corpusRows(x.corpus.verdicts, f.ignoreCorrupt)], failureReports(seen, f.corpus, f.checkTrace));
   writeReportsBeside(f.report, doc, io);
 }
 

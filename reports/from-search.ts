@@ -52,7 +52,8 @@ export function platformRows(rows: readonly PlatformReport[], seen: readonly Fai
   });
 }
 
-export function corpusRows(verdicts: readonly EntryVerdict[]): CoverageRow[] {
+/** `ignoreCorrupt`: --ignore-corrupt, under which an unreadable entry does not fail the verdict */
+export function corpusRows(verdicts: readonly EntryVerdict[], ignoreCorrupt: boolean): CoverageRow[] {
   return verdicts.flatMap((v): CoverageRow[] => {
     if (v.kind === 'not-applicable' || v.kind === 'newer') return [];
     const failingHere = v.kind === 'failing';
@@ -67,6 +68,7 @@ export function corpusRows(verdicts: readonly EntryVerdict[]): CoverageRow[] {
         unhit: v.kind === 'unreadable' ? [`unreadable: ${v.why}`] : [],
         tokens: failingHere ? [v.token] : [],
         failureIds: failingHere ? [scenarioHash(v.scenario)] : [],
+        ...(v.kind === 'unreadable' ? { unreadable: { why: v.why, failsVerdict: !ignoreCorrupt } } : {}),
       },
     ];
   });

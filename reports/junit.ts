@@ -41,6 +41,11 @@ function failureText(fs: readonly FailureReport[]): string {
 function testcase(doc: ReportDoc, row: CoverageRow): string {
   const classname = row.kind === 'platform' ? 'dmadiff.platform' : 'dmadiff.corpus';
   const head = `    <testcase${attrs({ classname, name: row.name, time: 0 })}`;
+  // an entry that could not be read was not replayed: an error (the verdict counts it), or
+  // skipped under --ignore-corrupt -- never a pass
+  const u = row.unreadable;
+  if (u !== undefined && u.failsVerdict) return `${head}>\n      <error${attrs({ message: `unreadable corpus entry: ${u.why}`, type: 'unreadable' })}>${xmlEscape(`${row.name} could not be read (kept in the corpus): ${u.why}`)}</error>\n    </testcase>`;
+  if (u !== undefined) return `${head}>\n      <skipped${attrs({ message: `unreadable corpus entry, ignored (--ignore-corrupt): ${u.why}` })}/>\n    </testcase>`;
   if (row.failures === 0) return `${head}>\n      <system-out>${xmlEscape(`${row.runs} runs, ${row.steps} steps`)}</system-out>\n    </testcase>`;
   const fs = failuresOf(doc, row);
   const first = fs[0];
@@ -50,18 +55,26 @@ function testcase(doc: ReportDoc, row: CoverageRow): string {
   return `${head}>\n      <failure${attrs({ message, type: kind })}>${xmlEscape(fs.length > 0 ? failureText(fs) : tokens)}</failure>\n    </testcase>`;
 }
 
+/** Rows that fail, that could not be read (errors), and unreadable ones ignored (skipped). */
+function counts(rows: readonly CoverageRow[]): { failures: number; errors: number; skipped: number } {
+  return {
+    failures: rows.filter((r) => r.unreadable === undefined && r.failures > 0).length,
+    errors: rows.filter((r) => r.unreadable?.failsVerdict === true).length,
+    skipped: rows.filter((r) => r.unreadable?.failsVerdict === false).length,
+  };
+}
+
 /** The report as one JUnit XML document. */
 export function renderJunit(doc: ReportDoc): string {
   const suites: string[] = [];
   for (const kind of ['platform', 'corpus'] as const) {
     const rows = doc.coverage.filter((r) => r.kind === kind);
     if (rows.length === 0) continue;
-    const failures = rows.filter((r) => r.failures > 0).length;
+    const n = counts(rows);
     suites.push(
-      `  <testsuite${attrs({ name: `dmadiff ${doc.command} ${kind === 'platform' ? 'platforms' : 'corpus'}`, tests: rows.length, failures, errors: 0, skipped: 0, time: 0 })}>\n${rows.map((r) => testcase(doc, r)).join('\n')}\n  </testsuite>`,
+      `  <testsuite${attrs({ name: `dmadiff ${doc.command} ${kind === 'platform' ? 'platforms' : 'corpus'}`, tests: rows.length, failures: n.failures, errors: n.errors, skipped: n.skipped, time: 0 })}>\n${rows.map((r) => testcase(doc, r)).join('\n')}\n  </testsuite>`,
     );
   }
-  const tests = doc.coverage.length;
-  const failures = doc.coverage.filter((r) => r.failures > 0).length;
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites${attrs({ name: `dmadiff ${doc.command}: ${doc.verdict}`, tests, failures, errors: 0, time: 0 })}>\n${suites.join('\n')}\n</testsuites>\n`;
+  const n = counts(doc.coverage);
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites${attrs({ name: `dmadiff ${doc.command}: ${doc.verdict}`, tests: doc.coverage.length, failures: n.failures, errors: n.errors, time: 0 })}>\n${suites.join('\n')}\n</testsuites>\n`;
 }

@@ -25,6 +25,11 @@ export interface CoverageRow {
   tokens: string[];
   /** the ids of its failures in ReportDoc.failures */
   failureIds: string[];
+  /**
+   * corpus rows only: the entry could not be read (the first problem, naming the field), and
+   * whether that fails the verdict (it does unless --ignore-corrupt)
+   */
+  unreadable?: { why: string; failsVerdict: boolean };
 }
 
 /** A scenario step, both paths' results side by side. */

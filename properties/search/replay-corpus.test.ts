@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { XMLParser } from 'fast-xml-parser';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WriteError, loadCorpus, scenarioHash, storeFailure, writeAtomic } from '../../harness/corpus.js';
 import { PLATFORM_MATRIX, replayChunk, runChunk, type SearchConfig } from '../../harness/property.js';
@@ -166,12 +167,41 @@ describe('corrupt corpus entries are reported on stdout, kept, and fail the exit
     expect(snapshot(corpus)).toEqual(new Map(Object.entries(files).sort()));
   });
 
+  /** The corpus suite of a report's junit.xml: its counts, and each case's name and outcome. */
+  function junitCorpus(dir: string): { errors: string; skipped: string; failures: string; cases: Array<{ name: string; outcome: string }> } {
+    const x = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@' }).parse(readFileSync(join(dir, 'junit.xml'), 'utf8')) as {
+      testsuites: { testsuite: Record<string, unknown> | Array<Record<string, unknown>> };
+    };
+    const suites = ([] as Array<Record<string, unknown>>).concat(x.testsuites.testsuite);
+    const suite = suites.find((t) => String(t['@name']).endsWith('corpus'))!;
+    const cases = ([] as Array<Record<string, unknown>>).concat(suite['testcase'] as Record<string, unknown>);
+    const outcome = (c: Record<string, unknown>): string => (c['error'] !== undefined ? 'error' : c['skipped'] !== undefined ? 'skipped' : c['failure'] !== undefined ? 'failure' : 'pass');
+    return { errors: String(suite['@errors']), skipped: String(suite['@skipped']), failures: String(suite['@failures']), cases: cases.map((c) => ({ name: String(c['@name']), outcome: outcome(c) })) };
+  }
+
+  it('the report of such a gate: each unreadable entry is an error case in junit.xml, never a pass', async () => {
+    const corpus = tmp.fresh('corrupt');
+    const report = tmp.fresh('corrupt-report');
+    for (const [n, text] of Object.entries(files)) writeFileSync(join(corpus, n), text);
+    const r = await cli([...passingGate(corpus), '--report', report]);
+    expect(r.code, r.out.join('\n')).toBe(2);
+    const j = junitCorpus(report);
+    expect(j.cases.map((c) => c.outcome)).toEqual(['error', 'error', 'error', 'error']);
+    expect(j.cases.map((c) => c.name)).toEqual(Object.keys(files).sort().map((n) => join(corpus, n)));
+    expect([j.errors, j.failures, j.skipped]).toEqual(['4', '0', '0']);
+  });
+
   it('--ignore-corrupt: the same corpus passes, and the verdict still says what was ignored', async () => {
     const corpus = tmp.fresh('corrupt');
     for (const [n, text] of Object.entries(files)) writeFileSync(join(corpus, n), text);
-    const r = await cli([...passingGate(corpus), '--ignore-corrupt']);
+    const report = tmp.fresh('corrupt-report');
+    const r = await cli([...passingGate(corpus), '--ignore-corrupt', '--report', report]);
     expect(r.code, r.out.join('\n')).toBe(0);
-    expect(r.out[r.out.length - 1]).toMatch(/^verdict: PASS -- .*; 4 unreadable corpus entries ignored \(--ignore-corrupt\)$/);
+    expect(r.out.find((l) => l.startsWith('verdict: '))).toMatch(/^verdict: PASS -- .*; 4 unreadable corpus entries ignored \(--ignore-corrupt\)$/);
+    // in junit.xml they are skipped, saying why: not passes, and not errors of a passing gate
+    const j = junitCorpus(report);
+    expect(j.cases.map((c) => c.outcome)).toEqual(['skipped', 'skipped', 'skipped', 'skipped']);
+    expect([j.errors, j.failures, j.skipped]).toEqual(['0', '0', '4']);
     expect(snapshot(corpus)).toEqual(new Map(Object.entries(files).sort()));
   });
 
