@@ -141,7 +141,7 @@ function maskArg(v: string): number {
 /** The report of one scenario file: DIVERGES when a divergence fails the gate, else EQUIVALENT. */
 function scenarioReport(command: string, file: string, s: Scenario, checkTrace: boolean, strictIova = false): ReportDoc {
   const fr = buildFailure({ scenario: s, platform: basename(file), source: 'scenario', scenarioFile: file, checkTrace, strictIova });
-  return reportDoc(command, fr.focus.length > 0 ? 'DIVERGES' : 'EQUIVALENT', [oneScenarioRow(basename(file), 'corpus', fr)], [fr]);
+  return reportDoc(command, fr.focus.length > 0 ? 'DIVERGES' : 'EQUIVALENT', [oneScenarioRow(basename(file), 'scenario', fr)], [fr]);
 }
 
 function readScenarioFile(file: string): string {

@@ -90,7 +90,7 @@ function legend(): string {
   return '<p class="legend">Legend: <span class="same">same on both paths</span><span class="only-legacy">only legacy-intel / failing</span><span class="only-generic">only dma-iommu</span><span class="allowlisted">allowlisted divergence</span></p>';
 }
 
-/** The coverage table: one row per platform or corpus entry. */
+/** The coverage table: one row per platform, corpus entry or reported scenario. */
 function coverage(doc: ReportDoc): string {
   const td = (s: string): string => `<td>${esc(s)}</td>`;
   const rows = doc.coverage.map((r: CoverageRow) => {

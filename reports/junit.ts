@@ -39,7 +39,7 @@ function failureText(fs: readonly FailureReport[]): string {
 }
 
 function testcase(doc: ReportDoc, row: CoverageRow): string {
-  const classname = row.kind === 'platform' ? 'dmadiff.platform' : 'dmadiff.corpus';
+  const classname = `dmadiff.${row.kind}`;
   const head = `    <testcase${attrs({ classname, name: row.name, time: 0 })}`;
   // an entry that could not be read was not replayed: an error (the verdict counts it), or
   // skipped under --ignore-corrupt -- never a pass
@@ -67,12 +67,12 @@ function counts(rows: readonly CoverageRow[]): { failures: number; errors: numbe
 /** The report as one JUnit XML document. */
 export function renderJunit(doc: ReportDoc): string {
   const suites: string[] = [];
-  for (const kind of ['platform', 'corpus'] as const) {
+  for (const kind of ['platform', 'corpus', 'scenario'] as const) {
     const rows = doc.coverage.filter((r) => r.kind === kind);
     if (rows.length === 0) continue;
     const n = counts(rows);
     suites.push(
-      `  <testsuite${attrs({ name: `dmadiff ${doc.command} ${kind === 'platform' ? 'platforms' : 'corpus'}`, tests: rows.length, failures: n.failures, errors: n.errors, skipped: n.skipped, time: 0 })}>\n${rows.map((r) => testcase(doc, r)).join('\n')}\n  </testsuite>`,
+      `  <testsuite${attrs({ name: `dmadiff ${doc.command} ${kind === 'platform' ? 'platforms' : kind}`, tests: rows.length, failures: n.failures, errors: n.errors, skipped: n.skipped, time: 0 })}>\n${rows.map((r) => testcase(doc, r)).join('\n')}\n  </testsuite>`,
     );
   }
   const n = counts(doc.coverage);

@@ -92,7 +92,7 @@ function renderFailureText(f: FailureReport, color = false): string[] {
 export const COVERAGE_HEAD: readonly string[] = ['', 'runs', 'steps', 'failures', 'allowlisted', 'unreached'];
 
 export function coverageCells(c: CoverageRow): string[] {
-  return [`${c.kind === 'corpus' ? 'corpus ' : ''}${c.name}`, String(c.runs), String(c.steps), String(c.failures), allowlistedText(c.allowlisted), c.unhit.join(', ') || '-'];
+  return [`${c.kind === 'platform' ? '' : `${c.kind} `}${c.name}`, String(c.runs), String(c.steps), String(c.failures), allowlistedText(c.allowlisted), c.unhit.join(', ') || '-'];
 }
 
 /** Which kernels the two models follow, as every format states it. */

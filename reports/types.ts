@@ -8,11 +8,11 @@ export const REPORT_FORMAT = 'dmadiff-report/1';
 
 export type PathId = 'legacy-intel' | 'dma-iommu';
 
-/** One row of the coverage table: a platform of the search, or one corpus entry. */
+/** One row of the coverage table: a platform of the search, one corpus entry, or the one scenario file reported. */
 export interface CoverageRow {
   /** platform name, or the corpus entry's file name */
   name: string;
-  kind: 'platform' | 'corpus';
+  kind: 'platform' | 'corpus' | 'scenario';
   runs: number;
   steps: number;
   /** divergences outside the allowlist found there */

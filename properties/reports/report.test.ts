@@ -209,6 +209,10 @@ describe('dmadiff report FILE', () => {
     expect(r.code).toBe(1);
     expect(r.out.join('\n')).toContain('fault reason 0x04 (Access beyond MGAW), DMA read of 0xfffffffffffff000 by 00:02.0');
     expect(readFileSync(join(dir, 'out', 'report.html'), 'utf8')).toContain('class="failure-title"');
+    // its one row is the scenario file, not a corpus entry
+    const json = JSON.parse(readFileSync(join(dir, 'out', 'report.json'), 'utf8')) as { coverage: Array<{ name: string; kind: string }> };
+    expect(json.coverage.map((c) => [c.name, c.kind])).toEqual([['i915.scenario.json', 'scenario']]);
+    expect(readFileSync(join(dir, 'out', 'junit.xml'), 'utf8')).toContain('classname="dmadiff.scenario" name="i915.scenario.json"');
     const bad = await cli(['report', join(dir, 'missing.json')]);
     expect(bad.code).toBe(2);
     expect(bad.err.filter((l) => l !== '')).toHaveLength(1);
