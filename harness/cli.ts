@@ -15,7 +15,7 @@ import { PLATFORM_MATRIX } from './property.js';
 import { CONSUMERS, scenarioToJson, type Consumer, type Dir, type Scenario } from './scenario.js';
 import { importTrace } from './import/import-trace.js';
 import { TraceImportError } from './import/ftrace.js';
-import type { ReportDoc } from '../reports/types.js';
+import type { FailureReport, ReportDoc } from '../reports/types.js';
 import { SEEDED_BUGS } from './token.js';
 import { WriteError, writeAtomic } from './corpus.js';
 import { runDemo } from './demo.js';
@@ -23,7 +23,7 @@ import { renderText } from './render.js';
 import { failing, runScenario } from './runner.js';
 import { ScenarioError, parseScenarioText } from './validation.js';
 import { stableJson } from './json.js';
-import { buildFailure } from '../reports/report.js';
+import { buildFailure, buildFailureWithResult, type FailureInput } from '../reports/report.js';
 import { renderReportText } from '../reports/text.js';
 import { reportDoc, writeReports, writeReportsBeside } from '../reports/write.js';
 import { oneScenarioRow } from '../reports/from-search.js';
@@ -58,11 +58,14 @@ function program(run: Invocation): Command {
     .option('--report <dir>', 'write its divergence report there (every format)')
     .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean; paranoid?: boolean; report?: string }) => {
       const s = parseScenarioText(readScenarioFile(file));
-      // a scenario that names seeded bugs (exported from a --broken run) runs with them
-      const doc = runScenario(s, { strictIova: o.strictIova === true, paranoid: o.paranoid === true });
+      const runOpts = { strictIova: o.strictIova === true, paranoid: o.paranoid === true };
+      // a scenario that names seeded bugs (exported from a --broken run) runs with them; with
+      // --report, once, the report watching the run
+      const reported = o.report !== undefined ? buildFailureWithResult(scenarioInput(file, s, o.trace, runOpts)) : undefined;
+      const doc = reported?.result ?? runScenario(s, runOpts);
       out(o.json === true ? stableJson(doc) : renderText(s, doc));
       run.code = failing(doc, o.trace).length > 0 ? 1 : 0;
-      if (o.report !== undefined) writeReportsBeside(o.report, scenarioReport('scenario', file, s, o.trace, o.strictIova === true), io);
+      if (o.report !== undefined && reported !== undefined) writeReportsBeside(o.report, scenarioDoc('scenario', file, reported.report), io);
     });
   searchOptions(
     p.command('gate').description(
@@ -105,7 +108,7 @@ function program(run: Invocation): Command {
     .option('--json', 'print the dmadiff-report/1 document instead of text')
     .option('--no-trace', 'trace-accounting divergences do not fail')
     .action((file: string, o: { report?: string; json?: boolean; trace: boolean }) => {
-      const doc = scenarioReport('report', file, parseScenarioText(readScenarioFile(file)), o.trace);
+      const doc = scenarioDoc('report', file, buildFailure(scenarioInput(file, parseScenarioText(readScenarioFile(file)), o.trace)));
       out(o.json === true ? stableJson(doc) : renderReportText(doc, process.stdout.isTTY === true).trimEnd());
       if (o.report !== undefined) writeReports(o.report, doc);
       run.code = doc.verdict === 'DIVERGES' ? 1 : 0;
@@ -138,9 +141,13 @@ function maskArg(v: string): number {
   return Number(v);
 }
 
+/** How a scenario file is reported: named by its file, judged as its run is. */
+function scenarioInput(file: string, s: Scenario, checkTrace: boolean, opts: { strictIova?: boolean; paranoid?: boolean } = {}): FailureInput {
+  return { scenario: s, platform: basename(file), source: 'scenario', scenarioFile: file, checkTrace, ...opts };
+}
+
 /** The report of one scenario file: DIVERGES when a divergence fails the gate, else EQUIVALENT. */
-function scenarioReport(command: string, file: string, s: Scenario, checkTrace: boolean, strictIova = false): ReportDoc {
-  const fr = buildFailure({ scenario: s, platform: basename(file), source: 'scenario', scenarioFile: file, checkTrace, strictIova });
+function scenarioDoc(command: string, file: string, fr: FailureReport): ReportDoc {
   return reportDoc(command, fr.focus.length > 0 ? 'DIVERGES' : 'EQUIVALENT', [oneScenarioRow(basename(file), 'scenario', fr)], [fr]);
 }
 

@@ -9,7 +9,7 @@ import type { Device } from '../kernel/device.js';
 import type { Divergence } from '../harness/checker.js';
 import type { Mapping, PathRunner } from '../harness/path-runner.js';
 import { describeResult, describeStep } from '../harness/render.js';
-import { Differential, failing, failsGate } from '../harness/runner.js';
+import { Differential, failing, failsGate, type ResultDoc } from '../harness/runner.js';
 import { scenarioToJson, type Scenario } from '../harness/scenario.js';
 import { scenarioHash } from '../harness/corpus.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
@@ -28,6 +28,8 @@ export interface FailureInput {
   checkTrace?: boolean;
   /** IOVA values are compared too (scenario --strict-iova): the report must judge as the run did */
   strictIova?: boolean;
+  /** the reachable sets checked against a recomputation after every step (scenario --paranoid) */
+  paranoid?: boolean;
 }
 
 /** IOVAs walked per path and divergence, at most (a shrunk scenario names few) */
@@ -35,8 +37,17 @@ const MAX_WALKS = 4;
 
 /** The report of one failing scenario. */
 export function buildFailure(f: FailureInput): FailureReport {
+  return buildFailureWithResult(f).report;
+}
+
+/**
+ * The report of one scenario and the result document of the run it was built from (the same
+ * document runScenario gives: the report only watches the run), so that a command printing
+ * both runs the scenario once.
+ */
+export function buildFailureWithResult(f: FailureInput): { report: FailureReport; result: ResultDoc } {
   const accounts = new Map<number, { legacy: string[]; generic: string[] }>();
-  const d = new Differential(f.scenario, { strictIova: f.strictIova === true, onAccount: (i, legacy, generic) => accounts.set(i, { legacy, generic }) });
+  const d = new Differential(f.scenario, { strictIova: f.strictIova === true, paranoid: f.paranoid === true, onAccount: (i, legacy, generic) => accounts.set(i, { legacy, generic }) });
   const focus: DivergenceFocus[] = [];
   const checkTrace = f.checkTrace !== false;
   const fails = (x: Divergence): boolean => failsGate(x, checkTrace);
@@ -64,7 +75,7 @@ export function buildFailure(f: FailureInput): FailureReport {
   const first = failing(doc, checkTrace)[0];
   const l = doc.paths['legacy-intel'].steps;
   const g = doc.paths['dma-iommu'].steps;
-  return {
+  const report: FailureReport = {
     id: scenarioHash(f.scenario),
     title: first === undefined ? `no divergence outside the allowlist on ${f.platform}` : `FAIL on ${f.platform}: step ${first.step} [${first.kind}] ${first.detail}`,
     platform: f.platform,
@@ -82,6 +93,7 @@ export function buildFailure(f: FailureInput): FailureReport {
     divergences,
     focus,
   };
+  return { report, result: doc };
 }
 
 /** The steps a divergence involves: its own, and the call that made the mapping it names. */

@@ -6,9 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { replayChunk } from '../../harness/property.js';
 import { parseScenario } from '../../harness/validation.js';
+import { Differential } from '../../harness/runner.js';
 import { decodeToken } from '../../harness/token.js';
 import { buildFailure } from '../../reports/report.js';
 import { decodeFaultLine } from '../../reports/fault-line.js';
@@ -195,6 +196,27 @@ describe('formats', () => {
       device: '00:03.0',
     });
     expect(decodeFaultLine('DMAR: DRHD: handling fault status reg 2')).toBeUndefined();
+  });
+});
+
+describe('dmadiff scenario FILE --report', () => {
+  it('runs the scenario once: the printed result and the report come from the same run', async () => {
+    const dir = tmp.fresh('scenario-report');
+    const file = join(dir, 'i915.scenario.json');
+    const { writeFileSync } = await import('node:fs');
+    const { scenarioToJson } = await import('../../harness/scenario.js');
+    writeFileSync(file, JSON.stringify(scenarioToJson(I915)));
+    const steps = vi.spyOn(Differential.prototype, 'step');
+    const r = await cli(['scenario', file, '--json', '--strict-iova', '--report', join(dir, 'out')]);
+    expect(steps).toHaveBeenCalledTimes(I915.steps.length);
+    steps.mockRestore();
+    expect(r.code).toBe(1);
+    // the result printed is what a run without --report prints
+    const plain = await cli(['scenario', file, '--json', '--strict-iova']);
+    expect(r.out.filter((l) => !l.startsWith('report: '))).toEqual(plain.out);
+    const json = JSON.parse(readFileSync(join(dir, 'out', 'report.json'), 'utf8')) as { verdict: string; coverage: Array<{ kind: string }> };
+    expect(json.verdict).toBe('DIVERGES');
+    expect(json.coverage.map((c) => c.kind)).toEqual(['scenario']);
   });
 });
 
