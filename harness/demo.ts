@@ -53,7 +53,7 @@ export function runDemo(out: (line: string) => void): void {
   out(`PTE cleared, no invalidation yet: device reads ${bytes(r.data)} -- the IOTLB still holds the translation`);
 
   prog.flushIotlbPages(dom.did, Number(iova >> 12n), 0);
-  const d = hw.qiLog[hw.qiLog.length - 2]!;
+  const d = hw.qiLog.at(hw.qiLog.length - 2)!;
   out(`page-selective invalidation queued: ${qiTypeName(d.qw0)} ${hex(d.qw0)} ${hex(d.qw1)} (DID ${dom.did}, AM 0), then a wait descriptor`);
   r = hw.dmaRead(sid, iova, 8);
   out(`device reads at ${hex(iova)} again: ${r.fault ? 'refused' : bytes(r.data)}`);

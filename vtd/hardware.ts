@@ -15,7 +15,7 @@ import { decodeContext, entryPfn } from './entries.js';
 import { encodeFaultRecord, type FaultRecord } from './fault.js';
 import { Iotlb } from './iotlb.js';
 import { PhysMemory } from './memory.js';
-import type { QiDesc } from './qi.js';
+import { QiLog, type QiDesc } from './qi.js';
 import {
   CONTEXT_TT_MULTI_LEVEL,
   CONTEXT_TT_DEV_IOTLB,
@@ -161,8 +161,8 @@ export class VtdHardware {
     return this.ctr;
   }
 
-  /** Every queued-invalidation descriptor processed, in order (the 6.1 model traces them). */
-  readonly qiLog: QiDesc[] = [];
+  /** The queued-invalidation descriptors processed, in order (the latest kept; tests and the demo read them). */
+  readonly qiLog = new QiLog();
 
   private readonly iotlbCoverage = new IotlbCoverage();
   private readonly contextCoverage = new ContextCoverage();

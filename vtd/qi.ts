@@ -48,6 +48,44 @@ export interface QiDesc {
   qw3: bigint;
 }
 
+/** descriptors a QiLog keeps, at least */
+const QI_LOG_KEPT = 4096;
+
+/**
+ * The descriptors a unit has processed, in order, counted from the first; the last QI_LOG_KEPT
+ * (or more) are kept. Tests and the demo read what a call queued as a slice from the count
+ * taken before it; a driver's long life does not keep every descriptor it ever queued.
+ */
+export class QiLog {
+  private readonly kept: QiDesc[] = [];
+  private dropped = 0;
+
+  /** descriptors processed so far */
+  get length(): number {
+    return this.dropped + this.kept.length;
+  }
+
+  push(d: QiDesc): void {
+    this.kept.push(d);
+    if (this.kept.length >= 2 * QI_LOG_KEPT) {
+      const n = this.kept.length - QI_LOG_KEPT;
+      this.kept.splice(0, n);
+      this.dropped += n;
+    }
+  }
+
+  /** Descriptors [from, to) by their count; asking for ones no longer kept is an error. */
+  slice(from = 0, to = this.length): QiDesc[] {
+    if (from < this.dropped) throw new RangeError(`the queued-invalidation log keeps descriptors from ${this.dropped} on, not ${from}`);
+    return this.kept.slice(from - this.dropped, to - this.dropped);
+  }
+
+  /** Descriptor i by its count, if still kept. */
+  at(i: number): QiDesc | undefined {
+    return i < this.dropped ? undefined : this.kept[i - this.dropped];
+  }
+}
+
 /** Context-cache invalidation: granularity global, domain (did) or device (sid, fm). */
 export function ccDescriptor(gran: InvGranularity, did: number, sid: number, fm: number): QiDesc {
   const qw0 =

@@ -265,7 +265,7 @@ describe('the queued-invalidation log', () => {
 
   it('the attach-time flushes of the rig are the kernel CM sequence: cc_inv 0x1000000031 then iotlb_inv 0x400e2', () => {
     const r = rig({}, { did: 4 });
-    const log = r.hw.qiLog.filter((d) => (d.qw0 & 0xfn) !== 5n);
+    const log = r.hw.qiLog.slice().filter((d) => (d.qw0 & 0xfn) !== 5n);
     expect(log.map((d) => d.qw0)).toEqual([0x1000000031n, 0x400e2n]);
     expect(r.hw.qiLog.length).toBe(4);
   });
@@ -332,6 +332,23 @@ describe('the queued-invalidation log', () => {
     const r = rig();
     expect(() => r.prog.flushIotlbPages(r.did, 0, 19)).toThrow(/queue error/);
     expect(r.hw.readFaultStatus() & 0x10).toBe(0x10);
+  });
+
+  it('keeps the latest descriptors of a long life, counted from the first, not all of them', () => {
+    const r = rig({}, { did: 4 });
+    const start = r.hw.qiLog.length;
+    // 5000 flushes: a PSI and a wait each
+    for (let i = 0; i < 5000; i++) r.prog.flushIotlbPages(4, 0x1000 + i, 0);
+    expect(r.hw.qiLog.length).toBe(start + 10000);
+    expect(r.hw.counters.qiDescriptors).toBe(r.hw.qiLog.length);
+    // the last flush is still there, by its count
+    const last = r.hw.qiLog.slice(r.hw.qiLog.length - 2);
+    expect(decodeIotlbDescriptor(last[0]!)).toMatchObject({ did: 4, pfn: 0x1000 + 4999, am: 0 });
+    expect(r.hw.qiLog.at(r.hw.qiLog.length - 2)).toEqual(last[0]);
+    // the first ones are gone, and asking for them says so
+    expect(r.hw.qiLog.at(start)).toBeUndefined();
+    expect(() => r.hw.qiLog.slice(start)).toThrow(/keeps descriptors from \d+ on, not/);
+    expect(r.hw.qiLog.slice(r.hw.qiLog.length - 4096).length).toBe(4096);
   });
 });
 
