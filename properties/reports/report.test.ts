@@ -3,13 +3,14 @@
  * kinds (reachable, cpu-view, trace, device-view), taken from the seeded-bug lock's tokens. The
  * expected values come from the scenarios and the VT-d format, not from the report code.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { replayChunk } from '../../harness/property.js';
 import { parseScenario } from '../../harness/validation.js';
 import { Differential } from '../../harness/runner.js';
+import { scenarioToJson } from '../../harness/scenario.js';
 import { decodeToken } from '../../harness/token.js';
 import { buildFailure } from '../../reports/report.js';
 import { decodeFaultLine } from '../../reports/fault-line.js';
@@ -199,13 +200,17 @@ describe('formats', () => {
   });
 });
 
+/** The i915 scenario written to a file of a fresh directory. */
+function i915File(tag: string): { dir: string; file: string } {
+  const dir = tmp.fresh(tag);
+  const file = join(dir, 'i915.scenario.json');
+  writeFileSync(file, JSON.stringify(scenarioToJson(I915)));
+  return { dir, file };
+}
+
 describe('dmadiff scenario FILE --report', () => {
   it('runs the scenario once: the printed result and the report come from the same run', async () => {
-    const dir = tmp.fresh('scenario-report');
-    const file = join(dir, 'i915.scenario.json');
-    const { writeFileSync } = await import('node:fs');
-    const { scenarioToJson } = await import('../../harness/scenario.js');
-    writeFileSync(file, JSON.stringify(scenarioToJson(I915)));
+    const { dir, file } = i915File('scenario-report');
     const steps = vi.spyOn(Differential.prototype, 'step');
     const r = await cli(['scenario', file, '--json', '--strict-iova', '--report', join(dir, 'out')]);
     expect(steps).toHaveBeenCalledTimes(I915.steps.length);
@@ -222,11 +227,7 @@ describe('dmadiff scenario FILE --report', () => {
 
 describe('dmadiff report FILE', () => {
   it('prints the report, exits 1 on a divergence, and 2 on an unreadable file', async () => {
-    const dir = tmp.fresh('report-cli');
-    const file = join(dir, 'i915.scenario.json');
-    const { writeFileSync } = await import('node:fs');
-    const { scenarioToJson } = await import('../../harness/scenario.js');
-    writeFileSync(file, JSON.stringify(scenarioToJson(I915)));
+    const { dir, file } = i915File('report-cli');
     const r = await cli(['report', file, '--report', join(dir, 'out')]);
     expect(r.code).toBe(1);
     expect(r.out.join('\n')).toContain('fault reason 0x04 (Access beyond MGAW), DMA read of 0xfffffffffffff000 by 00:02.0');
