@@ -104,8 +104,8 @@ function liveSteps(live: number, tail: number, ring = QUEUE_RING): unknown[] {
 
 /**
  * Per checked step (µs) once `live` mappings are held: the set-up is stepped, then 3000 steps of
- * the tail settle (code first run at a million entries is still being optimised over the first
- * 1500 or so), the set-up's garbage is collected (collectSetUp), then 6000 are timed -- enough for
+ * the tail settle (at a million entries the first 1500 or so measured twice as slow as later
+ * ones: warm-up), the set-up's garbage is collected (collectSetUp), then 6000 are timed -- enough for
  * several young-generation collections, so that a window does not hold none or two by chance.
  */
 function stepCostWithLive(live: number, ring = QUEUE_RING, settle = 3000, tail = 6000): number {
