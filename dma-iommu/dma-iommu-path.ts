@@ -7,7 +7,7 @@
  * gets its cookie (iommu_dma_init_domain: granule 4 KiB, start pfn 1, the reserved regions) and,
  * for DMA_FQ, its flush queue (iommu_dma_init_fq). Kernel-semantics 9.1.1, 9.2.1, 9.5.1.
  */
-import type { DomainPgtable } from '../kernel/intel-pgtable.js';
+import type { DomainPgtable, PresentLeaf } from '../kernel/intel-pgtable.js';
 import type { DmaDirection, Device } from '../kernel/device.js';
 import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { FlushQueue } from '../kernel/flush-queue.js';
@@ -150,8 +150,8 @@ export class DmaIommu implements DmaPath {
     return this.pt.iovaPfnToPhysPfn(this.domain(dev).dmar, pfn);
   }
 
-  presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
-    return [...this.pt.leaves(this.domain(dev).dmar)];
+  presentLeaves(dev: Device): PresentLeaf[] {
+    return this.pt.leaves(this.domain(dev).dmar);
   }
 
   domainPgtable(dev: Device): DomainPgtable {

@@ -7,6 +7,7 @@ import { DMA_MAPPING_ERROR, DmaDirection, dmaBitMask, type Device } from '../ker
 import type { CoherentAlloc, DmaPath } from '../kernel/dma-api.js';
 import { sgFromBuffers, type SgTable } from '../kernel/scatterlist.js';
 import type { DmaFault } from '../vtd/hardware.js';
+import { reasonHex } from '../vtd/fault.js';
 import { consumerAccesses, type DeviceAccessPiece } from './consumers.js';
 import { hex, type Dir, type Scenario, type Step } from './scenario.js';
 import { ScenarioError } from './validation.js';
@@ -58,7 +59,7 @@ export interface Mapping {
 }
 
 function faultJson(f: DmaFault): FaultJson {
-  return { reason: `0x${f.reason.toString(16).padStart(2, '0')}`, type: f.isRead ? 'read' : 'write', addr: hex(f.addr) };
+  return { reason: reasonHex(f.reason), type: f.isRead ? 'read' : 'write', addr: hex(f.addr) };
 }
 
 export class PathRunner {

@@ -16,6 +16,7 @@
 import type { DmaPath } from '../kernel/dma-api.js';
 import { alignUp } from '../kernel/release.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
+import { reasonHex } from '../vtd/fault.js';
 import type { Divergence } from './checker.js';
 import type { Mapping, PathRunner } from './path-runner.js';
 import type { ReachTracker } from './reach-tracker.js';
@@ -161,7 +162,7 @@ export function checkDeviceView(i: number, op: string, lm: Mapping, gm: Mapping,
     const y = b[k]!;
     if (x < 0 || y < 0) {
       if (x < 0 && y < 0) continue;
-      const say = (p: number): string => (p < 0 ? `fault 0x${(-p).toString(16).padStart(2, '0')}` : 'readable');
+      const say = (p: number): string => (p < 0 ? `fault ${reasonHex(-p)}` : 'readable');
       return [viewDivergence(i, 'device-view', name, `after ${op} of ${name} device page ${k} of the mapping is ${say(x)} on legacy, ${say(y)} on generic`, say(x), say(y), `device page ${k}`)];
     }
     // pages neither path wrote hold the same pattern when they are the same page

@@ -7,7 +7,7 @@
  */
 import type { DmaDirection, Device } from './device.js';
 import type { FlushQueue } from './flush-queue.js';
-import type { DomainPgtable, IntelPageTable } from './intel-pgtable.js';
+import type { DomainPgtable, IntelPageTable, PresentLeaf } from './intel-pgtable.js';
 import type { IovaDomain } from './iova.js';
 import type { Machine } from './machine.js';
 import type { Release } from './release.js';
@@ -73,7 +73,7 @@ export interface DmaPath {
   /** the same at page granularity, on numbers: the physical pfn behind an IOVA pfn (-1 if none) */
   iovaPfnToPhysPfn(dev: Device, pfn: number): number;
   /** every present leaf of the device's domain */
-  presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }>;
+  presentLeaves(dev: Device): PresentLeaf[];
   /** the device's domain page table: its root page (-1 if none) and agaw, as the kernel keeps them */
   domainPgtable(dev: Device): DomainPgtable;
   leaks(): LeakReport;

@@ -67,6 +67,14 @@ export function alignedNrpages(addr: bigint | number, size: number): number {
   return Math.ceil((off + size) / VTD_PAGE_SIZE);
 }
 
+/** A present leaf: the IOVA pfn it maps from, the physical pfn, its pages, its R/W bits. */
+export interface PresentLeaf {
+  iovaPfn: number;
+  physPfn: number;
+  pages: number;
+  perm: number;
+}
+
 export class IntelPageTable {
   private readonly s = new Uint32Array(2);
 
@@ -266,13 +274,13 @@ export class IntelPageTable {
    * state's leak check). Table pages are read in place; one never written holds its pattern,
    * read as the walk would read it.
    */
-  leaves(d: DomainPgtable): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
-    const out: Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> = [];
+  leaves(d: DomainPgtable): PresentLeaf[] {
+    const out: PresentLeaf[] = [];
     if (d.pgdPfn >= 0) this.collectLeaves(d.pgdPfn, agawToLevel(d.agaw), 0, out);
     return out;
   }
 
-  private collectLeaves(table: number, level: number, base: number, out: Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }>): void {
+  private collectLeaves(table: number, level: number, base: number, out: PresentLeaf[]): void {
     const words = this.memory.pageWords(table);
     for (let i = 0; i < PTES_PER_TABLE; i++) {
       const s = words === undefined ? this.read(table * VTD_PAGE_SIZE + i * 8) : undefined;

@@ -6,7 +6,7 @@
  * bounce_dma_ops for an untrusted PCI device, intel_dma_ops otherwise. intel_iommu_strict comes
  * from the `strict` option and is forced by caching mode (init_dmars, kernel-semantics 10.1).
  */
-import type { DomainPgtable } from '../kernel/intel-pgtable.js';
+import type { DomainPgtable, PresentLeaf } from '../kernel/intel-pgtable.js';
 import { DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
 import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { IntelPageTable } from '../kernel/intel-pgtable.js';
@@ -141,8 +141,8 @@ export class LegacyIntel implements DmaPath {
     return this.pt.iovaPfnToPhysPfn(this.domain(dev), pfn);
   }
 
-  presentLeaves(dev: Device): Array<{ iovaPfn: number; physPfn: number; pages: number; perm: number }> {
-    return [...this.pt.leaves(this.domain(dev))];
+  presentLeaves(dev: Device): PresentLeaf[] {
+    return this.pt.leaves(this.domain(dev));
   }
 
   domainPgtable(dev: Device): DomainPgtable {

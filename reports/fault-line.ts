@@ -24,7 +24,3 @@ export function decodeFaultLine(text: string): DecodedFault | undefined {
   };
 }
 
-/** `0x06` */
-export function reasonHex(reason: number): string {
-  return `0x${reason.toString(16).padStart(2, '0')}`;
-}

@@ -16,7 +16,7 @@ import type {
   TraceLine,
   Walk,
 } from './types.js';
-import { reasonHex } from './fault-line.js';
+import { reasonHex } from '../vtd/fault.js';
 import { releasesLine } from './text.js';
 
 const CSP = "default-src 'none'; style-src 'unsafe-inline'";

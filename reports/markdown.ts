@@ -3,7 +3,7 @@
  * table, and each failure collapsible (<details>), its trace diff as a diff block and its walks
  * as PTE tables.
  */
-import { reasonHex } from './fault-line.js';
+import { reasonHex } from '../vtd/fault.js';
 import { COVERAGE_HEAD, coverageCells, gateWord, releasesLine } from './text.js';
 import type { FailureReport, ReportDoc } from './types.js';
 

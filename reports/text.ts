@@ -2,7 +2,7 @@
  * The report as terminal text: colour (ANSI) only when asked for, which the CLI does only on a
  * TTY; the words carry everything without it ("-" legacy only, "+" generic only).
  */
-import { reasonHex } from './fault-line.js';
+import { reasonHex } from '../vtd/fault.js';
 import type { CoverageRow, DivergenceFocus, DivergenceRow, FailureReport, LogLine, ReportDoc, Walk } from './types.js';
 
 interface Paint {

@@ -27,7 +27,7 @@ import {
   pfnLevelOffset,
 } from '../vtd/regs.js';
 import { hex } from '../harness/scenario.js';
-import { reasonHex } from './fault-line.js';
+import { reasonHex } from '../vtd/fault.js';
 import type { PathId, Walk, WalkEntry } from './types.js';
 
 const SHIFT = BigInt(VTD_PAGE_SHIFT);

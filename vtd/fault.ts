@@ -120,3 +120,8 @@ export function decodeFaultRecord(low: bigint, high: bigint): FaultRecord & { f:
   if (pasidPresent) rec.pasid = (top >>> 8) & 0xfffff;
   return rec;
 }
+
+/** A fault reason as the kernel's DMAR messages print it: `0x06` (%02x). */
+export function reasonHex(reason: number): string {
+  return `0x${reason.toString(16).padStart(2, '0')}`;
+}

@@ -8,20 +8,20 @@ import { PathRunner } from '../../harness/path-runner.js';
 import { createPath, type PathName } from '../../harness/paths.js';
 import { parseScenario } from '../../harness/validation.js';
 import { attributePage } from '../../reports/attribute.js';
+import { EDU, IOAPIC_RESERVED, scenarioJson } from '../support/scenario.js';
 
 describe('attributePage', () => {
   it.each(['legacy-intel', 'dma-iommu'] as PathName[])('%s: a reused coherent page is the live buffer\'s', (name) => {
-    const s = parseScenario({
-      format: 'dmadiff-scenario/1',
-      platform: { agaw: 48, strict: true, cpus: 1 },
-      devices: [{ id: 'nvme', bdf: '00:04.0', dmaMask: 64 }],
-      reserved: [{ start: '0xfee00000', end: '0xfeefffff' }],
-      steps: [
-        { op: 'alloc_coherent', dev: 'nvme', size: 4096, as: 'old' },
-        { op: 'free_coherent', map: 'old' },
-        { op: 'alloc_coherent', dev: 'nvme', size: 4096, as: 'new' },
-      ],
-    });
+    const s = parseScenario(
+      scenarioJson({
+        reserved: [IOAPIC_RESERVED],
+        steps: [
+          { op: 'alloc_coherent', dev: EDU.id, size: 4096, as: 'old' },
+          { op: 'free_coherent', map: 'old' },
+          { op: 'alloc_coherent', dev: EDU.id, size: 4096, as: 'new' },
+        ],
+      }),
+    );
     const r = new PathRunner(createPath(name, s), s);
     s.steps.forEach((st, i) => r.run(i, st));
     const pfn = r.mappings.get('new')!.coherent!.pfns[0]!;
