@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { staleSources } from './freshness.js';
+import { needsFlags, relaunch, wasRelaunched } from './launch.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'harness', 'cli.js');
@@ -103,17 +104,24 @@ function ensureBuilt() {
   if (failed) fail('the build failed; run npm run build to see the errors');
 }
 
-ensureBuilt();
+// the CLI runs in a node with dmadiff's V8 flags (launch.js), started here when this one lacks
+// them; that node finds dist/ built by the one that started it
+const relaunched = wasRelaunched();
+if (!relaunched) ensureBuilt();
+if (!relaunched && needsFlags()) relaunch(fileURLToPath(import.meta.url), process.argv.slice(2), fail);
+else await runCli();
 
-let main;
-try {
-  ({ main } = await import(pathToFileURL(cli).href));
-} catch (e) {
-  fail(`cannot load the CLI: ${firstLine(e)}`);
-}
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (e) {
-  process.stderr.write(`dmadiff: internal error: ${firstLine(e)}\n`);
-  process.exitCode = 3;
+async function runCli() {
+  let main;
+  try {
+    ({ main } = await import(pathToFileURL(cli).href));
+  } catch (e) {
+    fail(`cannot load the CLI: ${firstLine(e)}`);
+  }
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`dmadiff: internal error: ${firstLine(e)}\n`);
+    process.exitCode = 3;
+  }
 }

@@ -258,14 +258,25 @@ export function versionLine(): string {
 }
 
 /**
+ * A signal of the same kind this soon after the first is the same interrupt: a terminal's Ctrl-C
+ * reaches both the launcher (bin/launch.js) and the CLI's node, and the launcher passes its copy on.
+ */
+const SAME_INTERRUPT_MS = 300;
+
+/**
  * SIGINT and SIGTERM while a search runs: the first asks it to stop after the current run (the
  * command then prints what it has and exits 5); a second one quits at once.
  */
 async function interruptible(io: Io, run: () => Promise<void>): Promise<void> {
   let signal: string | undefined;
+  let at = 0;
   const handler = (sig: NodeJS.Signals): void => {
-    if (signal !== undefined) process.exit(sig === 'SIGINT' ? 130 : 143);
+    if (signal !== undefined) {
+      if (sig === signal && Date.now() - at < SAME_INTERRUPT_MS) return;
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
     signal = sig;
+    at = Date.now();
     io.err(`dmadiff: ${sig}: stopping after the current run (failures found so far are stored); again to quit at once`);
   };
   io.interrupted = () => signal;

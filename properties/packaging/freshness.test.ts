@@ -80,10 +80,10 @@ describe('staleSources', () => {
   });
 });
 
-/** bin/dmadiff.js and bin/freshness.js copied to `root/bin`, with the repository's package.json. */
+/** bin/dmadiff.js and the files it imports copied to `root/bin`, with the repository's package.json. */
 function binCopy(root: string): void {
   mkdirSync(join(root, 'bin'), { recursive: true });
-  for (const f of ['dmadiff.js', 'freshness.js']) copyFileSync(join(REPO, 'bin', f), join(root, 'bin', f));
+  for (const f of ['dmadiff.js', 'freshness.js', 'launch.js']) copyFileSync(join(REPO, 'bin', f), join(root, 'bin', f));
   copyFileSync(join(REPO, 'package.json'), join(root, 'package.json'));
 }
 

@@ -168,6 +168,26 @@ describe('3. nothing found is lost', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
     expect(loadCorpus(corpus).map((e) => e.entry?.token)).toEqual([token]);
   }, 60_000);
+
+  it("a terminal's Ctrl-C (SIGINT to the whole process group: the launcher and the CLI's node): one interrupt, exit 5", async () => {
+    const corpus = tmp.fresh('ci');
+    // its own process group, as a terminal's foreground job is
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'dmadiff.js'), ...longBrokenGate(corpus)], { cwd: ROOT, env: { ...process.env, CI: '1' }, detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        const first = !/\n {2}corpus: {3}\S+\n/.test(stdout);
+        stdout += d.toString();
+        if (first && /\n {2}corpus: {3}\S+\n/.test(stdout)) process.kill(-child.pid!, 'SIGINT');
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(code, `${stdout}\n${stderr}`).toBe(5);
+    expect(stdout).toMatch(/verdict: INTERRUPTED by SIGINT -- /);
+    expect(stderr.match(/dmadiff: SIGINT: stopping/g)).toHaveLength(1);
+  }, 60_000);
 });
 
 describe('5. a scenario names its seeded bugs', () => {
