@@ -103,19 +103,30 @@ function liveSteps(live: number, tail: number, ring = QUEUE_RING): unknown[] {
   return steps.slice(0, live + tail);
 }
 
+/** timed windows per size, and steps per window */
+const WINDOWS = 5;
+const WINDOW_STEPS = 8000;
+
 /**
  * Per checked step (µs) once `live` mappings are held: the set-up is stepped, then 3000 steps of
  * the tail settle (at a million entries the first 1500 or so measured twice as slow as later
- * ones: warm-up), the set-up's garbage is collected (collectSetUp), then 6000 are timed -- enough for
- * several young-generation collections, so that a window does not hold none or two by chance.
+ * ones: warm-up), the set-up's garbage is collected (collectSetUp), then five windows of 8000
+ * steps are timed and the median kept. One window of 6000 ranged 10-18 µs at the same size from
+ * run to run on this shared machine; with the CLI's young generation a scavenge comes every
+ * 6000 steps or so, so a window holds one or two, and the median neither counts a stall of the
+ * machine nor picks a window that escaped the collector.
  */
-function stepCostWithLive(live: number, ring = QUEUE_RING, settle = 3000, tail = 6000): number {
-  const d = new Differential(scenarioOfSteps(liveSteps(live, settle + tail, ring)));
+function stepCostWithLive(live: number, ring = QUEUE_RING, settle = 3000): number {
+  const d = new Differential(scenarioOfSteps(liveSteps(live, settle + WINDOWS * WINDOW_STEPS, ring)));
   for (let i = 0; i < live + settle; i++) d.step();
   collectSetUp();
-  const t0 = process.hrtime.bigint();
-  while (d.remaining > 0) d.step();
-  return (ms(t0) * 1000) / tail;
+  const costs: number[] = [];
+  for (let w = 0; w < WINDOWS; w++) {
+    const t0 = process.hrtime.bigint();
+    for (let k = 0; k < WINDOW_STEPS; k++) d.step();
+    costs.push((ms(t0) * 1000) / WINDOW_STEPS);
+  }
+  return costs.sort((a, b) => a - b)[WINDOWS >> 1]!;
 }
 
 /**
@@ -150,10 +161,7 @@ export function benchDifferential(opts: { maxLive?: number } = {}): Record<strin
   const long = ratio([scenarioOfSteps(liveSteps(200, 5000))], 15);
   out['differential_over_slower_path_long'] = Math.round(long.ratio * 100) / 100;
   const maxLive = opts.maxLive ?? 1_000_000;
-  // the base is the best of three: measured first, a single window of it ranged 9-15 µs from run
-  // to run (a ratio under 1 at a million); the larger sizes get one window each, so the ratios
-  // err high, not low
-  const base = Math.min(stepCostWithLive(1000), stepCostWithLive(1000), stepCostWithLive(1000));
+  const base = stepCostWithLive(1000);
   out['differential_step_cost_us_1k'] = Math.round(base);
   for (const [n, tag] of [
     [10_000, '10k'],
