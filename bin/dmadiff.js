@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { staleSources } from './freshness.js';
-import { needsFlags, relaunch, wasRelaunched } from './launch.js';
+import { needsFlags, onlyAsks, relaunch, wasRelaunched } from './launch.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'harness', 'cli.js');
@@ -104,11 +104,12 @@ function ensureBuilt() {
   if (failed) fail('the build failed; run npm run build to see the errors');
 }
 
-// the CLI runs in a node with dmadiff's V8 flags (launch.js), started here when this one lacks
+// a command runs in a node with dmadiff's V8 flags (launch.js), started here when this one lacks
 // them; that node finds dist/ built by the one that started it
+const args = process.argv.slice(2);
 const relaunched = wasRelaunched();
 if (!relaunched) ensureBuilt();
-if (!relaunched && needsFlags()) relaunch(fileURLToPath(import.meta.url), process.argv.slice(2), fail);
+if (!relaunched && needsFlags() && !onlyAsks(args)) relaunch(fileURLToPath(import.meta.url), args, fail);
 else await runCli();
 
 async function runCli() {
@@ -119,7 +120,7 @@ async function runCli() {
     fail(`cannot load the CLI: ${firstLine(e)}`);
   }
   try {
-    process.exitCode = await main(process.argv.slice(2));
+    process.exitCode = await main(args);
   } catch (e) {
     process.stderr.write(`dmadiff: internal error: ${firstLine(e)}\n`);
     process.exitCode = 3;

@@ -4,3 +4,4 @@ export declare function youngGenerationChosen(execArgv: readonly string[], nodeO
 export declare function wasRelaunched(): boolean;
 export declare function needsFlags(): boolean;
 export declare function relaunch(script: string, args: readonly string[], onError: (line: string) => void): void;
+export declare function onlyAsks(args: readonly string[]): boolean;

@@ -37,6 +37,11 @@ export function needsFlags() {
   return !youngGenerationChosen(process.execArgv, process.env.NODE_OPTIONS);
 }
 
+/** Arguments that only ask for help or the version (or none): answered without a second node (it costs 0.13 s). */
+export function onlyAsks(args) {
+  return args.length === 0 || args.some((a) => a === '-h' || a === '--help' || a === 'help' || a === '-V' || a === '--version');
+}
+
 /**
  * Run `script` with `args` in a child node started with NODE_FLAGS, and leave with its exit
  * code (or its signal). SIGINT and SIGTERM sent to this process are passed on: the CLI stops a

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NODE_FLAGS, youngGenerationChosen } from '../../bin/launch.js';
+import { NODE_FLAGS, onlyAsks, youngGenerationChosen } from '../../bin/launch.js';
 import { REPO } from './clone.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dmadiff-launch-'));
@@ -69,6 +69,11 @@ describe('bin/launch.js', () => {
     expect(r.seen.relaunched).toBe(true);
     expect(r.code).toBeNull();
     expect(r.signal).toBe('SIGTERM');
+  });
+
+  it('answers help and the version in the node it was given, and starts another for any command', () => {
+    for (const a of [[], ['--help'], ['-h'], ['help'], ['--version'], ['-V'], ['gate', '--help']]) expect(onlyAsks(a), a.join(' ')).toBe(true);
+    for (const a of [['gate'], ['scenario', 'x.json'], ['nightly', '--shard', '1/8'], ['replay', 'TOKEN']]) expect(onlyAsks(a), a.join(' ')).toBe(false);
   });
 
   it.each([
