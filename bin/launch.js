@@ -32,8 +32,12 @@ export function wasRelaunched() {
   return launched;
 }
 
-/** Whether this node lacks NODE_FLAGS' young generation (and nobody chose another size). */
+/**
+ * Whether this node lacks NODE_FLAGS' young generation (and nobody chose another size). Not
+ * under a debugger: the inspector's port is this node's, a second one could not listen on it.
+ */
 export function needsFlags() {
+  if (process.execArgv.some((a) => a.startsWith('--inspect'))) return false;
   return !youngGenerationChosen(process.execArgv, process.env.NODE_OPTIONS);
 }
 

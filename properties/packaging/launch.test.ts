@@ -64,6 +64,11 @@ describe('bin/launch.js', () => {
     expect(opts.code).toBe(0);
   });
 
+  it('stays in the node it was given under a debugger (the inspector port is that node\'s)', () => {
+    const r = start(['--inspect=127.0.0.1:0'], ['0']);
+    expect(r.seen).toMatchObject({ relaunched: false, execArgv: ['--inspect=127.0.0.1:0'] });
+  });
+
   it('ends the way the relaunched node ended: killed by a signal, by the same signal', () => {
     const r = start([], ['SIGTERM']);
     expect(r.seen.relaunched).toBe(true);
