@@ -182,18 +182,33 @@ export class TraceAccountant implements TraceObserver {
       const orig = slotOrig?.get(pfn) ?? this.runner.model.machine.swiotlb.origOf(addr);
       return orig < 0 ? addr * KINDS + T_SLOT : orig * KINDS + T_BOUNCE;
     }
-    if (inRegion(COHERENT_REGION, addr)) {
-      // a freed buffer's pages may back a newer one: live buffers first
-      for (const live of [true, false]) {
-        for (const m of this.runner.mappings.values()) {
-          if (m.live !== live) continue;
-          const k = m.coherent?.pfns.indexOf(pfn) ?? -1;
-          if (k >= 0) return (this.names.id(m.name) * COHERENT_PAGES + k) * KINDS + T_COHERENT;
-        }
-      }
-      return addr * KINDS + T_COHERENT_UNKNOWN;
-    }
+    if (inRegion(COHERENT_REGION, addr)) return this.coherentTargets().get(pfn) ?? addr * KINDS + T_COHERENT_UNKNOWN;
     return addr * KINDS + T_PHYS;
+  }
+
+  /** coherent page -> its target, and the runner's coherentGeneration it was built for */
+  private coherent = new Map<number, number>();
+  private coherentSeen = -1;
+
+  /**
+   * Each coherent page's target: the buffer holding it and its index there. A freed buffer's
+   * pages may back a newer one, so live buffers come first, then in the order they were made.
+   * Built again only when a buffer is made or freed, not looked up per page over every mapping.
+   */
+  private coherentTargets(): Map<number, number> {
+    if (this.coherentSeen === this.runner.coherentGeneration) return this.coherent;
+    const m = new Map<number, number>();
+    for (const live of [true, false]) {
+      for (const x of this.runner.mappings.values()) {
+        if (x.live !== live || x.coherent === undefined) continue;
+        x.coherent.pfns.forEach((pfn, k) => {
+          if (!m.has(pfn)) m.set(pfn, (this.names.id(x.name) * COHERENT_PAGES + k) * KINDS + T_COHERENT);
+        });
+      }
+    }
+    this.coherent = m;
+    this.coherentSeen = this.runner.coherentGeneration;
+    return m;
   }
 
   /** A target as text, for messages. */

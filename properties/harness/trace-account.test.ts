@@ -7,7 +7,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
-import type { SeededBugs } from '../../harness/paths.js';
+import { createPath, type SeededBugs } from '../../harness/paths.js';
+import { PathRunner } from '../../harness/path-runner.js';
+import { ReachTracker } from '../../harness/reach-tracker.js';
+import { TargetNames, TraceAccountant } from '../../harness/trace-account.js';
 import { parseScenario } from '../../harness/validation.js';
 import { DEV, DEV_NAME, TmpFiles, cli, loadFixture, scenarioJson } from './helpers.js';
 
@@ -136,5 +139,41 @@ describe('a path whose events do not account for its own mappings fails the gate
     const doc = run(TRUSTED, { noMapTraceAtomic: true });
     expect(failing(doc, false).filter((d) => d.kind === 'trace')).toEqual([]);
     expect(failing(doc, true).filter((d) => d.kind === 'trace').length).toBeGreaterThan(0);
+  });
+});
+
+describe('what a coherent page stands for', () => {
+  it('the live buffer holding it, else the freed one that held it, else none -- current after every alloc and free', () => {
+    const s = parseScenario(
+      scenarioJson({
+        steps: [
+          { op: 'alloc_coherent', dev: 'dev', size: 0x2000, as: 'a' },
+          { op: 'free_coherent', map: 'a' },
+          { op: 'alloc_coherent', dev: 'dev', size: 0x1000, as: 'b' },
+          { op: 'free_coherent', map: 'b' },
+        ],
+      }),
+    );
+    const r = new PathRunner(createPath('dma-iommu', s), s);
+    const acct = new TraceAccountant(r, new ReachTracker(r.model), new TargetNames());
+    const at = (pfn: number): string => acct.targetText(acct.physTarget(pfn));
+    r.run(0, s.steps[0]!);
+    const a = [...r.mappings.get('a')!.coherent!.pfns];
+    expect(a).toHaveLength(2);
+    expect(a.map(at)).toEqual(['c:a:0', 'c:a:1']);
+    r.run(1, s.steps[1]!);
+    // freed, and nothing newer holds its pages
+    expect(a.map(at)).toEqual(['c:a:0', 'c:a:1']);
+    r.run(2, s.steps[2]!);
+    const b = r.mappings.get('b')!.coherent!.pfns[0]!;
+    // the page allocator hands a freed page out again: the newer, live buffer is what it stands for
+    expect(a).toContain(b);
+    expect(a.map(at)).toEqual(a.map((p) => (p === b ? 'c:b:0' : `c:a:${a.indexOf(p)}`)));
+    r.run(3, s.steps[3]!);
+    // both freed: the buffer made first is named first
+    expect(a.map(at)).toEqual(['c:a:0', 'c:a:1']);
+    // a coherent-region page no buffer ever held
+    const never = Math.max(...a) + 64;
+    expect(at(never)).toBe(`c:?:0x${(never * 4096).toString(16)}`);
   });
 });
