@@ -175,18 +175,26 @@ describe('3. nothing found is lost', () => {
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'dmadiff.js'), ...longBrokenGate(corpus)], { cwd: ROOT, env: { ...process.env, CI: '1' }, detached: true });
     let stdout = '';
     let stderr = '';
+    let cliArgv: string[] = [];
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => {
       child.stdout.on('data', (d: Buffer) => {
         const first = !/\n {2}corpus: {3}\S+\n/.test(stdout);
         stdout += d.toString();
-        if (first && /\n {2}corpus: {3}\S+\n/.test(stdout)) process.kill(-child.pid!, 'SIGINT');
+        if (first && /\n {2}corpus: {3}\S+\n/.test(stdout)) {
+          // the node the launcher started, running the search: its command line (Linux's /proc)
+          const [cli] = readFileSync(`/proc/${child.pid!}/task/${child.pid!}/children`, 'utf8').trim().split(/\s+/);
+          cliArgv = readFileSync(`/proc/${cli!}/cmdline`, 'utf8').split('\0');
+          process.kill(-child.pid!, 'SIGINT');
+        }
       });
       child.on('exit', (c) => resolve(c));
     });
     expect(code, `${stdout}\n${stderr}`).toBe(5);
     expect(stdout).toMatch(/verdict: INTERRUPTED by SIGINT -- /);
     expect(stderr.match(/dmadiff: SIGINT: stopping/g)).toHaveLength(1);
+    // the search ran in a node with dmadiff's young generation (bin/launch.js)
+    expect(cliArgv.slice(1, 3)).toEqual(['--max-semi-space-size=64', join(ROOT, 'bin', 'dmadiff.js')]);
   }, 60_000);
 });
 
