@@ -9,13 +9,13 @@
  *    the same on qemu-strict alone under the older key without _matrix).
  */
 import fc from 'fast-check';
-import { createPath, type PathName } from '../harness/paths.js';
-import { PathRunner } from '../harness/path-runner.js';
-import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, genOptions, runChunk, scenarioOf, type SearchConfig } from '../harness/property.js';
-import { workloadArb } from '../harness/generators.js';
-import { Differential, runScenario } from '../harness/runner.js';
-import { parseScenario } from '../harness/validation.js';
-import type { Scenario } from '../harness/scenario.js';
+import { createPath, type PathName } from '../harness/run/paths.js';
+import { PathRunner } from '../harness/run/path-runner.js';
+import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, genOptions, runChunk, scenarioOf, type SearchConfig } from '../harness/search/property.js';
+import { workloadArb } from '../harness/workload/generators.js';
+import { Differential, runScenario } from '../harness/run/runner.js';
+import { parseScenario } from '../harness/workload/validation.js';
+import type { Scenario } from '../harness/workload/scenario.js';
 import { withDmadiffFlags } from './node-flags.js';
 
 function ms(t0: bigint): number {

@@ -1,11 +1,11 @@
 /** Each DMA path's figures, and the differential run's. */
 import { DmaDirection } from '../kernel/device.js';
 import { sgFromBuffers } from '../kernel/scatterlist.js';
-import { createPath, type PathName } from '../harness/paths.js';
-import { PathRunner } from '../harness/path-runner.js';
-import { runScenario } from '../harness/runner.js';
-import { parseScenario } from '../harness/validation.js';
-import type { Scenario } from '../harness/scenario.js';
+import { createPath, type PathName } from '../harness/run/paths.js';
+import { PathRunner } from '../harness/run/path-runner.js';
+import { runScenario } from '../harness/run/runner.js';
+import { parseScenario } from '../harness/workload/validation.js';
+import type { Scenario } from '../harness/workload/scenario.js';
 import { measure } from './timing.js';
 
 function scenario(strict: boolean, steps: unknown[] = []): Scenario {

@@ -2,11 +2,11 @@
  * The property run's figures: generated steps checked per second end to end, and how long the
  * search takes to find and shrink each seeded bug and the i915 divergence (median of 3 seeds).
  */
-import type { SeededBugs } from '../harness/paths.js';
-import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, runChunk, type SearchConfig } from '../harness/property.js';
-import type { Consumer } from '../harness/scenario.js';
-import { search } from '../harness/search.js';
-import { SEEDED_BUGS } from '../harness/token.js';
+import type { SeededBugs } from '../harness/run/paths.js';
+import { CHUNK_RUNS, PLATFORM_MATRIX, chunkSeed, runChunk, type SearchConfig } from '../harness/search/property.js';
+import type { Consumer } from '../harness/workload/scenario.js';
+import { search } from '../harness/search/search.js';
+import { SEEDED_BUGS } from '../harness/search/token.js';
 
 function cfgFor(platform: string, consumers: Consumer[], faults: SeededBugs): SearchConfig {
   return { platform: PLATFORM_MATRIX.find((p) => p.name === platform)!, consumers, maxSteps: 30, checkTrace: true, faults };

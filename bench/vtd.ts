@@ -1,7 +1,7 @@
 /** Hardware figures: device translations per second with IOTLB hits and with misses. */
 import { vtdConfig } from '../vtd/caps.js';
 import { VtdHardware } from '../vtd/hardware.js';
-import { TableProgrammer } from '../vtd/program.js';
+import { TableProgrammer } from '../testbench/vtd-program.js';
 import { DMA_PTE_READ, DMA_PTE_WRITE } from '../vtd/regs.js';
 import { measure } from './timing.js';
 

@@ -7,11 +7,11 @@
  * gets its cookie (iommu_dma_init_domain: granule 4 KiB, start pfn 1, the reserved regions) and,
  * for DMA_FQ, its flush queue (iommu_dma_init_fq). Kernel-semantics 9.1.1, 9.2.1, 9.5.1.
  */
-import type { DomainPgtable, PresentLeaf } from '../kernel/intel-pgtable.js';
+import type { DomainPgtable, PresentLeaf } from '../intel-common/intel-pgtable.js';
 import type { DmaDirection, Device } from '../kernel/device.js';
 import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
 import { FlushQueue } from '../kernel/flush-queue.js';
-import { IntelPageTable } from '../kernel/intel-pgtable.js';
+import { IntelPageTable } from '../intel-common/intel-pgtable.js';
 import { IovaDomain, type IovaFaults } from '../kernel/iova.js';
 import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';

@@ -7,9 +7,9 @@
  * the gather), iotlb_sync (one PSI over the gathered range), iotlb_sync_map (a PSI under caching
  * mode), flush_iotlb_all (domain-selective), iova_to_phys, and attach via a context entry.
  */
-import { hardwareLargepageCaps, lvlToNrPages, alignedNrpages, type DomainPgtable, type IntelPageTable } from '../kernel/intel-pgtable.js';
+import { hardwareLargepageCaps, lvlToNrPages, alignedNrpages, type DomainPgtable, type IntelPageTable } from '../intel-common/intel-pgtable.js';
 import { ULONG_MAX } from '../kernel/device.js';
-import { DEFAULT_DOMAIN_ADDRESS_WIDTH, domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../kernel/intel-caps.js';
+import { DEFAULT_DOMAIN_ADDRESS_WIDTH, domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../intel-common/intel-caps.js';
 import type { Machine } from '../kernel/machine.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';

@@ -7,7 +7,7 @@
  */
 import type { DmaDirection, Device } from './device.js';
 import type { FlushQueue } from './flush-queue.js';
-import type { DomainPgtable, IntelPageTable, PresentLeaf } from './intel-pgtable.js';
+import type { DomainPgtable, IntelPageTable, PresentLeaf } from '../intel-common/intel-pgtable.js';
 import type { IovaDomain } from './iova.js';
 import type { Machine } from './machine.js';
 import type { Release } from './release.js';

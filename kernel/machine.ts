@@ -10,9 +10,9 @@ import { VtdHardware, type DmaReadResult, type DmaWriteResult } from '../vtd/har
 import { PhysMemory } from '../vtd/memory.js';
 import { PAGE_TABLE_REGION } from '../vtd/regions.js';
 import { SimClock } from './clock.js';
-import { DmarUnit } from './dmar.js';
+import { DmarUnit } from '../intel-common/dmar.js';
 import { IOVA_FQ_TIMEOUT_NS } from './flush-queue.js';
-import type { PageSource } from './intel-pgtable.js';
+import type { PageSource } from '../intel-common/intel-pgtable.js';
 import { KernelLog } from './log.js';
 import { PageAllocator } from './page-alloc.js';
 import type { Release } from './release.js';

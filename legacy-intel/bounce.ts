@@ -4,7 +4,7 @@
  * page-aligned handle; each sg entry is bounced on its own (kernel-semantics 2.10, 10.10).
  */
 import { DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DmaDirection, devPrefix, type Device } from '../kernel/device.js';
-import { alignedNrpages } from '../kernel/intel-pgtable.js';
+import { alignedNrpages } from '../intel-common/intel-pgtable.js';
 import type { Scatterlist } from '../kernel/scatterlist.js';
 import { sgPhys } from '../kernel/scatterlist.js';
 import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';

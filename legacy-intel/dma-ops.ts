@@ -3,7 +3,7 @@
  * DMA-API implementation with its own IOVA handling (kernel-semantics 2.2-2.9, 10.3-10.9).
  */
 import { DMA_MAPPING_ERROR, DmaDirection, devPrefix, dmaBitMask, type Device } from '../kernel/device.js';
-import { alignedNrpages, type IntelPageTable } from '../kernel/intel-pgtable.js';
+import { alignedNrpages, type IntelPageTable } from '../intel-common/intel-pgtable.js';
 import type { Machine } from '../kernel/machine.js';
 import { getOrder } from '../kernel/page-alloc.js';
 import { PAGE_SIZE, alignUp, roundupPowOfTwo } from '../kernel/release.js';

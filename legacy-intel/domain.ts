@@ -7,8 +7,8 @@
  */
 import type { Device } from '../kernel/device.js';
 import { FlushQueue, type FqEntry } from '../kernel/flush-queue.js';
-import { domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../kernel/intel-caps.js';
-import { alignedNrpages, hardwareLargepageCaps, lvlToNrPages, type DomainPgtable, type IntelPageTable } from '../kernel/intel-pgtable.js';
+import { domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../intel-common/intel-caps.js';
+import { alignedNrpages, hardwareLargepageCaps, lvlToNrPages, type DomainPgtable, type IntelPageTable } from '../intel-common/intel-pgtable.js';
 import { IovaDomain } from '../kernel/iova.js';
 import type { Machine } from '../kernel/machine.js';
 import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';

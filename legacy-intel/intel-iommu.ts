@@ -6,10 +6,10 @@
  * bounce_dma_ops for an untrusted PCI device, intel_dma_ops otherwise. intel_iommu_strict comes
  * from the `strict` option and is forced by caching mode (init_dmars, kernel-semantics 10.1).
  */
-import type { DomainPgtable, PresentLeaf } from '../kernel/intel-pgtable.js';
+import type { DomainPgtable, PresentLeaf } from '../intel-common/intel-pgtable.js';
 import { DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
 import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
-import { IntelPageTable } from '../kernel/intel-pgtable.js';
+import { IntelPageTable } from '../intel-common/intel-pgtable.js';
 import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';

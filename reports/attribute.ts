@@ -3,8 +3,8 @@
  * of a mapping ("m1 +0x1000"), a swiotlb slot and the buffer it bounces, a coherent buffer's
  * page, a page-table page, or nothing the scenario mapped.
  */
-import type { Mapping, PathRunner } from '../harness/path-runner.js';
-import { hex } from '../harness/scenario.js';
+import type { Mapping, PathRunner } from '../harness/run/path-runner.js';
+import { hex } from '../harness/workload/scenario.js';
 import { COHERENT_REGION, PAGE_TABLE_REGION, SWIOTLB_REGION, inRegion } from '../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 

@@ -4,11 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EntryVerdict } from '../harness/corpus-replay.js';
-import { EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PASS } from '../harness/exit.js';
-import type { Scenario } from '../harness/scenario.js';
-import { unhitKeys, type PlatformReport } from '../harness/search.js';
-import { scenarioFileOf, scenarioHash } from '../harness/corpus.js';
+import type { EntryVerdict } from '../harness/search/corpus-replay.js';
+import { EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PASS } from '../harness/cli/exit.js';
+import type { Scenario } from '../harness/workload/scenario.js';
+import { unhitKeys, type PlatformReport } from '../harness/search/search.js';
+import { scenarioFileOf, scenarioHash } from '../harness/search/corpus.js';
 import { buildFailure } from './report.js';
 import type { CoverageRow, FailureReport } from './types.js';
 

@@ -6,12 +6,12 @@
  */
 import { diffArrays } from 'diff';
 import type { Device } from '../kernel/device.js';
-import type { Divergence } from '../harness/checker.js';
-import type { Mapping, PathRunner } from '../harness/path-runner.js';
-import { describeResult, describeStep } from '../harness/render.js';
-import { Differential, failing, failsGate, type ResultDoc } from '../harness/runner.js';
-import { scenarioToJson, type Scenario } from '../harness/scenario.js';
-import { scenarioHash } from '../harness/corpus.js';
+import type { Divergence } from '../harness/check/checker.js';
+import type { Mapping, PathRunner } from '../harness/run/path-runner.js';
+import { describeResult, describeStep } from '../harness/workload/render.js';
+import { Differential, failing, failsGate, type ResultDoc } from '../harness/run/runner.js';
+import { scenarioToJson, type Scenario } from '../harness/workload/scenario.js';
+import { scenarioHash } from '../harness/search/corpus.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import { decodeFaultLine } from './fault-line.js';
 import { attributePage } from './attribute.js';

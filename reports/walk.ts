@@ -26,7 +26,7 @@ import {
   levelBase,
   pfnLevelOffset,
 } from '../vtd/regs.js';
-import { hex } from '../harness/scenario.js';
+import { hex } from '../harness/workload/scenario.js';
 import { reasonHex } from '../vtd/fault.js';
 import type { PathId, Walk, WalkEntry } from './types.js';
 

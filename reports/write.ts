@@ -4,8 +4,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { WriteError, writeAtomic } from '../harness/corpus.js';
-import { stableJson } from '../harness/json.js';
+import { WriteError, writeAtomic } from '../harness/search/corpus.js';
+import { stableJson } from '../harness/cli/json.js';
 import { MODELLED_KERNELS } from '../kernel/release.js';
 import { renderHtml } from './html.js';
 import { renderJunit } from './junit.js';

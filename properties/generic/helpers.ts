@@ -11,8 +11,8 @@
  *
  * Nothing here computes what the model should answer.
  */
-import type { SeededBugs } from '../../harness/paths.js';
-import type { PathRunner } from '../../harness/path-runner.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import type { PathRunner } from '../../harness/run/path-runner.js';
 import type { DmaPath } from '../../kernel/dma-api.js';
 import { IOAPIC_RESERVED, runPath, scenarioJson as baseScenarioJson, type Run, type ScenarioOptions } from '../support/scenario.js';
 

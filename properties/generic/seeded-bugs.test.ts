@@ -8,7 +8,7 @@
  * (the first one at 0x7beb3000, the next at 0x7beb4000) mapped at IOVA 0xfffff000, then 0xffffe000.
  */
 import { describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/paths.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
 import { cpuRead, dmaRead, dmaWrite, fillHex, logOf, mapLine, mapPage, mapSg, patternHex, runSteps, sync, traceOf, unmap, type DeviceJson, type StepJson } from './helpers.js';
 
 const P = 0x3400000;

@@ -12,9 +12,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/paths.js';
-import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 
 const NIGHTLY = JSON.parse(readFileSync(new URL('../fixtures/nightly-exposure-caching-mode.scenario.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 

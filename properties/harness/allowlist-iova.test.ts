@@ -16,12 +16,12 @@
  *   bounce slot's zeroed padding on 6.1.
  */
 import { describe, expect, it } from 'vitest';
-import { allowlisted, type AllowContext } from '../../harness/allowlist.js';
-import type { Divergence } from '../../harness/checker.js';
-import { PathRunner } from '../../harness/path-runner.js';
-import { createPath } from '../../harness/paths.js';
-import { failing, runScenario } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import { allowlisted, type AllowContext } from '../../harness/check/allowlist.js';
+import type { Divergence } from '../../harness/check/checker.js';
+import { PathRunner } from '../../harness/run/path-runner.js';
+import { createPath } from '../../harness/run/paths.js';
+import { failing, runScenario } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 
 const DEV32 = { id: 'dev', bdf: '00:02.0', pci: true, untrusted: false, dmaMask: 32, coherentMask: 32 };
 

@@ -3,8 +3,8 @@
  * out, every time, in the same process, whatever ran before it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { runScenario } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import { runScenario } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { DEV, TmpFiles, cli, loadFixture, scenarioJson } from './helpers.js';
 
 /** lazy mode, two CPUs, two devices (one untrusted), device faults, sg lists, coherent buffers, timers */

@@ -1,14 +1,14 @@
 /**
- * IOVA exhaustion (harness/exhaustion.ts): 6.1 fails an allocation only when no naturally aligned
+ * IOVA exhaustion (harness/check/exhaustion.ts): 6.1 fails an allocation only when no naturally aligned
  * free range of its (rounded) size exists below the limit once the caches are emptied. The
  * situations are built by hand in the exhaustion platforms' window -- 1024 pages across 1 GiB,
  * [0x3fe00000, 0x40200000), everything else reserved -- and the IOVAs worked out here.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/paths.js';
-import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { EDU, scenarioJson, type StepJson } from '../support/scenario.js';
 
 const WINDOW_RESERVED = [

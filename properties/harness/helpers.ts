@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../harness/cli.js';
-import type { ResultDoc } from '../../harness/runner.js';
+import type { ResultDoc } from '../../harness/run/runner.js';
 import { fillHex } from '../support/pattern.js';
 import { IOAPIC_RESERVED, scenarioJson as baseScenarioJson, type DeviceJson, type StepJson } from '../support/scenario.js';
 

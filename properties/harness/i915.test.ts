@@ -8,9 +8,9 @@
  * A consumer honouring the count (or i915 after its fix) reads the same bytes on both paths.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Divergence } from '../../harness/checker.js';
-import { failing, runScenario } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import type { Divergence } from '../../harness/check/checker.js';
+import { failing, runScenario } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { TmpFiles, cli, cliJson, patternHex, scenarioJson } from './helpers.js';
 
 const A = 0x2000000;

@@ -8,11 +8,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { importTrace, type ImportOptions } from '../../harness/import/import-trace.js';
-import { PLATFORM_MATRIX } from '../../harness/property.js';
-import { Differential, failing, runScenario } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
-import { scenarioToJson } from '../../harness/scenario.js';
+import { importTrace, type ImportOptions } from '../../harness/workload/import/import-trace.js';
+import { PLATFORM_MATRIX } from '../../harness/search/property.js';
+import { Differential, failing, runScenario } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
+import { scenarioToJson } from '../../harness/workload/scenario.js';
 import { renderTraceLine, type TraceEvent } from '../../kernel/trace.js';
 import { TmpFiles, cli } from './helpers.js';
 

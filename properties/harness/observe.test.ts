@@ -3,7 +3,7 @@
  * has its own suite, trace-account.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { diffReachable, type Reachable } from '../../harness/observe.js';
+import { diffReachable, type Reachable } from '../../harness/check/observe.js';
 
 describe('diffReachable', () => {
   const R = (pages: Array<[number, number]>, pooled: Array<[string, number]> = []): Reachable => ({ pages: new Map(pages), pooled: new Map(pooled) });

@@ -5,7 +5,7 @@
  * line for line; and the divergences such a real run shows are exactly the intended ones.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failing, type ResultDoc } from '../../harness/runner.js';
+import { failing, type ResultDoc } from '../../harness/run/runner.js';
 import { FIXTURE_NAMES, TmpFiles, cliJson, loadFixture, sub, type OracleCase } from './helpers.js';
 
 

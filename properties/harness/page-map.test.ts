@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PageMap, PfnList } from '../../harness/page-map.js';
+import { PageMap, PfnList } from '../../harness/check/page-map.js';
 
 type Op = { op: 'set'; pfn: number; v: number } | { op: 'delete'; pfn: number } | { op: 'range'; first: number; pages: number } | { op: 'clear' };
 

@@ -7,10 +7,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { workloadArb } from '../../harness/generators.js';
-import { PLATFORM_MATRIX, genOptions, scenarioOf, type SearchConfig } from '../../harness/property.js';
-import { runScenario } from '../../harness/runner.js';
-import type { Scenario } from '../../harness/scenario.js';
+import { workloadArb } from '../../harness/workload/generators.js';
+import { PLATFORM_MATRIX, genOptions, scenarioOf, type SearchConfig } from '../../harness/search/property.js';
+import { runScenario } from '../../harness/run/runner.js';
+import type { Scenario } from '../../harness/workload/scenario.js';
 
 function workloads(name: string, n: number, seed: number): Scenario[] {
   const p = PLATFORM_MATRIX.find((x) => x.name === name)!;

@@ -6,13 +6,13 @@
  * allowlist entries D1, D2, D3, each of which must recognise its divergence and nothing else.
  */
 import { describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/paths.js';
-import { ALLOWLIST, allowlisted, padPages, type AllowContext } from '../../harness/allowlist.js';
-import type { Divergence } from '../../harness/checker.js';
-import { PathRunner, type Mapping } from '../../harness/path-runner.js';
-import { createPath } from '../../harness/paths.js';
-import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import { ALLOWLIST, allowlisted, padPages, type AllowContext } from '../../harness/check/allowlist.js';
+import type { Divergence } from '../../harness/check/checker.js';
+import { PathRunner, type Mapping } from '../../harness/run/path-runner.js';
+import { createPath } from '../../harness/run/paths.js';
+import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { DEV, DEV_NAME, loadFixture, patternHex, scenarioJson, zeroHex, type StepJson } from './helpers.js';
 
 function run(json: Record<string, unknown>, faults: SeededBugs = {}): ResultDoc {

@@ -1,17 +1,17 @@
 /**
- * Trace accounting (harness/trace-account.ts, checker.ts TraceWatch): each path's map/unmap
+ * Trace accounting (harness/check/trace-account.ts, checker.ts TraceWatch): each path's map/unmap
  * events against its own page tables, and the two paths' events translated into one vocabulary
  * ("p:" buffer page, "b:" bounce of an original address, "c:" coherent page) and compared.
  *
  * Expected targets are written out by hand from the scenario's addresses.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
-import { createPath, type SeededBugs } from '../../harness/paths.js';
-import { PathRunner } from '../../harness/path-runner.js';
-import { ReachTracker } from '../../harness/reach-tracker.js';
-import { TargetNames, TraceAccountant } from '../../harness/trace-account.js';
-import { parseScenario } from '../../harness/validation.js';
+import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.js';
+import { createPath, type SeededBugs } from '../../harness/run/paths.js';
+import { PathRunner } from '../../harness/run/path-runner.js';
+import { ReachTracker } from '../../harness/check/reach-tracker.js';
+import { TargetNames, TraceAccountant } from '../../harness/check/trace-account.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { DEV, DEV_NAME, TmpFiles, cli, loadFixture, scenarioJson } from './helpers.js';
 
 const tmp = new TmpFiles();

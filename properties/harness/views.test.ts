@@ -1,14 +1,14 @@
 /**
- * The CPU and device views (harness/views.ts): after sync_for_cpu, unmap and free_coherent the
+ * The CPU and device views (harness/check/views.ts): after sync_for_cpu, unmap and free_coherent the
  * CPU's bytes of a mapping and its neighbourhood are compared, after map and sync_for_device the
  * device's, with no cpu_read or dma_read step needed. Each seeded bounce bug shows as a view
  * divergence of its own kind, at the step that made it, naming the mapping, the byte range and
  * both contents. Expected bytes come from the memory pattern (support/pattern.ts) and fills.
  */
 import { describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/paths.js';
-import { failing, runScenario, type ResultDoc } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { fillHex, patternHex } from '../support/pattern.js';
 import { DEV, scenarioJson, type DeviceJson, type StepJson } from './helpers.js';
 

@@ -6,7 +6,7 @@
  * stay mapped. 6.1 tries 0 + 512 = 512 and clears them.
  */
 import { describe, expect, it } from 'vitest';
-import { IntelPageTable, type PageSource } from '../../kernel/intel-pgtable.js';
+import { IntelPageTable, type PageSource } from '../../intel-common/intel-pgtable.js';
 import type { Release } from '../../kernel/release.js';
 import { makePte } from '../../vtd/entries.js';
 import { PhysMemory } from '../../vtd/memory.js';

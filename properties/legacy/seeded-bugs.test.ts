@@ -4,7 +4,7 @@
  * syncs toward the device instead, in the sg variant only. Expectations written out by hand.
  */
 import { describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/paths.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
 import { runPath, scenarioJson } from '../support/scenario.js';
 import { cpuRead, dmaRead, dmaWrite, fillHex, mapPage, mapSg, patternHex, sync, type DeviceJson, type StepJson } from './helpers.js';
 

@@ -4,9 +4,9 @@
  * live buffer, on both paths.
  */
 import { describe, expect, it } from 'vitest';
-import { PathRunner } from '../../harness/path-runner.js';
-import { createPath, type PathName } from '../../harness/paths.js';
-import { parseScenario } from '../../harness/validation.js';
+import { PathRunner } from '../../harness/run/path-runner.js';
+import { createPath, type PathName } from '../../harness/run/paths.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { attributePage } from '../../reports/attribute.js';
 import { EDU, IOAPIC_RESERVED, scenarioJson } from '../support/scenario.js';
 

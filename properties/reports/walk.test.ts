@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { DmaPath } from '../../kernel/dma-api.js';
-import { PathRunner } from '../../harness/path-runner.js';
-import { createPath, type PathName } from '../../harness/paths.js';
-import { parseScenario } from '../../harness/validation.js';
+import { PathRunner } from '../../harness/run/path-runner.js';
+import { createPath, type PathName } from '../../harness/run/paths.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { walkIova } from '../../reports/walk.js';
 import type { Walk } from '../../reports/types.js';
 

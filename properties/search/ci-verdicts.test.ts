@@ -16,8 +16,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../harness/cli.js';
-import { loadCorpus } from '../../harness/corpus.js';
-import { decodeToken } from '../../harness/token.js';
+import { loadCorpus } from '../../harness/search/corpus.js';
+import { decodeToken } from '../../harness/search/token.js';
 import { EDU, scenarioJson } from '../support/scenario.js';
 import { TmpDirs, cli, printedFailures, readScenarioFile, searchArgs, type CliRun } from './helpers.js';
 

@@ -7,9 +7,9 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCorpus } from '../../harness/corpus.js';
-import { COVERAGE_KEYS, CHUNK_RUNS, PLATFORM_MATRIX } from '../../harness/property.js';
-import { decodeToken } from '../../harness/token.js';
+import { loadCorpus } from '../../harness/search/corpus.js';
+import { COVERAGE_KEYS, CHUNK_RUNS, PLATFORM_MATRIX } from '../../harness/search/property.js';
+import { decodeToken } from '../../harness/search/token.js';
 import { TmpDirs, cli, parseTable, searchArgs, tableLines, type CliRun } from './helpers.js';
 
 const tmp = new TmpDirs();

@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CHUNK_RUNS, PLATFORM_MATRIX } from '../../harness/property.js';
+import { CHUNK_RUNS, PLATFORM_MATRIX } from '../../harness/search/property.js';
 import { TmpDirs, cli, coverageShape as shape, expectCoverage, parseTable, printedFailures, readScenarioFile, searchArgs, stepList } from './helpers.js';
 
 const tmp = new TmpDirs();

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { main } from '../../harness/cli.js';
-import { PLATFORM_MATRIX } from '../../harness/property.js';
+import { PLATFORM_MATRIX } from '../../harness/search/property.js';
 
 export interface CliRun {
   code: number;

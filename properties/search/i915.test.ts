@@ -16,9 +16,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHUNK_RUNS } from '../../harness/property.js';
-import { failing, runScenario } from '../../harness/runner.js';
-import { parseScenario } from '../../harness/validation.js';
+import { CHUNK_RUNS } from '../../harness/search/property.js';
+import { failing, runScenario } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { COVERAGE_COLUMNS, TmpDirs, cli, parseTable, printedFailures, readScenarioFile, searchArgs, stepList, type CliRun, type PrintedFailure, type ScenarioJson } from './helpers.js';
 
 const tmp = new TmpDirs();

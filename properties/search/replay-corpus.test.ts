@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { WriteError, loadCorpus, scenarioHash, storeFailure, writeAtomic } from '../../harness/corpus.js';
-import { PLATFORM_MATRIX, replayChunk, runChunk, type SearchConfig } from '../../harness/property.js';
-import { scenarioToJson, type Scenario } from '../../harness/scenario.js';
-import { decodeToken, encodeToken } from '../../harness/token.js';
-import { parseScenario } from '../../harness/validation.js';
+import { WriteError, loadCorpus, scenarioHash, storeFailure, writeAtomic } from '../../harness/search/corpus.js';
+import { PLATFORM_MATRIX, replayChunk, runChunk, type SearchConfig } from '../../harness/search/property.js';
+import { scenarioToJson, type Scenario } from '../../harness/workload/scenario.js';
+import { decodeToken, encodeToken } from '../../harness/search/token.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { TmpDirs, cli, printedFailures, readScenarioFile, searchArgs, type PrintedFailure } from './helpers.js';
 
 const killed = vi.hoisted(() => ({ beforeRename: false }));

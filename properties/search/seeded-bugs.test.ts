@@ -5,15 +5,15 @@
  * shows no failing divergence -- the failure is the bug's.
  *
  * Each case names the divergence kinds the bug can show as. The bounce-buffer bugs show as the
- * CPU or device views (harness/views.ts), the trace bugs as trace accounting (trace-account.ts),
+ * CPU or device views (harness/check/views.ts), the trace bugs as trace accounting (trace-account.ts),
  * the allocator bugs on the exhaustion platform as 6.1 failing an allocation that had room
  * (exhaustion.ts). Seeds are fixed (found by surveying seeds 1..6 at 100 runs each; figures for
  * the whole default gate on three seeds are in the closing note and `npm run bench`).
  */
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/paths.js';
-import { decodeToken, SEEDED_BUGS } from '../../harness/token.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import { decodeToken, SEEDED_BUGS } from '../../harness/search/token.js';
 import { TmpDirs, cli, parseTable, printedFailures, readScenarioFile, searchArgs, stepList } from './helpers.js';
 
 const tmp = new TmpDirs();

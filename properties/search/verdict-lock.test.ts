@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { scenarioHash } from '../../harness/corpus.js';
-import { PLATFORM_MATRIX, chunkSeed, runChunk, type SearchConfig } from '../../harness/property.js';
-import { encodeToken } from '../../harness/token.js';
+import { scenarioHash } from '../../harness/search/corpus.js';
+import { PLATFORM_MATRIX, chunkSeed, runChunk, type SearchConfig } from '../../harness/search/property.js';
+import { encodeToken } from '../../harness/search/token.js';
 
 interface Locked {
   name: string;

@@ -5,7 +5,7 @@
  * model's trace of the steps strict-main's recorded trace covers.
  */
 import { describe, expect, it } from 'vitest';
-import type { PathName } from '../../harness/paths.js';
+import type { PathName } from '../../harness/run/paths.js';
 import { FIXTURE_NAMES, loadFixture, subsetMismatch, type TraceLine } from './oracle.js';
 import { runPath, type Run } from './scenario.js';
 

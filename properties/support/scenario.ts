@@ -7,11 +7,11 @@
  *
  * Nothing here computes what the model should answer.
  */
-import type { SeededBugs } from '../../harness/paths.js';
-import { PathRunner, type StepResult } from '../../harness/path-runner.js';
-import { createPath, type PathName } from '../../harness/paths.js';
-import type { Scenario } from '../../harness/scenario.js';
-import { parseScenario } from '../../harness/validation.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import { PathRunner, type StepResult } from '../../harness/run/path-runner.js';
+import { createPath, type PathName } from '../../harness/run/paths.js';
+import type { Scenario } from '../../harness/workload/scenario.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import type { DmaPath } from '../../kernel/dma-api.js';
 import type { QiDesc } from '../../vtd/qi.js';
 

@@ -8,7 +8,7 @@
  */
 import { vtdConfig, type VtdConfig } from '../../vtd/caps.js';
 import { VtdHardware } from '../../vtd/hardware.js';
-import { TableProgrammer, type DomainTables } from '../../vtd/program.js';
+import { TableProgrammer, type DomainTables } from '../../testbench/vtd-program.js';
 
 export const PAGE = 4096;
 /** PTE permission bits (VT-d second-level PTE bit 0 = R, bit 1 = W). */

@@ -3,7 +3,7 @@
  * cached translations outlive page-table changes until an invalidation covers them.
  */
 import { describe, expect, it } from 'vitest';
-import type { DomainTables } from '../../vtd/program.js';
+import type { DomainTables } from '../../testbench/vtd-program.js';
 import { InvGranularity } from '../../vtd/regs.js';
 import { decodeIotlbDescriptor, iotlbDescriptor, ccDescriptor, qiTypeName, waitDescriptor } from '../../vtd/qi.js';
 import { PAGE, R, RW, hex, iovaOf, patternBytes, rig, type Rig } from './helpers.js';
