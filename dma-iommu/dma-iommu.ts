@@ -15,11 +15,9 @@ import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';
 import { iommuMapEvent } from '../kernel/trace.js';
 import type { IommuCore } from './iommu.js';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
+import { EINVAL, EIO, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
 
 const GRANULE = 4096;
-const EINVAL = -22;
-const ENOMEM = -12;
-const EIO = -5;
 
 /** A DMA domain with its cookie: the VT-d domain, the IOVA domain and (DMA_FQ only) the queue. */
 export interface DmaDomain {
@@ -93,15 +91,15 @@ export function iommuDmaAllocIova(c: DmaIommuContext, dev: Device, dd: DmaDomain
   if (dev.busDmaLimit !== 0n && (limit === 0n || dev.busDmaLimit < limit)) limit = dev.busDmaLimit;
   if (dd.dmar.apertureEnd < limit) limit = dd.dmar.apertureEnd;
   let pfn = 0;
-  if (limit > dmaBitMask(32) && !c.forcedac && dev.pci) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, Number(dmaBitMask(32) >> 12n), false);
-  if (pfn === 0) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, Number(limit >> 12n), true);
+  if (limit > dmaBitMask(32) && !c.forcedac && dev.pci) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, iovaPfn(dmaBitMask(32)), false);
+  if (pfn === 0) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, iovaPfn(limit), true);
   if (pfn === 0) c.m.stats.iovaAllocFailures++;
   return BigInt(pfn) << 12n;
 }
 
 /** iommu_dma_free_iova: queued with the gather's table pages, or straight back to the caches */
 export function iommuDmaFreeIova(dd: DmaDomain, iova: bigint, size: number, gather: IotlbGather | null, cpu: number): void {
-  const pfn = Number(iova >> 12n);
+  const pfn = iovaPfn(iova);
   if (gather !== null && gather.queued) dd.fq!.queueIova(cpu, pfn, size / GRANULE, gather.freelist);
   else dd.iovad.freeIovaFast(cpu, pfn, size / GRANULE);
 }
@@ -109,7 +107,7 @@ export function iommuDmaFreeIova(dd: DmaDomain, iova: bigint, size: number, gath
 /** __iommu_dma_unmap: one unmap of the granule-aligned range, a sync unless queued, the IOVA freed. */
 export function iommuDmaUnmap(c: DmaIommuContext, dev: Device, addr: bigint, size: number, cpu: number): void {
   const dd = c.domainOf(dev);
-  const off = Number(addr & 0xfffn);
+  const off = iovaOffset(addr);
   addr -= BigInt(off);
   size = iovaAlign(size + off);
   const gather = gatherInit(dd.fq !== null);
@@ -256,7 +254,7 @@ function mapSgSwiotlb(c: DmaIommuContext, dev: Device, sgl: Scatterlist[], nents
     s.dmaAddress = iommuDmaMapPage(c, dev, sgPhys(s), s.length, dir, attrs, cpu);
     if (s.dmaAddress === DMA_MAPPING_ERROR) {
       unmapSgSwiotlb(c, dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC, cpu);
-      return EIO;
+      return -EIO;
     }
     s.dmaLength = s.length;
   }
@@ -301,13 +299,13 @@ export function iommuDmaMapSg(c: DmaIommuContext, dev: Device, sgl: Scatterlist[
   const iova = iommuDmaAllocIova(c, dev, dd, iovaLen, dev.dmaMask, cpu);
   if (iova === 0n) {
     invalidateSg(sgl, nents);
-    return ENOMEM;
+    return -ENOMEM;
   }
   const ret = c.core.mapSg(dd.dmar, iova, sgl, nents, prot);
   if (ret < 0 || ret < iovaLen) {
     iommuDmaFreeIova(dd, iova, iovaLen, null, cpu);
     invalidateSg(sgl, nents);
-    return ret === ENOMEM ? ENOMEM : EINVAL;
+    return ret === -ENOMEM ? -ENOMEM : -EINVAL;
   }
   return finaliseSg(c, dev, sgl, nents, iova);
 }

@@ -13,6 +13,7 @@ import { DEFAULT_DOMAIN_ADDRESS_WIDTH, domainUpdateIommuSuperpage, iommuCalculat
 import type { Machine } from '../kernel/machine.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
+import { EINVAL, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
 
 /** IOMMU_* protection flags of the core API */
 export const IOMMU_READ = 1 << 0;
@@ -95,7 +96,7 @@ export class IntelIommuOps {
       this.m.log.print(`DMAR: intel_iommu_map: iommu width (${d.gaw}) is not sufficient for the mapped address (${maxAddr.toString(16)})`);
       return { ret: -14, mapped: 0 };
     }
-    const ret = this.domainMapping(d, Number(iova >> 12n), Number(paddr >> 12n), alignedNrpages(paddr, size), prot);
+    const ret = this.domainMapping(d, iovaPfn(iova), iovaPfn(paddr), alignedNrpages(iovaOffset(paddr), size), prot);
     return { ret, mapped: ret === 0 ? size : 0 };
   }
 
@@ -105,7 +106,7 @@ export class IntelIommuOps {
    * tables under min(round_down(nr_pages, level), entries left in this table) and flushes each.
    */
   private domainMapping(d: DmarDomain, iovPfn: number, physPfn: number, nrPages: number, prot: number): number {
-    if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -22;
+    if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -EINVAL;
     const attr = (prot & (DMA_PTE_READ | DMA_PTE_WRITE | DMA_PTE_SNP)) | DMA_FL_PTE_PRESENT;
     let pte = -1;
     let largepageLvl = 0;
@@ -114,7 +115,7 @@ export class IntelIommuOps {
       if (pte < 0) {
         largepageLvl = hardwareLargepageCaps(d.superpage, iovPfn, physPfn, nrPages);
         const slot = this.pt.pfnToDmaPte(d, iovPfn, largepageLvl);
-        if (slot === null) return -12;
+        if (slot === null) return -ENOMEM;
         pte = slot.addr;
         lvlPages = lvlToNrPages(largepageLvl);
         if (largepageLvl > 1) {
@@ -165,12 +166,12 @@ export class IntelIommuOps {
    */
   unmapPages(d: DmarDomain, iova: bigint, pgsize: number, pgcount: number, gather: IotlbGather, sync: (g: IotlbGather) => void): number {
     let size = pgsize * pgcount;
-    const slot = this.pt.pfnToDmaPte(d, Number(iova >> 12n), 0);
+    const slot = this.pt.pfnToDmaPte(d, iovaPfn(iova), 0);
     if (slot === null) throw new Error(`BUG: intel_iommu_unmap beyond the domain at 0x${iova.toString(16)}`);
     const levelSize = VTD_PAGE_SIZE * lvlToNrPages(slot.level);
     if (size < levelSize) size = levelSize;
-    const startPfn = Number(iova >> 12n);
-    const lastPfn = Number((iova + BigInt(size) - 1n) >> 12n);
+    const startPfn = iovaPfn(iova);
+    const lastPfn = iovaPfn(iova + BigInt(size) - 1n);
     this.pt.domainUnmap(d, startPfn, lastPfn, gather.freelist);
     if (!gather.queued) gatherAddPage(gather, iova, size, sync);
     return size;
@@ -183,8 +184,8 @@ export class IntelIommuOps {
       return;
     }
     const size = BigInt.asUintN(64, gather.end - gather.start);
-    const nrpages = alignedNrpages(gather.start, Number(size));
-    const startPfn = Number(gather.start >> 12n);
+    const nrpages = alignedNrpages(iovaOffset(gather.start), Number(size));
+    const startPfn = iovaPfn(gather.start);
     this.m.dmar.flushIotlbPsi(d.did, startPfn, nrpages, gather.freelist.length === 0);
     this.pt.freeList(gather.freelist);
   }
@@ -192,7 +193,7 @@ export class IntelIommuOps {
   /** intel_iommu_iotlb_sync_map → __mapping_notify_one */
   iotlbSyncMap(d: DmarDomain, iova: bigint, size: number): void {
     if (this.faults.noIotlbSyncMap) return;
-    this.m.dmar.mappingNotify(d.did, Number(iova >> 12n), alignedNrpages(iova, size));
+    this.m.dmar.mappingNotify(d.did, iovaPfn(iova), alignedNrpages(iovaOffset(iova), size));
   }
 
   /** intel_flush_iotlb_all: domain-selective (the flush queue's callback) */

@@ -10,33 +10,19 @@ import { iommuMapEvent, printIommuUnmap } from '../kernel/trace.js';
 import type { Scatterlist } from '../kernel/scatterlist.js';
 import { sgPhys } from '../kernel/scatterlist.js';
 import { gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
-
-function ffs(v: bigint): number {
-  let i = 0;
-  while (((v >> BigInt(i)) & 1n) === 0n) i++;
-  return i;
-}
-
-function fls(v: bigint): number {
-  let i = -1;
-  while (v > 0n) {
-    v >>= 1n;
-    i++;
-  }
-  return i;
-}
+import { EINVAL, __ffs, __fls, pageAligned } from '../kernel/bits.js';
 
 /** iommu_pgsize: the largest supported size that fits and is aligned, and how many of them. */
 export function iommuPgsize(bitmap: number, iova: bigint, paddr: bigint, size: bigint): { pgsize: bigint; count: bigint } {
   const addrMerge = paddr | iova;
-  let pgsizes = BigInt(bitmap) & ((1n << BigInt(fls(size) + 1)) - 1n);
-  if (addrMerge !== 0n) pgsizes &= (1n << BigInt(ffs(addrMerge) + 1)) - 1n;
+  let pgsizes = BigInt(bitmap) & ((1n << BigInt(__fls(size) + 1)) - 1n);
+  if (addrMerge !== 0n) pgsizes &= (1n << BigInt(__ffs(addrMerge) + 1)) - 1n;
   if (pgsizes === 0n) throw new Error('BUG: iommu_pgsize found no page size');
-  const idx = fls(pgsizes);
+  const idx = __fls(pgsizes);
   const pgsize = 1n << BigInt(idx);
   const bigger = BigInt(bitmap) & ~((1n << BigInt(idx + 1)) - 1n);
   if (bigger !== 0n) {
-    const next = 1n << BigInt(ffs(bigger));
+    const next = 1n << BigInt(__ffs(bigger));
     // only worth stopping at the next boundary when iova and paddr share the offset in it
     if (((iova ^ paddr) & (next - 1n)) === 0n) {
       const offset = next - (addrMerge & (next - 1n));
@@ -64,7 +50,7 @@ export class IommuCore {
    * `traced` false is the seeded noMapTraceAtomic bug (the event is left out).
    */
   private map(d: DmarDomain, iova: bigint, paddr: bigint, size: bigint, prot: number, traced = true): number {
-    if (((iova | paddr | size) & 0xfffn) !== 0n) return -22;
+    if (!pageAligned(iova | paddr | size)) return -EINVAL;
     const origIova = iova;
     const origPaddr = paddr;
     const origSize = size;
@@ -101,7 +87,7 @@ export class IommuCore {
 
   /** __iommu_unmap: unmap_pages until size is covered (or nothing more); one unmap event. */
   unmapFast(d: DmarDomain, iova: bigint, size: number, g: IotlbGather): number {
-    if (((iova | BigInt(size)) & 0xfffn) !== 0n) return 0;
+    if (!pageAligned(iova | BigInt(size))) return 0;
     const orig = iova;
     let unmapped = 0;
     while (unmapped < size) {

@@ -2,7 +2,7 @@
  * What both VT-d drivers derive from the unit's capability register when they set up a domain.
  * 5.10.262 and 6.1 share these rules (drivers/iommu/intel/iommu.c), so both models call them here.
  */
-import { fls } from '../kernel/release.js';
+import { fls } from '../kernel/bits.js';
 import { widthToAgaw } from '../vtd/regs.js';
 
 /** DEFAULT_DOMAIN_ADDRESS_WIDTH */

@@ -27,6 +27,7 @@ import {
   modPow2,
   pfnLevelOffset,
 } from '../vtd/regs.js';
+import { iovaPfn } from '../kernel/bits.js';
 
 /** The table-related part of struct dmar_domain. */
 export interface DomainPgtable {
@@ -61,10 +62,12 @@ function firstPteInPage(addr: number): boolean {
   return addr % VTD_PAGE_SIZE === 0;
 }
 
-/** aligned_nrpages(host_addr, size): 4 KiB pages touched by [addr, addr + size) */
-export function alignedNrpages(addr: bigint | number, size: number): number {
-  const off = typeof addr === 'bigint' ? Number(addr & 0xfffn) : addr % VTD_PAGE_SIZE;
-  return Math.ceil((off + size) / VTD_PAGE_SIZE);
+/**
+ * aligned_nrpages(host_addr, size): 4 KiB pages touched by [addr, addr + size). Only the
+ * address's offset in its page counts: a 64-bit IOVA is given as iovaOffset(iova).
+ */
+export function alignedNrpages(addr: number, size: number): number {
+  return Math.ceil(((addr % VTD_PAGE_SIZE) + size) / VTD_PAGE_SIZE);
 }
 
 /** A present leaf: the IOVA pfn it maps from, the physical pfn, its pages, its R/W bits. */
@@ -258,7 +261,7 @@ export class IntelPageTable {
 
   /** iova_to_phys: the physical address behind iova, 0 if nothing is mapped there */
   iovaToPhys(d: DomainPgtable, iova: bigint): bigint {
-    const phys = this.iovaPfnToPhysPfn(d, Number(iova >> 12n));
+    const phys = this.iovaPfnToPhysPfn(d, iovaPfn(iova));
     return phys < 0 ? 0n : (BigInt(phys) << 12n) + (iova & 0xfffn);
   }
 

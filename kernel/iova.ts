@@ -17,7 +17,8 @@
  * linux-source-6.1 6.1.192 has the fixed retry (iova_find_limit), the depot flush and 127.
  */
 import { RbTree, newNode, type IovaNode } from './rbtree.js';
-import { fls, orderBase2, roundupPowOfTwo, type Release } from './release.js';
+import { fls } from './bits.js';
+import { orderBase2, roundupPowOfTwo, type Release } from './release.js';
 
 /** log2 of the largest cached range plus one: classes for 1, 2, 4, 8, 16, 32 pages */
 export const IOVA_RANGE_CACHE_MAX_SIZE = 6;

@@ -20,16 +20,6 @@ export function orderBase2(n: number): number {
   return o;
 }
 
-/** fls(x): index of the highest set bit, 1-based; 0 for 0 */
-export function fls(x: number): number {
-  let o = 0;
-  while (x >= 1) {
-    x = Math.floor(x / 2);
-    o++;
-  }
-  return o;
-}
-
 /** ALIGN(x, a) for a power-of-two a: PAGE_ALIGN, iova_align, the bounce paths' ALIGN(size, VTD_PAGE_SIZE) */
 export function alignUp(x: number, a: number): number {
   return Math.ceil(x / a) * a;

@@ -11,6 +11,7 @@ import type { Scatterlist } from '../kernel/scatterlist.js';
 import { DMA_PTE_READ, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToLevel } from '../vtd/regs.js';
 import { domainMapping, type LegacyDomain } from './domain.js';
 import { traceDmaMap, traceDmaMapSg, traceDmaUnmap } from './trace-events.js';
+import { iovaOffset, iovaPfn, pageAlignDown, pfnAddr } from '../kernel/bits.js';
 
 /** Seeded bugs for proving the harness can fail; all off by default. */
 export interface LegacyFaults {
@@ -47,10 +48,10 @@ export function intelAllocIova(c: LegacyContext, dev: Device, d: LegacyDomain, n
   const mask = dmaMask < max ? dmaMask : max;
   const pages = roundupPowOfTwo(nrpages);
   if (!c.forcedac && mask > DMA_BIT_MASK_32) {
-    const pfn = d.iovad.allocIovaFast(cpu, pages, Number(DMA_BIT_MASK_32 >> 12n), false);
+    const pfn = d.iovad.allocIovaFast(cpu, pages, iovaPfn(DMA_BIT_MASK_32), false);
     if (pfn !== 0) return pfn;
   }
-  const pfn = d.iovad.allocIovaFast(cpu, pages, Number(mask >> 12n), true);
+  const pfn = d.iovad.allocIovaFast(cpu, pages, iovaPfn(mask), true);
   if (pfn === 0) {
     c.m.stats.iovaAllocFailures++;
     c.m.log.once('intel_alloc_iova', `${devPrefix(dev)}DMAR: Allocating ${pages}-page iova failed`);
@@ -74,16 +75,16 @@ export function legacyProt(c: LegacyContext, dir: DmaDirection): number {
 export function intelMapSingle(c: LegacyContext, dev: Device, paddr: number, size: number, dir: DmaDirection, dmaMask: bigint, cpu: number): bigint {
   const d = c.domainOf(dev);
   const npages = alignedNrpages(paddr, size);
-  const iovaPfn = intelAllocIova(c, dev, d, npages, dmaMask, cpu);
-  if (iovaPfn !== 0) {
+  const pfn = intelAllocIova(c, dev, d, npages, dmaMask, cpu);
+  if (pfn !== 0) {
     const prot = legacyProt(c, dir);
-    const ret = domainMapping(c.m, c.pt, d, iovaPfn, null, Math.floor(paddr / VTD_PAGE_SIZE), npages, prot);
+    const ret = domainMapping(c.m, c.pt, d, pfn, null, Math.floor(paddr / VTD_PAGE_SIZE), npages, prot);
     if (ret === 0) {
-      const handle = (BigInt(iovaPfn) << 12n) + BigInt(paddr % VTD_PAGE_SIZE);
+      const handle = pfnAddr(pfn) + BigInt(paddr % VTD_PAGE_SIZE);
       traceDmaMap(c.m.trace, 'map_single', dev, handle, paddr, npages * VTD_PAGE_SIZE);
       return handle;
     }
-    d.iovad.freeIovaFast(cpu, iovaPfn, npages);
+    d.iovad.freeIovaFast(cpu, pfn, npages);
   }
   c.m.log.print(`${devPrefix(dev)}DMAR: Device request: ${npages.toString(16)}@${paddr.toString(16)} dir ${dir} --- failed`);
   return DMA_MAPPING_ERROR;
@@ -101,16 +102,16 @@ export function intelMapPage(c: LegacyContext, dev: Device, phys: number, size: 
  */
 export function intelUnmap(c: LegacyContext, dev: Device, devAddr: bigint, size: number, cpu: number): void {
   const d = c.domainOf(dev);
-  const iovaPfn = Number(devAddr >> 12n);
-  const nrpages = alignedNrpages(devAddr, size);
+  const pfn = iovaPfn(devAddr);
+  const nrpages = alignedNrpages(iovaOffset(devAddr), size);
   const freelist: number[] = [];
-  c.pt.domainUnmap(d, iovaPfn, iovaPfn + nrpages - 1, freelist);
+  c.pt.domainUnmap(d, pfn, pfn + nrpages - 1, freelist);
   if (c.strict || (dev.pci && dev.untrusted) || d.fq === null) {
-    c.m.dmar.flushIotlbPsi(d.did, iovaPfn, nrpages, freelist.length === 0);
-    d.iovad.freeIovaFast(cpu, iovaPfn, nrpages);
+    c.m.dmar.flushIotlbPsi(d.did, pfn, nrpages, freelist.length === 0);
+    d.iovad.freeIovaFast(cpu, pfn, nrpages);
     c.pt.freeList(freelist);
   } else {
-    d.fq.queueIova(cpu, iovaPfn, nrpages, freelist);
+    d.fq.queueIova(cpu, pfn, nrpages, freelist);
   }
   traceDmaUnmap(c.m.trace, 'unmap_single', dev, devAddr, size);
 }
@@ -141,9 +142,9 @@ export function intelMapSg(c: LegacyContext, dev: Device, sgl: Scatterlist[], ne
 
 /** intel_unmap_sg: from the first entry's page, the sum of every entry's pages. */
 export function intelUnmapSg(c: LegacyContext, dev: Device, sgl: Scatterlist[], nelems: number, cpu: number): void {
-  const start = sgl[0]!.dmaAddress & ~0xfffn;
+  const start = pageAlignDown(sgl[0]!.dmaAddress);
   let nrpages = 0;
-  for (let i = 0; i < nelems; i++) nrpages += alignedNrpages(sgl[i]!.dmaAddress, sgl[i]!.dmaLength);
+  for (let i = 0; i < nelems; i++) nrpages += alignedNrpages(iovaOffset(sgl[i]!.dmaAddress), sgl[i]!.dmaLength);
   intelUnmap(c, dev, start, nrpages * VTD_PAGE_SIZE, cpu);
   traceDmaUnmap(c.m.trace, 'unmap_sg', dev, start, nrpages * VTD_PAGE_SIZE);
 }

@@ -14,6 +14,7 @@ import type { Machine } from '../kernel/machine.js';
 import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth } from '../vtd/regs.js';
+import { EINVAL, ENOMEM } from '../kernel/bits.js';
 
 /** IOVA_START_PFN */
 const IOVA_START_PFN = 1;
@@ -77,7 +78,7 @@ export function domainMapping5_10(
   nrPages: number,
   prot: number,
 ): number {
-  if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -22; // -EINVAL
+  if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -EINVAL;
   // every leaf gets bit 0 whatever the direction (eea53c581688 in 5.10.y)
   const attr = (prot & (DMA_PTE_READ | DMA_PTE_WRITE | DMA_PTE_SNP)) | DMA_FL_PTE_PRESENT;
   let sgRes = 0;
@@ -98,7 +99,7 @@ export function domainMapping5_10(
     if (pte < 0) {
       largepageLvl = hardwareLargepageCaps(d.superpage, iovPfn, physPfn, sgRes);
       const slot = pt.pfnToDmaPte(d, iovPfn, largepageLvl);
-      if (slot === null) return -12; // -ENOMEM
+      if (slot === null) return -ENOMEM;
       pte = slot.addr;
       if (largepageLvl > 1) {
         large = true;

@@ -17,6 +17,7 @@ import { decodeFaultLine } from './fault-line.js';
 import { attributePage } from './attribute.js';
 import { walkIova } from './walk.js';
 import type { DivergenceFocus, DivergenceRow, FailureReport, LogLine, PathId, ReachPage, TraceDiffRow, TraceLine, Walk } from './types.js';
+import { iovaPfn } from '../kernel/bits.js';
 
 export interface FailureInput {
   scenario: Scenario;
@@ -175,7 +176,7 @@ function walksOf(r: PathRunner, id: PathId, x: Divergence, side: 'legacy' | 'gen
     .slice(0, MAX_WALKS)
     .map((w) => {
       const walk = walkIova(r.model, w.dev, w.iova, w.why, id);
-      const pfn = r.model.machine.hw.peek(w.dev.sid, Number(w.iova >> 12n), false);
+      const pfn = r.model.machine.hw.peek(w.dev.sid, iovaPfn(w.iova), false);
       return pfn < 0 ? walk : { ...walk, why: `${w.why}; reaches ${attributePage(r, pfn)}` };
     });
 }

@@ -5,6 +5,7 @@
  */
 import type { Divergence } from './checker.js';
 import type { Mapping } from '../run/path-runner.js';
+import { pageAlignDown, pageAlignUp } from '../../kernel/bits.js';
 
 /** What a predicate may look at besides the divergence: each path's mappings by name. */
 export interface AllowContext {
@@ -178,7 +179,7 @@ export const ALLOWLIST: readonly AllowEntry[] = [
 
 /** The page-rounded IOVA ranges of a mapping: its handle, or the first count segments of a list. */
 function pageRanges(m: Mapping): Array<[bigint, bigint]> {
-  const span = (a: bigint, len: number): [bigint, bigint] => [a & ~0xfffn, (a + BigInt(len) + 0xfffn) & ~0xfffn];
+  const span = (a: bigint, len: number): [bigint, bigint] => [pageAlignDown(a), pageAlignUp(a + BigInt(len))];
   if (m.kind === 'sg') return (m.sgt?.sgl.slice(0, m.count) ?? []).map((s) => span(s.dmaAddress, s.dmaLength));
   return [span(m.dma, m.size)];
 }
@@ -229,12 +230,12 @@ function insideLiveMapping(table: ReadonlyMap<string, Mapping>, probed: Mapping,
   for (const m of table.values()) {
     if (!m.live || m.dev !== probed.dev) continue;
     if (m.kind === 'sg') {
-      for (const s of m.sgt?.sgl.slice(0, m.count) ?? []) ranges.push([s.dmaAddress & ~0xfffn, (s.dmaAddress + BigInt(s.dmaLength) + 0xfffn) & ~0xfffn]);
+      for (const s of m.sgt?.sgl.slice(0, m.count) ?? []) ranges.push([pageAlignDown(s.dmaAddress), pageAlignUp(s.dmaAddress + BigInt(s.dmaLength))]);
     } else {
-      ranges.push([m.dma & ~0xfffn, (m.dma + BigInt(m.size) + 0xfffn) & ~0xfffn]);
+      ranges.push([pageAlignDown(m.dma), pageAlignUp(m.dma + BigInt(m.size))]);
     }
   }
-  for (let page = iova & ~0xfffn; page < iova + BigInt(len); page += 0x1000n) {
+  for (let page = pageAlignDown(iova); page < iova + BigInt(len); page += 0x1000n) {
     if (!ranges.some(([a, b]) => page >= a && page < b)) return false;
   }
   return true;

@@ -14,6 +14,7 @@ import { TargetNames, TraceAccountant, multisetMinus, sameEntries, type StepAcco
 import type { DeviceAccessPiece } from '../workload/consumers.js';
 import type { Mapping, PathRunner, StepResult } from '../run/path-runner.js';
 import type { Step } from '../workload/scenario.js';
+import { iovaOffset, iovaPfn, pageAlignDown } from '../../kernel/bits.js';
 
 export type DivergenceKind =
   | 'outcome'
@@ -80,11 +81,11 @@ function probePages(r: PathRunner, m: Mapping, pieces: readonly DeviceAccessPiec
     let a = p.iova;
     let left = p.len;
     while (left > 0) {
-      const n = Math.min(left, 4096 - Number(a & 0xfffn));
-      const page = a & ~0xfffn;
-      const reached = r.model.machine.hw.peek(m.dev.sid, Number(page >> 12n), false);
+      const n = Math.min(left, 4096 - iovaOffset(a));
+      const page = pageAlignDown(a);
+      const reached = r.model.machine.hw.peek(m.dev.sid, iovaPfn(page), false);
       const w = r.model.iovaToPhys(m.dev, page);
-      out.push({ iova: page, at, n, reached, mapped: w === 0n ? -1 : Number(w >> 12n) });
+      out.push({ iova: page, at, n, reached, mapped: w === 0n ? -1 : iovaPfn(w) });
       at += n;
       left -= n;
       a += BigInt(n);
@@ -221,8 +222,8 @@ export function checkSgResult(
   for (const s of segs) {
     let left = s.dmaLength;
     // page by page on numbers: the IOVA's page and offset (a 57-bit IOVA is not exact as one number)
-    let pfn = Number(s.dmaAddress >> 12n);
-    let off = Number(s.dmaAddress & 0xfffn);
+    let pfn = iovaPfn(s.dmaAddress);
+    let off = iovaOffset(s.dmaAddress);
     while (left > 0) {
       const n = Math.min(left, VTD_PAGE_SIZE - off);
       // iova_to_phys: 0 where nothing is mapped

@@ -22,6 +22,7 @@ import { needsBounce } from '../run/devices.js';
 import type { Divergence } from './checker.js';
 import type { Mapping, PathRunner } from '../run/path-runner.js';
 import type { Scenario, Step } from '../workload/scenario.js';
+import { iovaOffset, iovaPfn } from '../../kernel/bits.js';
 
 /** ranges of up to this many pages are rounded by alloc_iova_fast and parked in the rcaches */
 const RCACHE_MAX_PAGES = 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1);
@@ -38,12 +39,12 @@ function untrusted(dev: Device): boolean {
 /** The IOVA ranges [lo, hi] (pfns) a live 6.1 mapping holds, from its handles and sizes. */
 function heldRanges(m: Mapping): Array<[number, number]> {
   const hold = (dma: bigint, pages: number): [number, number] => {
-    const lo = Number(dma >> 12n);
+    const lo = iovaPfn(dma);
     return [lo, lo + roundedPages(pages) - 1];
   };
-  if (m.kind === 'single' || m.kind === 'coherent') return [hold(m.dma, alignedNrpages(m.dma, m.size))];
+  if (m.kind === 'single' || m.kind === 'coherent') return [hold(m.dma, alignedNrpages(iovaOffset(m.dma), m.size))];
   const segs = m.sgt?.sgl ?? [];
-  if (untrusted(m.dev)) return (m.entries ?? []).map((e, k) => hold(segs[k]!.dmaAddress, alignedNrpages(segs[k]!.dmaAddress, e.length)));
+  if (untrusted(m.dev)) return (m.entries ?? []).map((e, k) => hold(segs[k]!.dmaAddress, alignedNrpages(iovaOffset(segs[k]!.dmaAddress), e.length)));
   const { iovaLen } = sgLayout(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn);
   return [hold(segs[0]!.dmaAddress, Number(iovaLen) / 4096)];
 }
@@ -157,10 +158,10 @@ export class IovaFitWatch {
     if (!strict) return [];
     // iommu_dma_alloc_iova: the limit is clamped to the forced aperture, 2^gaw - 1
     const aperture = dmaBitMask(s.platform.agaw);
-    const limit = Number((req.mask < aperture ? req.mask : aperture) >> 12n);
+    const limit = iovaPfn(req.mask < aperture ? req.mask : aperture);
     // the 32-bit fast fail (iova32_full) may have refused it without a search
     if (floor !== undefined && limit + 1 <= DMA_32BIT_PFN && size >= floor) return [];
-    const occupied: Array<[number, number]> = s.reserved.map((r) => [Number(r.start >> 12n), Number(r.end >> 12n)]);
+    const occupied: Array<[number, number]> = s.reserved.map((r) => [iovaPfn(r.start), iovaPfn(r.end)]);
     for (const other of gr.mappings.values()) if (other !== m && other.live && other.dev === dev) occupied.push(...heldRanges(other));
     const fit = findFit(occupied, size, limit);
     if (fit === undefined) {

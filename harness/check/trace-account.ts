@@ -19,6 +19,7 @@
  */
 import type { Device } from '../../kernel/device.js';
 import { alignedNrpages } from '../../intel-common/intel-pgtable.js';
+import { iovaOffset, iovaPfn, pageAligned } from '../../kernel/bits.js';
 import type { TraceEvent, TraceObserver } from '../../kernel/trace.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
@@ -42,16 +43,9 @@ function isAccounted(e: TraceEvent): boolean {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
-const TWO53 = 2n ** 53n;
-
-/** A byte address or size as a page frame number (a BigInt shift only above 2^53, where a double would round). */
-function pfnOf(v: bigint): number {
-  return v < TWO53 ? Math.floor(Number(v) / VTD_PAGE_SIZE) : Number(v >> 12n);
-}
-
 /** aligned_nrpages of an event's fields; an event of size 0 touches nothing */
 function nrPages(addr: bigint, size: bigint): number {
-  return size <= 0n ? 0 : alignedNrpages(addr, Number(size));
+  return size <= 0n ? 0 : alignedNrpages(iovaOffset(addr), Number(size));
 }
 
 // ---- targets as numbers: value * 8 + kind, the value a byte address (< 2^39, PHYS_LIMIT) or a
@@ -166,8 +160,8 @@ export class TraceAccountant implements TraceObserver {
   traceEmitted(e: TraceEvent): void {
     if (e.event !== 'map') return;
     const f = fields(e);
-    const first = pfnOf(f['paddr']!);
-    const n = pfnOf(f['size']!);
+    const first = iovaPfn(f['paddr']!);
+    const n = iovaPfn(f['size']!);
     if (!inRegion(SWIOTLB_REGION, first * VTD_PAGE_SIZE)) return;
     const sw = this.runner.model.machine.swiotlb;
     const orig = new Map<number, number>();
@@ -278,24 +272,24 @@ export class TraceAccountant implements TraceObserver {
         // ---- 5.10 intel_iommu:* (kernel-semantics 2.11, 10.11)
         case 'map_single':
           // dev_addr and phys_addr keep the offset; size counts whole pages from their page
-          this.mapPhys(this.dev5(e), pfnOf(f['dev_addr']!), pfnOf(f['size']!), pfnOf(f['phys_addr']!));
+          this.mapPhys(this.dev5(e), iovaPfn(f['dev_addr']!), iovaPfn(f['size']!), iovaPfn(f['phys_addr']!));
           break;
         case 'map_sg':
-          this.mapPhys(this.dev5(e), pfnOf(f['dev_addr']!), nrPages(f['dev_addr']!, f['size']!), pfnOf(f['phys_addr']!));
+          this.mapPhys(this.dev5(e), iovaPfn(f['dev_addr']!), nrPages(f['dev_addr']!, f['size']!), iovaPfn(f['phys_addr']!));
           break;
         case 'bounce_map_single': {
           // the caller's buffer; bounced (to a slot holding it from offset 0) unless page-aligned
           const phys = f['phys_addr']!;
           const size = f['size']!;
           const dev = this.dev5(e);
-          const iovaPfn = pfnOf(f['dev_addr']!);
+          const first = iovaPfn(f['dev_addr']!);
           const n = nrPages(0n, size);
-          if (((phys | size) & 0xfffn) === 0n) this.mapPhys(dev, iovaPfn, n, pfnOf(phys));
-          else for (let i = 0; i < n; i++) this.mapPage(dev, iovaPfn + i, (Number(phys) + i * VTD_PAGE_SIZE) * KINDS + T_BOUNCE);
+          if (pageAligned(phys | size)) this.mapPhys(dev, first, n, iovaPfn(phys));
+          else for (let i = 0; i < n; i++) this.mapPage(dev, first + i, (Number(phys) + i * VTD_PAGE_SIZE) * KINDS + T_BOUNCE);
           break;
         }
         case 'unmap_single':
-          this.unmapPages(this.dev5(e), pfnOf(f['dev_addr']!), nrPages(f['dev_addr']!, f['size']!));
+          this.unmapPages(this.dev5(e), iovaPfn(f['dev_addr']!), nrPages(f['dev_addr']!, f['size']!));
           break;
         case 'unmap_sg':
         case 'bounce_unmap_single':
@@ -305,11 +299,11 @@ export class TraceAccountant implements TraceObserver {
         // ---- 6.1 iommu:map / iommu:unmap (kernel-semantics 9.6)
         case 'map':
           if (stepDev < 0) acc.problems.push('a map event outside any DMA-API call');
-          else this.mapPhys(stepDev, pfnOf(f['iova']!), pfnOf(f['size']!), pfnOf(f['paddr']!), this.slotOrig.get(e));
+          else this.mapPhys(stepDev, iovaPfn(f['iova']!), iovaPfn(f['size']!), iovaPfn(f['paddr']!), this.slotOrig.get(e));
           break;
         case 'unmap':
           if (stepDev < 0) acc.problems.push('an unmap event outside any DMA-API call');
-          else this.unmapPages(stepDev, pfnOf(f['iova']!), pfnOf(f['unmapped_size']!));
+          else this.unmapPages(stepDev, iovaPfn(f['iova']!), iovaPfn(f['unmapped_size']!));
           break;
         default:
           // qi_submit and the rest map nothing

@@ -21,6 +21,7 @@ import type { Divergence } from './checker.js';
 import type { Mapping, PathRunner } from '../run/path-runner.js';
 import type { ReachTracker } from './reach-tracker.js';
 import type { Step } from '../workload/scenario.js';
+import { iovaPfn } from '../../kernel/bits.js';
 
 /** bytes compared before a buffer's first page and after its last */
 export const GUARD_BYTES = 64;
@@ -140,8 +141,8 @@ export function checkCpuView(i: number, op: string, lm: Mapping, gm: Mapping, lr
 function deviceTargets(r: PathRunner, t: ReachTracker, m: Mapping): number[] {
   const out: number[] = [];
   for (const p of r.pieces(m, 0, Math.max(m.size, 1))) {
-    const first = Number(p.iova >> 12n);
-    const last = Number((p.iova + BigInt(p.len) - 1n) >> 12n);
+    const first = iovaPfn(p.iova);
+    const last = iovaPfn(p.iova + BigInt(p.len) - 1n);
     for (let pfn = first; pfn <= last; pfn++) out.push(t.readTarget(m.dev, pfn));
   }
   return out;

@@ -10,6 +10,7 @@ import { VtdHardware, type DmaFault } from '../../vtd/hardware.js';
 import { TableProgrammer } from '../../testbench/vtd-program.js';
 import { DMA_PTE_READ } from '../../vtd/regs.js';
 import { qiTypeName } from '../../vtd/qi.js';
+import { iovaPfn } from '../../kernel/bits.js';
 
 function hex(v: bigint | number): string {
   return `0x${v.toString(16)}`;
@@ -31,7 +32,7 @@ export function runDemo(out: (line: string) => void): void {
 
   const iova = 0xfffff000n;
   const phys = 0x3400000;
-  prog.map(dom, Number(iova >> 12n), phys / 4096, 1, DMA_PTE_READ);
+  prog.map(dom, iovaPfn(iova), phys / 4096, 1, DMA_PTE_READ);
   out(`map iova ${hex(iova)} -> phys ${hex(phys)} read-only (a DMA_TO_DEVICE buffer)`);
 
   const showFault = (f: DmaFault): void => {
@@ -48,11 +49,11 @@ export function runDemo(out: (line: string) => void): void {
   out(`device writes 8 bytes at ${hex(iova)}: ${w.fault ? 'refused' : 'done'}`);
   if (w.fault) showFault(w.fault);
 
-  prog.unmap(dom, Number(iova >> 12n), 1);
+  prog.unmap(dom, iovaPfn(iova), 1);
   r = hw.dmaRead(sid, iova, 8);
   out(`PTE cleared, no invalidation yet: device reads ${bytes(r.data)} -- the IOTLB still holds the translation`);
 
-  prog.flushIotlbPages(dom.did, Number(iova >> 12n), 0);
+  prog.flushIotlbPages(dom.did, iovaPfn(iova), 0);
   const d = hw.qiLog.at(hw.qiLog.length - 2)!;
   out(`page-selective invalidation queued: ${qiTypeName(d.qw0)} ${hex(d.qw0)} ${hex(d.qw1)} (DID ${dom.did}, AM 0), then a wait descriptor`);
   r = hw.dmaRead(sid, iova, 8);

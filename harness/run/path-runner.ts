@@ -11,6 +11,7 @@ import { reasonHex } from '../../vtd/fault.js';
 import { consumerAccesses, type DeviceAccessPiece } from '../workload/consumers.js';
 import { hex, type Dir, type Scenario, type Step } from '../workload/scenario.js';
 import { ScenarioError } from '../workload/validation.js';
+import { EIO, errnoName } from '../../kernel/bits.js';
 
 export interface FaultJson {
   reason: string;
@@ -242,7 +243,7 @@ export class PathRunner {
         let ok = true;
         if (step.which !== 'coherent') ok = model.setDmaMask(dev, mask);
         if (ok && step.which !== 'streaming') ok = model.setCoherentMask(dev, mask);
-        return ok ? { ok } : { ok, error: '-EIO' };
+        return ok ? { ok } : { ok, error: errnoName(-EIO) };
       }
       case 'set_max_seg_size':
         model.device(step.dev).maxSegSize = step.size;

@@ -8,6 +8,7 @@ import type { LegacyFaults } from '../../legacy-intel/dma-ops.js';
 import { LegacyIntel } from '../../legacy-intel/intel-iommu.js';
 import { makeDevice } from './devices.js';
 import type { Scenario } from '../workload/scenario.js';
+import { iovaPfn } from '../../kernel/bits.js';
 
 export type PathName = 'legacy-intel' | 'dma-iommu';
 
@@ -48,7 +49,7 @@ export function bugList(f: SeededBugs): SeededBug[] {
 
 /** The reserved ranges as inclusive pfn ranges (reserve_iova's arguments). */
 export function reservedPfns(s: Scenario): Array<{ lo: number; hi: number }> {
-  return s.reserved.map((r) => ({ lo: Number(r.start >> 12n), hi: Number(r.end >> 12n) }));
+  return s.reserved.map((r) => ({ lo: iovaPfn(r.start), hi: iovaPfn(r.end) }));
 }
 
 /** Build a path; `faults` switches on seeded bugs (tests of the checker): each model reads only its own switches. */
