@@ -7,7 +7,9 @@
  */
 import { entryPfn, makePte, writeContextEntry } from '../vtd/entries.js';
 import type { VtdHardware } from '../vtd/hardware.js';
-import { ccDescriptor, contextCommand, iotlbCommand, iotlbDescriptor, waitDescriptor, writeQueue, type QiDesc } from '../vtd/qi.js';
+import { contextCommand, iotlbCommand } from '../vtd/inv-reg.js';
+import { writeQueue } from '../vtd/qi.js';
+import { ccDescriptor, iotlbDescriptor, waitDescriptor, type QiDesc } from '../vtd/qi-desc.js';
 import { PAGE_TABLE_REGION } from '../vtd/regions.js';
 import {
   CONTEXT_TT_MULTI_LEVEL,
@@ -21,6 +23,8 @@ import {
   agawToLevel,
   lvlToNrPages,
   pfnLevelOffset,
+  vtdLow32,
+  vtdPfnAddr,
   widthToAgaw,
 } from '../vtd/regs.js';
 
@@ -136,7 +140,7 @@ export class TableProgrammer {
     const hw = this.hw;
     const data = this.statusData++;
     hw.writeQueueTail(writeQueue(hw, hw.queueTail, [...descs, waitDescriptor(data, this.statusAddr)]));
-    const status = Number(hw.memory.readU64(this.statusAddr) & 0xffffffffn);
+    const status = vtdLow32(hw.memory.readU64(this.statusAddr));
     if (status !== data) throw new Error('invalidation wait did not complete (queue error)');
   }
 
@@ -147,9 +151,9 @@ export class TableProgrammer {
   /** Register path: __iommu_flush_iotlb's command, but never with write drain. */
   flushIotlbPages(did: number, pfn: number, am: number, ih = false): void {
     if (this.hw.queuedInvalidationEnabled) {
-      this.submit([iotlbDescriptor(InvGranularity.Page, did, this.drain(), BigInt(pfn) << 12n, ih, am)]);
+      this.submit([iotlbDescriptor(InvGranularity.Page, did, this.drain(), vtdPfnAddr(pfn), ih, am)]);
     } else {
-      this.hw.writeIotlbRegister((BigInt(pfn) << 12n) | (ih ? DMA_TLB_IH_NONLEAF : 0n) | BigInt(am), iotlbCommand(InvGranularity.Page, did, false));
+      this.hw.writeIotlbRegister(vtdPfnAddr(pfn) | (ih ? DMA_TLB_IH_NONLEAF : 0n) | BigInt(am), iotlbCommand(InvGranularity.Page, did, false));
     }
   }
 

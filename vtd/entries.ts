@@ -13,7 +13,12 @@ import {
   DMA_PTE_SNP,
   DMA_PTE_WRITE,
   ROOT_ENTRY_PRESENT,
+  VTD_CONTEXT_ENTRY_RSVD_HI_DW2,
+  VTD_CONTEXT_ENTRY_RSVD_HI_DW3,
+  VTD_CONTEXT_ENTRY_RSVD_LO_DW0,
   VTD_PAGE_SIZE,
+  vtdHigh32,
+  vtdLow32,
 } from './regs.js';
 import type { PhysMemory } from './memory.js';
 
@@ -62,7 +67,7 @@ export function qwordToBigInt(q: Qword): bigint {
 }
 
 export function bigIntToQword(v: bigint): Qword {
-  return { lo: Number(v & 0xffffffffn), hi: Number((v >> 32n) & 0xffffffffn) };
+  return { lo: vtdLow32(v), hi: vtdHigh32(v) };
 }
 
 // ---- root entries: 16 bytes, indexed by bus ----
@@ -102,8 +107,12 @@ export function decodeContext(low: Qword, high: Qword): ContextEntry & { reserve
     slptPfn: entryPfn(low.lo, low.hi),
     aw: high.lo & 7,
     did: (high.lo >>> 8) & 0xffff,
-    // bits 11:4 of the low qword, bit 7 and bits 31:24 of the high qword, and the top dword
-    reservedBitsSet: (low.lo & 0xff0) !== 0 || (high.lo & 0xff000080) !== 0 || high.hi !== 0,
+    // the fixed parts of VTD_CONTEXT_ENTRY_RSVD_LO and VTD_CONTEXT_ENTRY_RSVD_HI (the pointer's
+    // bits above HAW are the caller's check: it knows the unit's width)
+    reservedBitsSet:
+      (low.lo & VTD_CONTEXT_ENTRY_RSVD_LO_DW0) !== 0 ||
+      (high.lo & VTD_CONTEXT_ENTRY_RSVD_HI_DW2) !== 0 ||
+      (high.hi & VTD_CONTEXT_ENTRY_RSVD_HI_DW3) !== 0,
   };
 }
 

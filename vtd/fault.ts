@@ -1,5 +1,7 @@
 /**
- * Fault records and the kernel's messages for them.
+ * Fault recording: the fault-recording registers and the fault status they drive, kept apart
+ * from the translation as QEMU keeps vtd_report_dmar_fault() apart from vtd_do_iommu_translate();
+ * and the records' encoding and the kernel's messages for them.
  *
  * The hardware keeps 16-byte fault-recording registers: bits 63:12 the faulting page address,
  * bits 79:64 the source id, bit 95 PASID present, bits 103:96 the reason, bits 123:104 the PASID,
@@ -7,6 +9,7 @@
  * line each; the wording differs between the releases modelled (kernel-semantics 10.12 and 9.7).
  */
 import { formatBdf } from './entries.js';
+import { DMA_FSTS_PFO, DMA_FSTS_PPF, vtdHigh32, vtdLow32, vtdPageAddr } from './regs.js';
 
 export interface FaultRecord {
   sid: number;
@@ -96,7 +99,7 @@ export function dmarFaultLine(rec: FaultRecord, format: FaultMessageFormat): str
 
 /** The 128-bit fault-recording register for a record with F set, as (low qword, high qword). */
 export function encodeFaultRecord(rec: FaultRecord): { low: bigint; high: bigint } {
-  const low = rec.addr & ~0xfffn;
+  const low = vtdPageAddr(rec.addr);
   let high = BigInt(rec.sid & 0xffff);
   if (rec.pasid !== undefined) high |= (1n << 31n) | (BigInt(rec.pasid & 0xfffff) << 40n);
   high |= BigInt(rec.reason & 0xff) << 32n;
@@ -107,15 +110,15 @@ export function encodeFaultRecord(rec: FaultRecord): { low: bigint; high: bigint
 
 /** Decode as dmar_fault() does: reason and type from the top dword, sid and PP from the third. */
 export function decodeFaultRecord(low: bigint, high: bigint): FaultRecord & { f: boolean } {
-  const top = Number((high >> 32n) & 0xffffffffn);
-  const third = Number(high & 0xffffffffn);
+  const top = vtdHigh32(high);
+  const third = vtdLow32(high);
   const pasidPresent = ((third >>> 31) & 1) === 1;
   const rec: FaultRecord & { f: boolean } = {
     f: ((top >>> 31) & 1) === 1,
     isRead: ((top >>> 30) & 1) === 1,
     reason: top & 0xff,
     sid: third & 0xffff,
-    addr: low & ~0xfffn,
+    addr: vtdPageAddr(low),
   };
   if (pasidPresent) rec.pasid = (top >>> 8) & 0xfffff;
   return rec;
@@ -124,4 +127,68 @@ export function decodeFaultRecord(low: bigint, high: bigint): FaultRecord & { f:
 /** A fault reason as the kernel's DMAR messages print it: `0x06` (%02x). */
 export function reasonHex(reason: number): string {
   return `0x${reason.toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * The fault-recording registers (FRCD_REG) and the fault status bits they drive: PFO, PPF and FRI
+ * of FSTS_REG (IQE belongs to the invalidation queue). Records are kept as QEMU 7.2's
+ * vtd_report_dmar_fault() keeps them.
+ */
+export class FaultRecording {
+  private readonly regs: (FaultRecord | undefined)[];
+  /** the register the next record goes to (QEMU's next_frcd_reg) */
+  private next = 0;
+  /** FSTS.FRI: the register the first of the pending records went to */
+  private fri = 0;
+  /** FSTS.PFO: set when a record was lost to a full register, until software clears it */
+  private pfo = false;
+
+  constructor(count: number) {
+    this.regs = new Array<FaultRecord | undefined>(count).fill(undefined);
+  }
+
+  get count(): number {
+    return this.regs.length;
+  }
+
+  /** FSTS_REG's PFO, PPF (set while any record has F) and FRI (bits 15:8). */
+  status(): number {
+    const ppf = this.regs.some((r) => r !== undefined) ? DMA_FSTS_PPF : 0;
+    return (this.pfo ? DMA_FSTS_PFO : 0) | ppf | ((this.fri & 0xff) << 8);
+  }
+
+  /** FSTS_REG write of 1 to PFO. */
+  clearOverflow(): void {
+    this.pfo = false;
+  }
+
+  /** Fault-recording register i as its two qwords (F clear when empty). */
+  read(i: number): { low: bigint; high: bigint } {
+    const r = this.regs[i];
+    return r === undefined ? { low: 0n, high: 0n } : encodeFaultRecord(r);
+  }
+
+  /** Writing 1 to F releases the record. */
+  clear(i: number): void {
+    this.regs[i] = undefined;
+  }
+
+  /**
+   * vtd_report_dmar_fault(): nothing while PFO is set; a second fault from a source that already
+   * has a pending record is collapsed into it (vtd_try_collapse_fault); a full next register sets
+   * PFO. Returns whether the fault was recorded.
+   */
+  report(rec: FaultRecord): boolean {
+    if (this.pfo) return false;
+    if (this.regs.some((r) => r !== undefined && r.sid === rec.sid)) return false;
+    if (this.regs[this.next] !== undefined) {
+      this.pfo = true;
+      return false;
+    }
+    const wasPending = this.regs.some((r) => r !== undefined);
+    this.regs[this.next] = rec;
+    if (!wasPending) this.fri = this.next;
+    this.next = (this.next + 1) % this.regs.length;
+    return true;
+  }
 }

@@ -13,7 +13,7 @@
  * last invalidation that covered it (see iotlb.ts).
  */
 import type { TranslationJournal } from './journal.js';
-import { VTD_PAGE_SIZE } from './regs.js';
+import { VTD_PAGE_SIZE, vtdHigh32, vtdLow32 } from './regs.js';
 import { PAGE_TABLE_REGION, inRegion } from './regions.js';
 
 const PATTERN_TAG = 0xa5000000; // the 0xA5 in bits 63:56, seen from the high dword
@@ -190,7 +190,7 @@ export class PhysMemory {
   private readonly qword = new Uint32Array(2);
 
   writeU64(addr: number, v: bigint): void {
-    this.writeQword(addr, Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn));
+    this.writeQword(addr, vtdLow32(v), vtdHigh32(v));
   }
 
   /** Zero a whole page (the kernel's alloc_pgtable_page returns zeroed pages). */

@@ -1,52 +1,36 @@
 /**
- * Queued-invalidation descriptor encodings (128-bit descriptors, legacy mode), as the kernel's
- * dmar.c builds them (qi_flush_context, qi_flush_iotlb, the wait descriptor of qi_submit_sync)
- * and the hardware decodes them. Descriptors are carried as four qwords, as the kernel's
- * struct qi_desc and its qi_submit trace event carry them; in legacy mode qw2 and qw3 are 0.
+ * Invalidation: the execution of queued-invalidation descriptors (QEMU's vtd_process_inv_desc()
+ * and the vtd_process_*_desc() it dispatches to) and of the invalidations both interfaces share
+ * (the register path's IOTLB_REG and CCMD_REG writes reach the same code, as QEMU's
+ * vtd_iotlb_flush() and vtd_context_cache_invalidate() do); the log of processed descriptors; and
+ * the driver's side of the queue (writeQueue). The queue registers (IQA, IQH, IQT) and the fetch
+ * loop are VtdHardware's; descriptor encodings and named field decoders are in qi-desc.ts, the
+ * register commands' in inv-reg.ts (re-exported here for the drivers that import them from here).
  */
+import type { ContextCache } from './context-cache.js';
+import type { VtdCounters } from './counters.js';
+import type { ContextCoverage, IotlbCoverage } from './coverage.js';
+import type { Iotlb } from './iotlb.js';
+import type { TranslationJournal } from './journal.js';
 import type { PhysMemory } from './memory.js';
-import {
-  DMA_CCMD_DEVICE_INVL,
-  DMA_CCMD_DOMAIN_INVL,
-  DMA_CCMD_FM_SHIFT,
-  DMA_CCMD_GLOBAL_INVL,
-  DMA_CCMD_ICC,
-  DMA_CCMD_SID_SHIFT,
-  DMA_TLB_DID_SHIFT,
-  DMA_TLB_DSI_FLUSH,
-  DMA_TLB_GLOBAL_FLUSH,
-  DMA_TLB_IVT,
-  DMA_TLB_PSI_FLUSH,
-  DMA_TLB_WRITE_DRAIN,
-  InvGranularity,
-  QI_CC_FM_SHIFT,
-  QI_CC_SID_SHIFT,
-  QI_CC_TYPE,
-  QI_DEIOTLB_TYPE,
-  QI_DESC_SIZE,
-  QI_DID_SHIFT,
-  QI_DIOTLB_TYPE,
-  QI_EIOTLB_TYPE,
-  QI_GRAN_SHIFT,
-  QI_IEC_TYPE,
-  QI_IOTLB_AM_MASK,
-  QI_IOTLB_DR,
-  QI_IOTLB_DW,
-  QI_IOTLB_IH,
-  QI_IOTLB_TYPE,
-  QI_IWD_SW,
-  QI_IWD_TYPE,
-  QI_LENGTH,
-  QI_PC_TYPE,
-  QI_PGRP_RESP_TYPE,
-} from './regs.js';
+import { decodeCcDescriptor, decodeIotlbDescriptor, decodeWaitDescriptor, qiDescType, type QiDesc } from './qi-desc.js';
+import { InvGranularity, QI_CC_TYPE, QI_DESC_SIZE, QI_DIOTLB_TYPE, QI_IEC_TYPE, QI_IOTLB_TYPE, QI_IWD_TYPE, QI_LENGTH } from './regs.js';
 
-export interface QiDesc {
-  qw0: bigint;
-  qw1: bigint;
-  qw2: bigint;
-  qw3: bigint;
-}
+export {
+  ccDescriptor,
+  decodeCcDescriptor,
+  decodeIotlbDescriptor,
+  decodeWaitDescriptor,
+  iotlbDescriptor,
+  qiDescType,
+  qiTypeName,
+  waitDescriptor,
+  type CcDescFields,
+  type IotlbDescFields,
+  type QiDesc,
+  type WaitDescFields,
+} from './qi-desc.js';
+export { contextCommand, iotlbCommand } from './inv-reg.js';
 
 /** descriptors a QiLog keeps, at least */
 const QI_LOG_KEPT = 4096;
@@ -86,42 +70,6 @@ export class QiLog {
   }
 }
 
-/** Context-cache invalidation: granularity global, domain (did) or device (sid, fm). */
-export function ccDescriptor(gran: InvGranularity, did: number, sid: number, fm: number): QiDesc {
-  const qw0 =
-    BigInt(QI_CC_TYPE) |
-    (BigInt(gran) << BigInt(QI_GRAN_SHIFT)) |
-    (BigInt(did & 0xffff) << BigInt(QI_DID_SHIFT)) |
-    (BigInt(sid & 0xffff) << BigInt(QI_CC_SID_SHIFT)) |
-    (BigInt(fm & 3) << BigInt(QI_CC_FM_SHIFT));
-  return { qw0, qw1: 0n, qw2: 0n, qw3: 0n };
-}
-
-/** IOTLB invalidation; addr is the byte address (low 12 bits ignored), am the address mask. */
-export function iotlbDescriptor(
-  gran: InvGranularity,
-  did: number,
-  drain: { dr: boolean; dw: boolean },
-  addr: bigint,
-  ih: boolean,
-  am: number,
-): QiDesc {
-  const qw0 =
-    BigInt(QI_IOTLB_TYPE) |
-    (BigInt(gran) << BigInt(QI_GRAN_SHIFT)) |
-    (drain.dw ? BigInt(QI_IOTLB_DW) : 0n) |
-    (drain.dr ? BigInt(QI_IOTLB_DR) : 0n) |
-    (BigInt(did & 0xffff) << BigInt(QI_DID_SHIFT));
-  const qw1 = (addr & ~0xfffn) | (ih ? BigInt(QI_IOTLB_IH) : 0n) | BigInt(am & QI_IOTLB_AM_MASK);
-  return { qw0, qw1, qw2: 0n, qw3: 0n };
-}
-
-/** Invalidation-wait descriptor with status write: data is written to statusAddr on completion. */
-export function waitDescriptor(statusData: number, statusAddr: number): QiDesc {
-  const qw0 = BigInt(QI_IWD_TYPE) | BigInt(QI_IWD_SW) | (BigInt(statusData >>> 0) << 32n);
-  return { qw0, qw1: BigInt(statusAddr) & ~3n, qw2: 0n, qw3: 0n };
-}
-
 /**
  * The queue writes of qi_submit_sync: each descriptor (qw0, qw1: legacy mode) into its 16-byte
  * slot from index head on, wrapping at QI_LENGTH. Returns the index after the last one, the
@@ -139,101 +87,121 @@ export function writeQueue(hw: { readonly queueBase: number; readonly memory: Ph
 }
 
 /**
- * IOTLB_REG value of a register-based IOTLB invalidation, as __iommu_flush_iotlb builds it:
- * DMA_TLB_GLOBAL_FLUSH, or DMA_TLB_DSI_FLUSH / DMA_TLB_PSI_FLUSH with DMA_TLB_DID(did); always
- * DMA_TLB_IVT, and DMA_TLB_WRITE_DRAIN when dw (cap_write_drain). Read drain is never set (the
- * kernel has it under #if 0). For page-selective flushes the address, IH and AM go to IVA_REG.
+ * What an invalidation acts on: the IOTLB and the context cache, the caching-mode coverage the
+ * walk consults, and memory (for the wait descriptor's status write and the write sequence an
+ * invalidation covers up to).
  */
-export function iotlbCommand(gran: InvGranularity, did: number, dw: boolean): bigint {
-  let val: bigint;
-  switch (gran) {
-    case InvGranularity.Global:
-      val = DMA_TLB_GLOBAL_FLUSH | DMA_TLB_IVT;
-      break;
-    case InvGranularity.Domain:
-      val = DMA_TLB_DSI_FLUSH | DMA_TLB_IVT | (BigInt(did & 0xffff) << DMA_TLB_DID_SHIFT);
-      break;
-    case InvGranularity.Page:
-      val = DMA_TLB_PSI_FLUSH | DMA_TLB_IVT | (BigInt(did & 0xffff) << DMA_TLB_DID_SHIFT);
-      break;
-    default:
-      throw new Error(`IOTLB flush granularity ${gran as number}`); // BUG()
-  }
-  return dw ? val | DMA_TLB_WRITE_DRAIN : val;
+export interface InvalidationTargets {
+  readonly memory: PhysMemory;
+  readonly iotlb: Iotlb;
+  readonly contextCache: ContextCache;
+  readonly iotlbCoverage: IotlbCoverage;
+  readonly contextCoverage: ContextCoverage;
+  readonly counters: VtdCounters;
+  /** cap PSI and MAMV: a page-selective IOTLB invalidation beyond them fails */
+  readonly psi: boolean;
+  readonly mamv: number;
 }
 
-/**
- * CCMD_REG value of a register-based context-cache invalidation, as __iommu_flush_context builds
- * it: DMA_CCMD_GLOBAL_INVL; DMA_CCMD_DOMAIN_INVL with DMA_CCMD_DID(did); DMA_CCMD_DEVICE_INVL with
- * DMA_CCMD_DID(did), DMA_CCMD_SID(sid) and DMA_CCMD_FM(fm); always DMA_CCMD_ICC.
- */
-export function contextCommand(gran: InvGranularity, did: number, sid: number, fm: number): bigint {
-  let val: bigint;
-  switch (gran) {
-    case InvGranularity.Global:
-      val = DMA_CCMD_GLOBAL_INVL;
-      break;
-    case InvGranularity.Domain:
-      val = DMA_CCMD_DOMAIN_INVL | BigInt(did & 0xffff);
-      break;
-    case InvGranularity.Page:
-      val =
-        DMA_CCMD_DEVICE_INVL |
-        BigInt(did & 0xffff) |
-        (BigInt(sid & 0xffff) << DMA_CCMD_SID_SHIFT) |
-        (BigInt(fm & 3) << DMA_CCMD_FM_SHIFT);
-      break;
-    default:
-      throw new Error(`context-cache flush granularity ${gran as number}`); // BUG()
-  }
-  return val | DMA_CCMD_ICC;
-}
+export class VtdInvalidation {
+  /** Told of every IOTLB invalidation (VtdHardware.journal sets it). */
+  journal: TranslationJournal | undefined;
 
-/** The type names the intel_iommu:qi_submit event prints for (qw0 & 0xf). */
-export function qiTypeName(qw0: bigint): string {
-  const t = Number(qw0 & 0xfn);
-  switch (t) {
-    case QI_CC_TYPE:
-      return 'cc_inv';
-    case QI_IOTLB_TYPE:
-      return 'iotlb_inv';
-    case QI_DIOTLB_TYPE:
-      return 'dev_tlb_inv';
-    case QI_IEC_TYPE:
-      return 'iec_inv';
-    case QI_IWD_TYPE:
-      return 'inv_wait';
-    case QI_EIOTLB_TYPE:
-      return 'p_iotlb_inv';
-    case QI_PC_TYPE:
-      return 'pc_inv';
-    case QI_DEIOTLB_TYPE:
-      return 'p_dev_tlb_inv';
-    case QI_PGRP_RESP_TYPE:
-      return 'page_grp_resp';
-    default:
-      return `0x${t.toString(16)}`;
-  }
-}
+  constructor(private readonly t: InvalidationTargets) {}
 
-/** Decoded fields of an IOTLB descriptor (for tests and reports). */
-export function decodeIotlbDescriptor(d: QiDesc): {
-  gran: number;
-  did: number;
-  dr: boolean;
-  dw: boolean;
-  pfn: number;
-  ih: boolean;
-  am: number;
-} {
-  const lo0 = Number(d.qw0 & 0xffffffffn);
-  return {
-    gran: (lo0 >>> QI_GRAN_SHIFT) & 3,
-    did: (lo0 >>> QI_DID_SHIFT) & 0xffff,
-    dr: (lo0 & QI_IOTLB_DR) !== 0,
-    dw: (lo0 & QI_IOTLB_DW) !== 0,
-    pfn: Number(d.qw1 >> 12n),
-    ih: (Number(d.qw1 & 0xffn) & QI_IOTLB_IH) !== 0,
-    am: Number(d.qw1 & BigInt(QI_IOTLB_AM_MASK)),
-  };
+  /** vtd_process_inv_desc(): execute one descriptor; false for an invalid one (the queue then sets IQE). */
+  processInvDesc(d: QiDesc): boolean {
+    switch (qiDescType(d.qw0)) {
+      case QI_CC_TYPE:
+        return this.processContextCacheDesc(d);
+      case QI_IOTLB_TYPE:
+        return this.processIotlbDesc(d);
+      case QI_DIOTLB_TYPE:
+      case QI_IEC_TYPE:
+        return true; // no device-TLBs (no ATS) and no interrupt-remapping cache are modelled
+      case QI_IWD_TYPE:
+        return this.processWaitDesc(d);
+      default:
+        return false;
+    }
+  }
+
+  /** vtd_process_context_cache_desc() */
+  private processContextCacheDesc(d: QiDesc): boolean {
+    const cc = decodeCcDescriptor(d);
+    return this.invalidateContext(cc.gran, cc.did, cc.sid, cc.fm);
+  }
+
+  /** vtd_process_iotlb_desc() */
+  private processIotlbDesc(d: QiDesc): boolean {
+    const inv = decodeIotlbDescriptor(d);
+    return this.invalidateIotlb(inv.gran, inv.did, inv.pfn, inv.am);
+  }
+
+  /** vtd_process_wait_desc(): the status write, when SW asks for one (no interrupts are modelled). */
+  private processWaitDesc(d: QiDesc): boolean {
+    const w = decodeWaitDescriptor(d);
+    if (w.sw) {
+      const data = new Uint8Array(4);
+      new DataView(data.buffer).setUint32(0, w.statusData, true);
+      this.t.memory.write(w.statusAddr, data);
+    }
+    return true;
+  }
+
+  /**
+   * vtd_iotlb_global_invalidate(), vtd_iotlb_domain_invalidate(), vtd_iotlb_page_invalidate():
+   * false for a granularity the unit does not perform (no IAIG, or an invalid descriptor).
+   */
+  invalidateIotlb(gran: number, did: number, pfn: number, am: number): boolean {
+    const t = this.t;
+    const seq = t.memory.writeSeq;
+    switch (gran) {
+      case InvGranularity.Global:
+        t.iotlb.invalidateAll();
+        t.iotlbCoverage.recordGlobal(seq);
+        this.journal?.invalidated(-1, 0, -1);
+        t.counters.iotlbGlobal++;
+        return true;
+      case InvGranularity.Domain:
+        t.iotlb.invalidateDomain(did);
+        t.iotlbCoverage.recordDomain(did, seq);
+        this.journal?.invalidated(did, 0, -1);
+        t.counters.iotlbDomain++;
+        return true;
+      case InvGranularity.Page:
+        // the kernel falls back to domain-selective when PSI is absent or AM > MAMV
+        if (!t.psi || am > t.mamv) return false;
+        t.iotlb.invalidatePages(did, pfn, am);
+        t.iotlbCoverage.recordPages(did, pfn, am, seq);
+        this.journal?.invalidated(did, pfn - (pfn % 2 ** am), 2 ** am);
+        t.counters.iotlbPage++;
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** vtd_context_global_invalidate(), its domain-selective form, vtd_context_device_invalidate(). */
+  invalidateContext(gran: number, did: number, sid: number, fm: number): boolean {
+    const t = this.t;
+    const seq = t.memory.writeSeq;
+    t.counters.contextInvalidations++;
+    switch (gran) {
+      case InvGranularity.Global:
+        t.contextCache.invalidateAll();
+        t.contextCoverage.recordGlobal(seq);
+        return true;
+      case InvGranularity.Domain:
+        t.contextCache.invalidateDomain(did);
+        t.contextCoverage.recordDomain(did, seq);
+        return true;
+      case InvGranularity.Page:
+        t.contextCache.invalidateDevice(sid, fm);
+        t.contextCoverage.recordDevice(sid, fm, seq);
+        return true;
+      default:
+        return false;
+    }
+  }
 }

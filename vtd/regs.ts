@@ -8,6 +8,49 @@ export const VTD_PAGE_SHIFT = 12;
 export const VTD_PAGE_SIZE = 1 << VTD_PAGE_SHIFT;
 export const VTD_PAGE_MASK_LOW = VTD_PAGE_SIZE - 1;
 
+// ---- the BigInt/number edge of the unit: 64-bit register and descriptor values are bigints,
+// the walk works on page frame numbers as plain numbers (vtd/ does not import kernel/bits.ts) ----
+const PAGE_SHIFT_N = BigInt(VTD_PAGE_SHIFT);
+const PAGE_MASK_LOW_N = BigInt(VTD_PAGE_MASK_LOW);
+
+/** addr >> VTD_PAGE_SHIFT as a number: exact for any 64-bit address (at most 2^52). */
+export function vtdPfn(addr: bigint): number {
+  return Number(addr >> PAGE_SHIFT_N);
+}
+
+/** addr & (VTD_PAGE_SIZE - 1): the byte offset within the 4 KiB page. */
+export function vtdPageOffset(addr: bigint): number {
+  return Number(addr & PAGE_MASK_LOW_N);
+}
+
+/** addr & VTD_PAGE_MASK: the address of the 4 KiB page holding addr (QEMU's VTD_PAGE_MASK_4K). */
+export function vtdPageAddr(addr: bigint): bigint {
+  return addr & ~PAGE_MASK_LOW_N;
+}
+
+/** pfn << VTD_PAGE_SHIFT as a 64-bit address. */
+export function vtdPfnAddr(pfn: number): bigint {
+  return BigInt(pfn) << PAGE_SHIFT_N;
+}
+
+/** Bits 31:0 of a 64-bit value, as a number. */
+export function vtdLow32(v: bigint): number {
+  return Number(v & 0xffffffffn);
+}
+
+/** Bits 63:32 of a 64-bit value, as a number. */
+export function vtdHigh32(v: bigint): number {
+  return Number((v >> 32n) & 0xffffffffn);
+}
+
+/**
+ * The first pfn whose address has a bit set in ~VTD_HAW_MASK(haw): a table pointer or leaf
+ * address at or above it names memory the unit cannot reach (a reserved-field fault).
+ */
+export function vtdHawPfnLimit(haw: number): number {
+  return 2 ** (haw - VTD_PAGE_SHIFT);
+}
+
 /** The interrupt (IOAPIC/MSI) address window no DMA may use: IOAPIC_RANGE_START/END of intel-iommu. */
 export const IOAPIC_RANGE_START = 0xfee0_0000;
 export const IOAPIC_RANGE_END = 0xfeef_ffff;
@@ -32,6 +75,26 @@ export const DMA_PTE_TM_HI = 1 << 30;
 export const ROOT_ENTRY_PRESENT = 1;
 export const CONTEXT_PRESENT = 1;
 export const CONTEXT_FPD = 1 << 1;
+/**
+ * Reserved bits of a legacy-mode root entry, by dword of the 128-bit entry (the walk reads
+ * entries as dwords). QEMU's VTD_ROOT_ENTRY_RSVD(aw) = 0xffe | ~VTD_HAW_MASK(aw) on the low qword:
+ * bits 11:1 (DW0) and bits 63:52 (DW1); its address bits from HAW up to 51 are the pfn check
+ * against vtdHawPfnLimit. The high qword (QEMU's re.rsvd) is reserved as a whole (DW2, DW3).
+ */
+export const VTD_ROOT_ENTRY_RSVD_DW0 = 0x0000_0ffe;
+export const VTD_ROOT_ENTRY_RSVD_DW1 = 0xfff0_0000;
+export const VTD_ROOT_ENTRY_RSVD_DW2 = 0xffff_ffff;
+export const VTD_ROOT_ENTRY_RSVD_DW3 = 0xffff_ffff;
+/**
+ * Reserved bits of a legacy-mode context entry, by dword. VTD_CONTEXT_ENTRY_RSVD_LO(aw) =
+ * 0xff0 | ~VTD_HAW_MASK(aw): bits 11:4 (DW0), the address bits at or above HAW being the pfn
+ * check against vtdHawPfnLimit (bits 63:52 of the low qword are not checked by this model).
+ * VTD_CONTEXT_ENTRY_RSVD_HI = 0xffffffffff000080: bit 7 and bits 31:24 of the high qword (DW2)
+ * and its whole top dword (DW3).
+ */
+export const VTD_CONTEXT_ENTRY_RSVD_LO_DW0 = 0x0000_0ff0;
+export const VTD_CONTEXT_ENTRY_RSVD_HI_DW2 = 0xff00_0080;
+export const VTD_CONTEXT_ENTRY_RSVD_HI_DW3 = 0xffff_ffff;
 /** Translation types (bits 3:2 of the context entry's low qword). */
 export const CONTEXT_TT_MULTI_LEVEL = 0;
 export const CONTEXT_TT_DEV_IOTLB = 1;
