@@ -86,3 +86,16 @@ export function rig(overrides: Partial<VtdConfig> = {}, opts: RigOptions = {}): 
 export function iovaOf(pfn: number, offset = 0): bigint {
   return (BigInt(pfn) << 12n) + BigInt(offset);
 }
+
+/** Phys page A: its first word reads 00 50 40 03 00 00 00 a5 (the pattern). */
+export const A = 0x3405;
+/** Phys page B: its first word reads 00 60 40 03 00 00 00 a5. */
+export const B = 0x3406;
+export const A_WORD = '00 50 40 03 00 00 00 a5';
+export const B_WORD = '00 60 40 03 00 00 00 a5';
+
+/** The first 8 bytes the device reads at pfn, or "fault <reason>". */
+export function read8(r: Rig, pfn: number, sid = r.sid): string {
+  const res = r.hw.dmaRead(sid, iovaOf(pfn), 8);
+  return res.fault === undefined ? hex(res.data) : `fault ${res.fault.reason}`;
+}
