@@ -156,7 +156,7 @@ describe('what a coherent page stands for', () => {
     );
     const r = new PathRunner(createPath('dma-iommu', s), s);
     const acct = new TraceAccountant(r, new ReachTracker(r.model), new TargetNames());
-    const at = (pfn: number): string => acct.targetText(acct.physTarget(pfn));
+    const at = (pfn: number): string => acct.targetText(acct.targets.physTarget(pfn));
     r.run(0, s.steps[0]!);
     const a = [...r.mappings.get('a')!.coherent!.pfns];
     expect(a).toHaveLength(2);
