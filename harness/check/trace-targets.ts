@@ -8,6 +8,7 @@
  * (< 2^39, PHYS_LIMIT) or a coherent buffer's interned name * 2^16 + its page (the coherent
  * region holds 2^16 pages). An account entry adds the device: index * DEVICE_UNIT + target.
  */
+import { must } from '../../kernel/assert.js';
 import type { Device } from '../../kernel/device.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
@@ -60,7 +61,7 @@ export class TargetNames {
       case T_SLOT:
         return `s:${hex(v)}`;
       case T_COHERENT:
-        return `c:${this.names[Math.floor(v / COHERENT_PAGES)]!}:${v % COHERENT_PAGES}`;
+        return `c:${must(this.names[Math.floor(v / COHERENT_PAGES)], 'the name of a coherent buffer id')}:${v % COHERENT_PAGES}`;
       default:
         return `c:?:${hex(v)}`;
     }
@@ -69,7 +70,7 @@ export class TargetNames {
   /** An account entry (device and target) as "DEVICE TARGET". */
   entryText(entry: number, devices: readonly Device[]): string {
     const k = Math.floor(entry / DEVICE_UNIT);
-    return `${devices[k]!.name} ${this.text(entry - k * DEVICE_UNIT)}`;
+    return `${must(devices[k], 'the device of an account entry').name} ${this.text(entry - k * DEVICE_UNIT)}`;
   }
 }
 
