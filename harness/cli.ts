@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { invariantChecks, must } from '../kernel/assert.js';
 import { MODELLED_KERNELS } from '../kernel/release.js';
 import type { SeededBugs } from './run/paths.js';
 import { gate, nightly, replay, type Io, type SearchFlags } from './cli/commands.js';
@@ -59,6 +60,8 @@ function program(run: Invocation): Command {
     .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean; paranoid?: boolean; report?: string }) => {
       const s = parseScenarioText(readScenarioFile(file));
       const runOpts = { strictIova: o.strictIova === true, paranoid: o.paranoid === true };
+      // --paranoid also runs the model's costly invariant checks
+      if (runOpts.paranoid) invariantChecks.on = true;
       // a scenario that names seeded bugs (exported from a --broken run) runs with them; with
       // --report, once, the report watching the run
       const reported = o.report !== undefined ? buildFailureWithResult(scenarioInput(file, s, o.trace, runOpts)) : undefined;
@@ -123,7 +126,7 @@ function program(run: Invocation): Command {
     .addOption(new Option('--mask <bits>', 'DMA mask of every device, streaming and coherent').argParser(maskArg).default(64))
     .option('--touch', 'add a device read of every mapping after it is mapped and before it is unmapped')
     .action((file: string, o: { out?: string; device?: string; platform: string; dir: Dir; mask: number; touch?: boolean }) => {
-      const r = importTrace(readScenarioFile(file), { source: basename(file), platform: PLATFORM_MATRIX.find((x) => x.name === o.platform)!, ...(o.device !== undefined ? { device: o.device } : {}), dir: o.dir, mask: o.mask, touch: o.touch === true });
+      const r = importTrace(readScenarioFile(file), { source: basename(file), platform: must(PLATFORM_MATRIX.find((x) => x.name === o.platform), `platform ${o.platform} (one of --platform's choices)`), ...(o.device !== undefined ? { device: o.device } : {}), dir: o.dir, mask: o.mask, touch: o.touch === true });
       const text = stableJson(scenarioToJson(r.scenario));
       if (o.out !== undefined) {
         writeAtomic(o.out, `${text}\n`);

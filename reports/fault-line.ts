@@ -14,13 +14,13 @@ const FAULT_LINE = /\[DMA (Read|Write)[^\]]*\] Request device \[([0-9a-f]{2}:[0-
 export function decodeFaultLine(text: string): DecodedFault | undefined {
   const m = FAULT_LINE.exec(text);
   if (m === null) return undefined;
-  const reason = m[4]!.startsWith('0x') ? parseInt(m[4]!.slice(2), 16) : parseInt(m[4]!, 10);
+  const reason = m[4].startsWith('0x') ? parseInt(m[4].slice(2), 16) : parseInt(m[4], 10);
   return {
     reason,
     reasonText: faultReasonText(reason).text,
     access: m[1] === 'Read' ? 'read' : 'write',
-    addr: `0x${m[3]!}`,
-    device: m[2]!,
+    addr: `0x${m[3]}`,
+    device: m[2],
   };
 }
 

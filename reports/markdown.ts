@@ -4,7 +4,7 @@
  * as PTE tables.
  */
 import { reasonHex } from '../vtd/fault.js';
-import { COVERAGE_HEAD, coverageCells, gateWord, releasesLine } from './text.js';
+import { COVERAGE_HEAD, coverageCells, divergenceOf, gateWord, releasesLine } from './text.js';
 import type { FailureReport, ReportDoc } from './types.js';
 
 /** A table cell: pipes and newlines would break the row. */
@@ -27,15 +27,15 @@ function failureMarkdown(f: FailureReport): string[] {
   const out = ['<details open>', `<summary><b>${cell(f.title).replace(/</g, '&lt;')}</b></summary>`, ''];
   out.push(`Platform \`${f.platform}\`, from the ${f.source}.${f.scenarioFile !== undefined ? ` Scenario: \`${f.scenarioFile}\`.` : ''}`, '');
   if (f.token !== undefined) out.push(...fenced('sh', [`dmadiff replay ${f.token}`]), '');
-  out.push(...table(['#', 'call', 'legacy-intel (5.10)', 'dma-iommu (6.1)', 'divergence'], f.steps.map((s) => [String(s.index), s.call, s.legacy, s.generic, s.divergences.map((k) => `${gateWord(f.divergences[k]!)} ${f.divergences[k]!.kind}`).join(', ')])), '');
+  out.push(...table(['#', 'call', 'legacy-intel (5.10)', 'dma-iommu (6.1)', 'divergence'], f.steps.map((s) => [String(s.index), s.call, s.legacy, s.generic, s.divergences.map((k) => divergenceOf(f, k)).map((d) => `${gateWord(d)} ${d.kind}`).join(', ')])), '');
   for (const x of f.focus) {
-    const d = f.divergences[x.divergence]!;
+    const d = divergenceOf(f, x.divergence);
     out.push(`#### Step ${d.step} \`${d.kind}\``, '', cell(d.detail), '');
     if (x.trace.diff.length > 0) out.push('Trace accounting, a line a page (`-` legacy only, `+` generic only):', '', ...fenced('diff', x.trace.diff.map((r) => `${r.op}[step ${r.step}] ${r.line}`)), '');
     const events = [...x.trace.legacy.map((t) => `5.10 [step ${t.step}] ${t.event}: ${t.text}`), ...x.trace.generic.map((t) => `6.1  [step ${t.step}] ${t.event}: ${t.text}`)];
     if (events.length > 0) out.push('Trace events:', '', ...fenced('text', events), '');
-    const faults = [...x.log.legacy.map((l) => ['5.10', l] as const), ...x.log.generic.map((l) => ['6.1', l] as const)].filter(([, l]) => l.fault !== undefined);
-    if (faults.length > 0) out.push(...table(['kernel', 'step', 'reason', 'meaning', 'access', 'address', 'device'], faults.map(([k, l]) => [k, String(l.step), reasonHex(l.fault!.reason), l.fault!.reasonText, l.fault!.access, l.fault!.addr, l.fault!.device])), '');
+    const faults = [...x.log.legacy.map((l) => ['5.10', l] as const), ...x.log.generic.map((l) => ['6.1', l] as const)].flatMap(([k, l]) => (l.fault === undefined ? [] : [[k, String(l.step), reasonHex(l.fault.reason), l.fault.reasonText, l.fault.access, l.fault.addr, l.fault.device]]));
+    if (faults.length > 0) out.push(...table(['kernel', 'step', 'reason', 'meaning', 'access', 'address', 'device'], faults), '');
     for (const w of x.walks) {
       out.push(`Walk of \`${w.iova}\` on ${w.path} (${cell(w.why)}): **${cell(w.result)}**`, '');
       out.push(...table(['level', 'entry at', 'value', 'bits'], w.entries.map((e) => [String(e.level), e.addr, e.value, e.bits.join(' ')])), '');

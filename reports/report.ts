@@ -18,6 +18,7 @@ import { attributePage } from './attribute.js';
 import { walkIova } from './walk.js';
 import type { DivergenceFocus, DivergenceRow, FailureReport, LogLine, PathId, ReachPage, TraceDiffRow, TraceLine, Walk } from './types.js';
 import { iovaPfn } from '../kernel/bits.js';
+import { must } from '../kernel/assert.js';
 
 export interface FailureInput {
   scenario: Scenario;
@@ -87,8 +88,8 @@ export function buildFailureWithResult(f: FailureInput): { report: FailureReport
     steps: f.scenario.steps.map((st, i) => ({
       index: i,
       call: describeStep(st, f.scenario.imported),
-      legacy: describeResult(l[i]!),
-      generic: describeResult(g[i]!),
+      legacy: describeResult(must(l[i], 'the legacy result of each step')),
+      generic: describeResult(must(g[i], 'the generic result of each step')),
       divergences: doc.divergences.flatMap((x, k) => (x.step === i ? [k] : [])),
     })),
     divergences,
@@ -195,8 +196,8 @@ function reachPages(d: Differential, x: Divergence): ReachPage[] {
         out.push({ side, phys: '-', perm: '-', mapping: s });
         continue;
       }
-      const pfn = Math.floor(parseInt(m[1]!, 16) / VTD_PAGE_SIZE);
-      out.push({ side, phys: `0x${m[1]!}`, perm: m[2]!, mapping: attributePage(r, pfn) });
+      const pfn = Math.floor(parseInt(m[1], 16) / VTD_PAGE_SIZE);
+      out.push({ side, phys: `0x${m[1]}`, perm: m[2], mapping: attributePage(r, pfn) });
     }
   };
   add('legacy only', d.legacy, x.onlyLegacy);

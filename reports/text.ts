@@ -2,6 +2,7 @@
  * The report as terminal text: colour (ANSI) only when asked for, which the CLI does only on a
  * TTY; the words carry everything without it ("-" legacy only, "+" generic only).
  */
+import { must } from '../kernel/assert.js';
 import { reasonHex } from '../vtd/fault.js';
 import type { CoverageRow, DivergenceFocus, DivergenceRow, FailureReport, LogLine, ReportDoc, Walk } from './types.js';
 
@@ -24,7 +25,7 @@ const MAX_COLUMN = 64;
 function columns(rows: readonly string[][]): string[] {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.min(MAX_COLUMN, Math.max(widths[i] ?? 0, c.length))));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
 }
 
 function logText(p: Paint, l: LogLine): string {
@@ -44,7 +45,7 @@ function walkText(w: Walk): string[] {
 }
 
 function focusText(p: Paint, f: FailureReport, x: DivergenceFocus): string[] {
-  const d = f.divergences[x.divergence]!;
+  const d = divergenceOf(f, x.divergence);
   const out = [p.bold(`  divergence at step ${d.step} [${d.kind}]: ${d.detail}`), `  steps involved: ${x.steps.join(', ')}`];
   if (x.trace.diff.length > 0) {
     out.push('  trace diff (what each path\'s events account for, a line a page; - legacy only, + generic only):');
@@ -72,6 +73,11 @@ function focusText(p: Paint, f: FailureReport, x: DivergenceFocus): string[] {
   return out;
 }
 
+/** A divergence a step or a focus names by its index in the failure's list. */
+export function divergenceOf(f: FailureReport, k: number): DivergenceRow {
+  return must(f.divergences[k], `divergence ${k} of the failure's list`);
+}
+
 /** What a divergence is to the gate, in a word: FAIL, its allowlist entry, or not checked (--no-trace). */
 export function gateWord(d: DivergenceRow): string {
   return d.fails ? 'FAIL' : (d.allowlisted ?? 'not checked');
@@ -82,7 +88,7 @@ function renderFailureText(f: FailureReport, color = false): string[] {
   const out = [p.red(p.bold(f.title)), `  platform ${f.platform}, from the ${f.source}${f.scenarioFile !== undefined ? `, scenario ${f.scenarioFile}` : ''}`];
   if (f.token !== undefined) out.push(`  replay: dmadiff replay ${f.token}`);
   out.push('  steps:');
-  const rows = f.steps.map((s) => [`#${s.index}`, s.call, `legacy: ${s.legacy}`, `generic: ${s.generic}`, s.divergences.map((k) => gateWord(f.divergences[k]!)).join(',')]);
+  const rows = f.steps.map((s) => [`#${s.index}`, s.call, `legacy: ${s.legacy}`, `generic: ${s.generic}`, s.divergences.map((k) => gateWord(divergenceOf(f, k))).join(',')]);
   for (const line of columns(rows)) out.push(`    ${line}`);
   for (const x of f.focus) out.push(...focusText(p, f, x));
   return out;

@@ -47,7 +47,7 @@ function qwordHex(lo: number, hi: number): string {
 function readEntry(memory: PhysMemory, addr: number): { lo: number; hi: number } {
   const s = new Uint32Array(2);
   memory.readQword(addr, s);
-  return { lo: s[0]!, hi: s[1]! };
+  return { lo: s[0], hi: s[1] };
 }
 
 /** Page address of a pfn as a bigint. */

@@ -5,6 +5,7 @@
  */
 import type { Divergence } from './checker.js';
 import type { Mapping } from '../run/path-runner.js';
+import { must } from '../../kernel/assert.js';
 import { pageAlignDown, pageAlignUp } from '../../kernel/bits.js';
 
 /** What a predicate may look at besides the divergence: each path's mappings by name. */
@@ -57,6 +58,23 @@ export function padPages(entries: ReadonlyArray<{ phys: number; length: number }
   return sgLayout(entries, mask).pads;
 }
 
+/** D3's pages: the pads of the device's live trusted sg lists on the generic path. */
+function livePadPages(ctx: AllowContext, device: string): Set<number> {
+  const pads = new Set<number>();
+  for (const m of ctx.generic.values()) {
+    if (!m.live || m.kind !== 'sg' || m.dev.untrusted || m.dev.name !== device) continue;
+    for (const p of padPages(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn)) pads.add(p);
+  }
+  return pads;
+}
+
+/** D4's pages: those of the device's live mappings that only the generic path made. */
+function oneSidedPages(ctx: AllowContext, device: string): Set<number> {
+  const pages = new Set<number>();
+  for (const [name, g] of ctx.generic) if (g.live && g.dev.name === device && onlyOnGeneric(ctx, name)) for (const p of mappingPages(g)) pages.add(p);
+  return pages;
+}
+
 export const ALLOWLIST: readonly AllowEntry[] = [
   {
     id: 'D1',
@@ -85,18 +103,11 @@ export const ALLOWLIST: readonly AllowEntry[] = [
     reference: 'dma-iommu.c iommu_dma_map_sg pad_len / iommu.c __iommu_map_sg; kernel-semantics 7.15b',
     reason:
       'to keep segments off the device boundary dma-iommu pads the IOVA range and maps the pad to the physical memory after the previous entry. Only trusted devices get pads (untrusted lists are bounced entry by entry), so a device the kernel already trusts with DMA can reach those pages.',
-    extraPages: (ctx, device) => {
-      const pads = new Set<number>();
-      for (const m of ctx.generic.values()) {
-        if (!m.live || m.kind !== 'sg' || m.dev.untrusted || m.dev.name !== device) continue;
-        for (const p of padPages(m.entries ?? [], m.segBoundaryMask ?? 0xffff_ffffn)) pads.add(p);
-      }
-      return pads;
-    },
+    extraPages: livePadPages,
     matches(d, ctx) {
       if (d.kind === 'trace') return padTraceOnly(d, ctx);
       const more = widerOnGeneric(d);
-      const pads = this.extraPages!(ctx, d.device ?? '');
+      const pads = livePadPages(ctx, d.device ?? '');
       return more !== undefined && more.length > 0 && more.every((p) => pads.has(p));
     },
   },
@@ -107,15 +118,11 @@ export const ALLOWLIST: readonly AllowEntry[] = [
       'intel/iommu.c intel_alloc_iova rounds every request up to a power of two, dma-iommu only below 32 granules (alloc_iova_fast); iova.c retry from the last node (4e89dce72521, v5.11) and the depot emptied on failure (6fa3525b455a, v5.11); kernel-semantics 1.2, 2.2, 7.13, 9.1.4',
     reason:
       'a map that fails on 5.10 (DMA_MAPPING_ERROR, "Allocating N-page iova failed") succeeds on 6.1, which wastes less IOVA space and retries above the cached node; the migration turns a failure a driver must already handle into a success. Everything that follows from that one mapping existing only on the generic path (its unmap, its accesses, its pages being reachable) is the same difference -- including a later 6.1 failure while such a mapping holds IOVA space the legacy path never handed out, provided the exhaustion check found no free range 6.1 should have used.',
-    extraPages: (ctx, device) => {
-      const pages = new Set<number>();
-      for (const [name, g] of ctx.generic) if (g.live && g.dev.name === device && onlyOnGeneric(ctx, name)) for (const p of mappingPages(g)) pages.add(p);
-      return pages;
-    },
+    extraPages: oneSidedPages,
     matches(d, ctx) {
       if (d.kind === 'reachable') {
         const more = widerOnGeneric(d);
-        const pages = this.extraPages!(ctx, d.device ?? '');
+        const pages = oneSidedPages(ctx, d.device ?? '');
         if (more !== undefined && more.length > 0 && more.every((p) => pages.has(p))) return true;
         return reachableFromOneSided(d, ctx);
       }
@@ -221,7 +228,7 @@ function onlyOnLegacy(ctx: AllowContext, name: string | undefined): boolean {
   const l = ctx.legacy.get(name);
   const g = ctx.generic.get(name);
   if (l === undefined || g === undefined || !l.ok || g.ok || g.iovaFailed !== true || g.noFreeRange !== true) return false;
-  return [...ctx.generic.keys()].some((n) => n !== name && ctx.generic.get(n)!.live && ctx.generic.get(n)!.dev === g.dev && onlyOnGeneric(ctx, n));
+  return [...ctx.generic].some(([n, m]) => n !== name && m.live && m.dev === g.dev && onlyOnGeneric(ctx, n));
 }
 
 /** Whether every page [iova, iova + len) touches lies in a live mapping of the probed device. */
@@ -276,14 +283,14 @@ function reachableFromOneSided(d: Divergence, ctx: AllowContext): boolean {
     for (const x of shown) {
       const page = /^0x([0-9a-f]+):[rw]+$/.exec(x);
       if (page !== null) {
-        if (!pages.has(Number.parseInt(page[1]!, 16) / 4096)) return false;
+        if (!pages.has(Number.parseInt(page[1], 16) / 4096)) return false;
         continue;
       }
       const pooled = /^(\d+) (swiotlb|coherent):\d page\(s\)$/.exec(x);
       if (pooled === null) return false;
-      const left = (budget.get(pooled[2]!) ?? 0) - Number(pooled[1]);
+      const left = (budget.get(pooled[2]) ?? 0) - Number(pooled[1]);
       if (left < 0) return false;
-      budget.set(pooled[2]!, left);
+      budget.set(pooled[2], left);
     }
     return true;
   };
@@ -293,7 +300,7 @@ function reachableFromOneSided(d: Divergence, ctx: AllowContext): boolean {
     const m = new Map<string, string>();
     for (const x of xs) {
       const t = /^(0x[0-9a-f]+):([rw]+)$/.exec(x);
-      if (t !== null) m.set(t[1]!, t[2]!);
+      if (t !== null) m.set(t[1], t[2]);
     }
     return m;
   };
@@ -301,8 +308,9 @@ function reachableFromOneSided(d: Divergence, ctx: AllowContext): boolean {
   const gp = perms(d.onlyGeneric ?? []);
   const keep = (x: string, mine: Map<string, string>, theirs: Map<string, string>): boolean => {
     const pfn = /^(0x[0-9a-f]+):/.exec(x)?.[1];
-    const other = pfn === undefined ? undefined : theirs.get(pfn);
-    return other === undefined || mine.get(pfn!)!.length > other.length;
+    if (pfn === undefined) return true;
+    const other = theirs.get(pfn);
+    return other === undefined || must(mine.get(pfn), 'the permission of a page its own list names').length > other.length;
   };
   const l = (d.onlyLegacy ?? []).filter((x) => keep(x, lp, gp));
   const g = (d.onlyGeneric ?? []).filter((x) => keep(x, gp, lp));

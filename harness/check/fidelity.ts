@@ -10,14 +10,15 @@ import type { Step } from '../workload/scenario.js';
 
 const same = (a: string | undefined, b: string): boolean => a !== undefined && BigInt(a) === BigInt(b);
 
-/** What the model returned, in the form the trace gives, or why it is not comparable. */
-function mismatch(step: Extract<Step, { op: 'map_page' | 'map_sg' }>, r: StepResult): string | null {
-  const t = step.traced!;
+type TracedStep = Extract<Step, { op: 'map_page' | 'map_sg' }>;
+
+/** What the model returned, in the form the trace `t` gives, or why it is not comparable. */
+function mismatch(step: TracedStep, t: NonNullable<TracedStep['traced']>, r: StepResult): string | null {
   if (!r.ok) return `failed (${r.error ?? 'no mapping'})`;
   if (step.op === 'map_page') return same(r.dma, t.dma) ? null : `returned ${r.dma ?? 'nothing'}`;
   const segs = r.segments ?? [];
   if (t.segments === undefined) return same(segs[0]?.dma, t.dma) ? null : `began at ${segs[0]?.dma ?? 'nothing'}`;
-  const ok = segs.length === t.segments.length && t.segments.every((g, k) => same(segs[k]!.dma, g.dma) && segs[k]!.len === g.len);
+  const ok = segs.length === t.segments.length && t.segments.every((g, k) => same(segs[k].dma, g.dma) && segs[k].len === g.len);
   return ok ? null : `returned ${segs.length} segment(s) ${segs.map((g) => `${g.dma}+${g.len}`).join(' ')}`;
 }
 
@@ -25,7 +26,7 @@ export function checkTraced(i: number, step: Step, l: StepResult, g: StepResult)
   if ((step.op !== 'map_page' && step.op !== 'map_sg') || step.traced === undefined) return [];
   const t = step.traced;
   const path = t.release === '5.10' ? 'legacy-intel' : 'dma-iommu';
-  const bad = mismatch(step, path === 'legacy-intel' ? l : g);
+  const bad = mismatch(step, t, path === 'legacy-intel' ? l : g);
   if (bad === null) return [];
   const kernel = t.segments !== undefined ? `${t.segments.length} segment(s) ${t.segments.map((x) => `${x.dma}+${x.len}`).join(' ')}` : t.dma;
   const said = { traced: kernel, model: bad };

@@ -5,6 +5,7 @@
  * stored the moment it is shrunk, so an interrupt or a crash later loses nothing found.
  */
 import { CommandError, EXIT_BAD_INPUT, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED } from './exit.js';
+import { must } from '../../kernel/assert.js';
 import { replayCorpus, renderCorpusReplay, type CorpusReplay } from '../search/corpus-replay.js';
 import { WriteError, exportScenario, scenarioFileOf, storeFailure, writeAtomic } from '../search/corpus.js';
 import { stableJson } from './json.js';
@@ -58,7 +59,7 @@ export function selectPlatforms(names: string[]): { platforms: typeof PLATFORM_M
     if (i < 0) throw new CommandError(`--platforms: unknown platform "${n}" (known: ${PLATFORM_MATRIX.map((p) => p.name).join(', ')})`);
     return i;
   });
-  return { platforms: ids.map((i) => PLATFORM_MATRIX[i]!), ids };
+  return { platforms: ids.map((i) => must(PLATFORM_MATRIX[i], 'a platform of the matrix')), ids };
 }
 
 /** The consumer whose walk broke equivalence, if a consumer divergence is among them. */

@@ -11,6 +11,7 @@ import { TableProgrammer } from '../../testbench/vtd-program.js';
 import { DMA_PTE_READ } from '../../vtd/regs.js';
 import { qiTypeName } from '../../vtd/qi.js';
 import { iovaPfn } from '../../kernel/bits.js';
+import { must } from '../../kernel/assert.js';
 
 function hex(v: bigint | number): string {
   return `0x${v.toString(16)}`;
@@ -25,7 +26,7 @@ export function runDemo(out: (line: string) => void): void {
   out(`VT-d unit as QEMU 7.2 reports it: cap ${hex(hw.cap)} ecap ${hex(hw.ecap)}`);
   out(`  ${hw.config.agaw}-bit, caching mode ${hw.caps.cm ? 'on' : 'off'}, PSI up to AM ${hw.caps.mamv}, superpages ${hw.config.superpages.join('+')}`);
   const prog = new TableProgrammer(hw);
-  const sid = parseBdf('00:02.0')!;
+  const sid = must(parseBdf('00:02.0'), 'the demo device 00:02.0 to parse');
   const dom = prog.newDomain(4, hw.config.agaw);
   prog.attach(sid, dom);
   out(`attach ${formatBdf(sid)} to domain id ${dom.did}: root table at ${hex(hw.rootTableAddress)}, ${dom.levels}-level second-level tables`);
@@ -54,7 +55,7 @@ export function runDemo(out: (line: string) => void): void {
   out(`PTE cleared, no invalidation yet: device reads ${bytes(r.data)} -- the IOTLB still holds the translation`);
 
   prog.flushIotlbPages(dom.did, iovaPfn(iova), 0);
-  const d = hw.qiLog.at(hw.qiLog.length - 2)!;
+  const d = must(hw.qiLog.at(hw.qiLog.length - 2), 'the page-selective descriptor before the wait in the QI log');
   out(`page-selective invalidation queued: ${qiTypeName(d.qw0)} ${hex(d.qw0)} ${hex(d.qw1)} (DID ${dom.did}, AM 0), then a wait descriptor`);
   r = hw.dmaRead(sid, iova, 8);
   out(`device reads at ${hex(iova)} again: ${r.fault ? 'refused' : bytes(r.data)}`);

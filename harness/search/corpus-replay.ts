@@ -4,6 +4,7 @@
  * (naming the flag), unreadable (kept; counted in the verdict), or written by a newer dmadiff.
  */
 import type { Divergence } from '../check/checker.js';
+import { must } from '../../kernel/assert.js';
 import { loadCorpus, removeEntry, type EntryNeeds } from './corpus.js';
 import { renderDivergence } from '../workload/render.js';
 import { failing, runScenario } from '../run/runner.js';
@@ -70,7 +71,7 @@ export function renderCorpusReplay(r: CorpusReplay): string[] {
   const lines = r.verdicts.map((v) => {
     switch (v.kind) {
       case 'failing':
-        return `corpus ${v.file}: still failing on ${v.platform}: ${renderDivergence(v.divergences[0]!)}${v.divergences.length > 1 ? ` (+${v.divergences.length - 1} more)` : ''}`;
+        return `corpus ${v.file}: still failing on ${v.platform}: ${renderDivergence(must(v.divergences[0], 'a divergence of a failing entry'))}${v.divergences.length > 1 ? ` (+${v.divergences.length - 1} more)` : ''}`;
       case 'fixed':
         return `corpus ${v.file}: fixed (${v.removed ? 'removed by --prune' : 'kept; --prune removes it'})`;
       case 'not-applicable':

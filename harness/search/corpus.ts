@@ -58,7 +58,7 @@ export class WriteError extends Error {}
 /** The short reason of a failed fs call: its code (ENOENT, EISDIR, ...) or its first line. */
 function reason(e: unknown): string {
   if (e instanceof Error && 'code' in e && typeof e.code === 'string') return e.code;
-  return e instanceof Error ? e.message.split('\n')[0]! : String(e);
+  return e instanceof Error ? e.message.split('\n')[0] : String(e);
 }
 
 /**
@@ -136,7 +136,7 @@ function readEntry(file: string): LoadedEntry {
   try {
     v = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    return { file, error: e instanceof Error ? e.message.split('\n')[0]! : String(e) };
+    return { file, error: e instanceof Error ? e.message.split('\n')[0] : String(e) };
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { file, error: 'expected a JSON object' };
   const o = v as Record<string, unknown>;

@@ -5,6 +5,7 @@
  * can be split over shards (chunk c belongs to shard c mod n) and still cover the same runs.
  */
 import fc from 'fast-check';
+import { invariantChecks, must } from '../../kernel/assert.js';
 import { bugList, type SeededBugs } from '../run/paths.js';
 import { padPages } from '../check/allowlist.js';
 import { needsBounce } from '../run/devices.js';
@@ -186,17 +187,19 @@ function branchesHit(s: Scenario, doc: ResultDoc): Set<string> {
   const devs = new Map(s.devices.map((d) => [d.id, d]));
   const maps = new Map<string, { dir: string; untrusted: boolean; shape: string; bounced: boolean }>();
   s.steps.forEach((st, i) => {
+    const gi = must(g[i], 'the generic result of each step');
+    const li = must(l[i], 'the legacy result of each step');
     if (st.op === 'set_seg_boundary') bounds.set(st.dev, st.mask);
-    if (st.op === 'map_sg' && g[i]!.ok && st.sg.length > 1) hit.add(g[i]!.count! < st.sg.length ? 'merge' : 'no-merge');
-    if (st.op === 'map_sg' && g[i]!.ok && padPages(st.sg, bounds.get(st.dev)!).size > 0) hit.add('seg-pad');
-    if (g[i]!.fault !== undefined) hit.add('fault');
-    if ((st.op === 'map_page' || st.op === 'map_sg') && g[i]!.ok && l[i]!.ok) {
-      const d = devs.get(st.dev)!;
+    if (st.op === 'map_sg' && gi.ok && st.sg.length > 1) hit.add(must(gi.count, 'the segment count of a map_sg that succeeded') < st.sg.length ? 'merge' : 'no-merge');
+    if (st.op === 'map_sg' && gi.ok && padPages(st.sg, must(bounds.get(st.dev), 'the boundary of a device of the scenario')).size > 0) hit.add('seg-pad');
+    if (gi.fault !== undefined) hit.add('fault');
+    if ((st.op === 'map_page' || st.op === 'map_sg') && gi.ok && li.ok) {
+      const d = must(devs.get(st.dev), 'a device of the scenario');
       const bufs = st.op === 'map_page' ? [{ phys: st.phys, length: st.size }] : st.sg;
       const bounced = bufs.some((b) => needsBounce(b.phys, b.length));
       maps.set(st.as, { dir: st.dir, untrusted: d.pci && d.untrusted, shape: st.op === 'map_page' ? 'single' : 'sg', bounced });
     }
-    if ((st.op === 'sync_for_cpu' || st.op === 'sync_for_device') && g[i]!.ok && l[i]!.ok) {
+    if ((st.op === 'sync_for_cpu' || st.op === 'sync_for_device') && gi.ok && li.ok) {
       const m = maps.get(st.map);
       if (m !== undefined && (!m.untrusted || m.bounced)) hit.add(`${m.dir}/${m.untrusted ? 'untrusted' : 'trusted'}/${m.shape}/${st.op === 'sync_for_cpu' ? 'for_cpu' : 'for_device'}`);
     }
@@ -215,6 +218,8 @@ export interface Failure {
 /** Evaluate one workload: the tally of the run and the failing divergences. */
 export function evaluate(cfg: SearchConfig, w: Workload, tally: Tally): Divergence[] {
   const s = scenarioOf(cfg, w);
+  // --paranoid also runs the model's costly invariant checks (left on: the process is the search's)
+  if (cfg.paranoid === true) invariantChecks.on = true;
   const doc = runScenario(s, { paranoid: cfg.paranoid === true });
   tally.runs++;
   tally.steps += s.steps.length;

@@ -5,6 +5,7 @@
  * a budget together run exactly the runs one unsharded search of that budget runs.
  */
 import type { SeededBugs } from '../run/paths.js';
+import { must } from '../../kernel/assert.js';
 import type { Divergence } from '../check/checker.js';
 import { scenarioHash } from './corpus.js';
 import {
@@ -96,7 +97,7 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
   let done = 0;
   const began = Date.now();
   for (const [k, p] of o.platforms.entries()) {
-    const pid = o.platformIds[k]!;
+    const pid = must(o.platformIds[k], 'the matrix id of each platform searched');
     const cfg: SearchConfig = { platform: p, consumers: o.consumers, maxSteps: o.maxSteps, checkTrace: o.checkTrace, faults: o.faults, paranoid: o.paranoid === true };
     const tally = emptyTally();
     const started = Date.now();
@@ -170,15 +171,15 @@ export function renderTable(rows: readonly PlatformReport[]): string[] {
       .join(', ') || '0',
     COVERAGE_BRANCHES.map((b) => `${b} ${coverageCell(r, b)}`).join(', '),
   ]);
-  const widths = head.slice(0, 5).map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : i < 4 ? c.padStart(widths[i]!) : i === 4 ? c.padEnd(widths[4]!) : c)).join('  ');
+  const widths = head.slice(0, 5).map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]) : i < 4 ? c.padStart(widths[i]) : i === 4 ? c.padEnd(widths[4]) : c)).join('  ');
   const out = [line(head), ...body.map(line)];
   // the lifecycle cells: one row per cell, one column per platform
   const cellW = Math.max(...LIFECYCLE_CELLS.map((c) => c.length), 'lifecycle cell (runs)'.length);
   const colW = rows.map((r) => Math.max(r.name.length, 3));
   out.push('');
-  out.push(['lifecycle cell (runs)'.padEnd(cellW), ...rows.map((r, i) => r.name.padStart(colW[i]!))].join('  '));
-  for (const c of LIFECYCLE_CELLS) out.push([c.padEnd(cellW), ...rows.map((r, i) => coverageCell(r, c).padStart(colW[i]!))].join('  '));
+  out.push(['lifecycle cell (runs)'.padEnd(cellW), ...rows.map((r, i) => r.name.padStart(colW[i]))].join('  '));
+  for (const c of LIFECYCLE_CELLS) out.push([c.padEnd(cellW), ...rows.map((r, i) => coverageCell(r, c).padStart(colW[i]))].join('  '));
   return out;
 }
 

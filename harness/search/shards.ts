@@ -5,6 +5,7 @@
  * because a merged summary of such a set would count runs that were never run, or twice.
  */
 import { readFileSync } from 'node:fs';
+import { must } from '../../kernel/assert.js';
 import type { Io, SearchFlags } from '../cli/commands.js';
 import { CommandError, EXIT_FAIL, EXIT_INCONCLUSIVE } from '../cli/exit.js';
 import type { Divergence } from '../check/checker.js';
@@ -203,13 +204,13 @@ export interface MergeOptions {
  * missing or stopped share is returned (for --partial) rather than thrown.
  */
 function checkSet(docs: ReadonlyArray<{ file: string; doc: ShardDoc }>): string[] {
-  const first = docs[0]!;
-  const n = parseShard(first.doc.shard)!.count;
+  const first = must(docs[0], 'a shard file (merge takes one or more)');
+  const n = must(parseShard(first.doc.shard), `shard i/n in ${first.file} (checkShard read it)`).count;
   const byIndex = new Map<number, string>();
   for (const { file, doc } of docs) {
     const diff = firstDifference(first.doc.search, doc.search);
     if (diff !== undefined) throw new CommandError(`merge: mixed shards: ${file} and ${first.file} are shares of different searches (${diff})`);
-    const s = parseShard(doc.shard)!;
+    const s = must(parseShard(doc.shard), `shard i/n in ${file} (checkShard read it)`);
     if (s.count !== n) throw new CommandError(`merge: mixed shards: ${file} is shard ${doc.shard}, ${first.file} is shard ${first.doc.shard}`);
     const seen = byIndex.get(s.index);
     if (seen !== undefined) throw new CommandError(`merge: duplicated shard: ${doc.shard} is both ${seen} and ${file}`);
@@ -275,7 +276,7 @@ export function merge(files: string[], o: MergeOptions, io: Io): number {
     }
     doc.failures.forEach((x, i) => {
       failures.set(x.hash, x);
-      scenarioOf.set(x.hash, scenarios[i]!);
+      scenarioOf.set(x.hash, must(scenarios[i], 'the scenario read with each failure'));
     });
   }
   const rows = [...byPlatform].map(([name, tally]) => ({ name, tally }));
@@ -283,7 +284,7 @@ export function merge(files: string[], o: MergeOptions, io: Io): number {
   for (const g of gaps) io.out(`partial: ${g}`);
   for (const x of failures.values()) {
     try {
-      storeFailure(o.corpus, x.platform, x.token, scenarioOf.get(x.hash)!, x.divergences);
+      storeFailure(o.corpus, x.platform, x.token, must(scenarioOf.get(x.hash), 'the scenario of a merged failure'), x.divergences);
     } catch (e) {
       io.err(`dmadiff: the failure below is not stored: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -296,13 +297,14 @@ export function merge(files: string[], o: MergeOptions, io: Io): number {
       : gaps.length > 0
         ? `INCONCLUSIVE -- no failure in the shards that finished, but ${gaps.length} share(s) of the search did not run to the end`
         : 'PASS -- no divergence outside the allowlist';
-  const summary = { format: 'dmadiff-summary/2', search: docs[0]!.doc.search, shards: docs.map((d) => d.doc.shard), complete: gaps.length === 0, gaps, chunks: chunks.size, platforms: rows, failures: [...failures.values()] };
+  const record = must(docs[0], 'a shard file (merge takes one or more)').doc.search;
+  const summary = { format: 'dmadiff-summary/2', search: record, shards: docs.map((d) => d.doc.shard), complete: gaps.length === 0, gaps, chunks: chunks.size, platforms: rows, failures: [...failures.values()] };
   if (o.out !== undefined) writeAtomic(o.out, `${stableJson(summary)}\n`);
   if (o.markdown !== undefined) writeAtomic(o.markdown, `${markdownSummary(rows, [...failures.values()], gaps, verdict)}\n`);
   const code = failures.size > 0 ? EXIT_FAIL : gaps.length > 0 ? EXIT_INCONCLUSIVE : 0;
   if (o.report !== undefined) {
-    const seen = [...failures.values()].map((x) => ({ platform: x.platform, token: x.token, scenario: scenarioOf.get(x.hash)!, source: 'search' as const }));
-    writeReportsBeside(o.report, reportDoc('merge', verdictWord(code), platformRows(rows, seen), failureReports(seen, o.corpus, docs[0]!.doc.search.checkTrace)), io);
+    const seen = [...failures.values()].map((x) => ({ platform: x.platform, token: x.token, scenario: must(scenarioOf.get(x.hash), 'the scenario of a merged failure'), source: 'search' as const }));
+    writeReportsBeside(o.report, reportDoc('merge', verdictWord(code), platformRows(rows, seen), failureReports(seen, o.corpus, record.checkTrace)), io);
   }
   io.out(`merged ${files.length} shard(s): ${chunks.size} chunk(s), ${failures.size} distinct failure(s)`);
   io.out(`verdict: ${verdict}`);

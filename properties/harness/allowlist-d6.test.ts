@@ -12,15 +12,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { SeededBugs } from '../../harness/run/paths.js';
-import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.js';
-import { parseScenario } from '../../harness/workload/validation.js';
+import { failing } from '../../harness/run/runner.js';
+import { runJson as run } from './helpers.js';
 
 const NIGHTLY = JSON.parse(readFileSync(new URL('../fixtures/nightly-exposure-caching-mode.scenario.json', import.meta.url), 'utf8')) as Record<string, unknown>;
-
-function run(json: Record<string, unknown>, faults: SeededBugs = {}): ResultDoc {
-  return runScenario(parseScenario(json), { faults });
-}
 
 const PLATFORM = { agaw: 48, cachingMode: false, zlr: true, superpages: [], strict: true, forcedac: false, cpus: 1 };
 const reserved = [{ start: '0xfee00000', end: '0xfeefffff' }];

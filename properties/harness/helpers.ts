@@ -11,7 +11,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../harness/cli.js';
-import type { ResultDoc } from '../../harness/run/runner.js';
+import type { Divergence } from '../../harness/check/checker.js';
+import type { SeededBugs } from '../../harness/run/paths.js';
+import { runScenario, type ResultDoc } from '../../harness/run/runner.js';
+import { parseScenario } from '../../harness/workload/validation.js';
 import { fillHex } from '../support/pattern.js';
 import { IOAPIC_RESERVED, scenarioJson as baseScenarioJson, type DeviceJson, type StepJson } from '../support/scenario.js';
 
@@ -82,4 +85,14 @@ export function scenarioJson(o: { platform?: Record<string, unknown>; devices?: 
 /** len zero bytes as hex */
 export function zeroHex(len: number): string {
   return fillHex(0, len);
+}
+
+/** Run a scenario document on both paths, with the seeded bugs given switched on. */
+export function runJson(json: Record<string, unknown>, faults: SeededBugs = {}): ResultDoc {
+  return runScenario(parseScenario(json), { faults });
+}
+
+/** The divergences no allowlist entry recognises (trace accounting aside). */
+export function unallowlisted(doc: ResultDoc): Divergence[] {
+  return doc.divergences.filter((d) => d.allowlisted === undefined && d.kind !== 'trace');
 }

@@ -7,19 +7,15 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.js';
-import { createPath, type SeededBugs } from '../../harness/run/paths.js';
+import { createPath } from '../../harness/run/paths.js';
 import { PathRunner } from '../../harness/run/path-runner.js';
 import { ReachTracker } from '../../harness/check/reach-tracker.js';
 import { TargetNames, TraceAccountant } from '../../harness/check/trace-account.js';
 import { parseScenario } from '../../harness/workload/validation.js';
-import { DEV, DEV_NAME, TmpFiles, cli, loadFixture, scenarioJson } from './helpers.js';
+import { DEV, DEV_NAME, TmpFiles, cli, loadFixture, runJson as run, scenarioJson } from './helpers.js';
 
 const tmp = new TmpFiles();
 afterAll(() => tmp.dispose());
-
-function run(json: Record<string, unknown>, faults: SeededBugs = {}): ResultDoc {
-  return runScenario(parseScenario(json), { faults });
-}
 
 const traceOf = (doc: ResultDoc): ResultDoc['divergences'] => doc.divergences.filter((d) => d.kind === 'trace');
 
@@ -156,7 +152,7 @@ describe('what a coherent page stands for', () => {
     );
     const r = new PathRunner(createPath('dma-iommu', s), s);
     const acct = new TraceAccountant(r, new ReachTracker(r.model), new TargetNames());
-    const at = (pfn: number): string => acct.targetText(acct.physTarget(pfn));
+    const at = (pfn: number): string => acct.targetText(acct.targets.physTarget(pfn));
     r.run(0, s.steps[0]!);
     const a = [...r.mappings.get('a')!.coherent!.pfns];
     expect(a).toHaveLength(2);
