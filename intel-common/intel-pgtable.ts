@@ -35,6 +35,8 @@ export interface DomainPgtable {
   pgdPfn: number;
   /** domain->agaw: levels = agaw + 2 */
   agaw: number;
+  /** domain->iommu_superpage: 0 none, 1 = 2 MiB, 2 = 1 GiB (the levels above 4 KiB a leaf may sit at) */
+  superpage: number;
 }
 
 export interface PageSource {

@@ -13,6 +13,11 @@ export function BUG_ON(cond: boolean, what: string): void {
   if (cond) throw new InvariantError(`BUG: ${what}`);
 }
 
+/** BUG(): unconditional, for a branch the kernel marks unreachable (narrows like a throw). */
+export function BUG(what: string): never {
+  throw new InvariantError(`BUG: ${what}`);
+}
+
 /**
  * A value the caller knows is there (a map entry of a key it put, a list's existing element):
  * returned, or an InvariantError naming what was expected.

@@ -26,8 +26,6 @@ export interface LegacyDomain extends DomainPgtable {
   iovad: IovaDomain;
   /** null when intel_iommu_strict (no flush queue was created) */
   fq: FlushQueue | null;
-  /** domain->iommu_superpage: 0 none, 1 = 2 MiB, 2 = 1 GiB */
-  superpage: number;
 }
 
 /**
