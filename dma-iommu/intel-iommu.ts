@@ -13,7 +13,8 @@ import type { Machine } from '../kernel/machine.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
 import { EFAULT, EINVAL, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
-import { BUG } from '../kernel/assert.js';
+import { BUG, invariantChecks } from '../kernel/assert.js';
+import { checkPgtableRange } from '../intel-common/pgtable-invariants.js';
 import { IOMMU_READ, IOMMU_WRITE, iommuIotlbGatherAddPage, type IommuDomain, type IommuOps, type IotlbGather, type MapPagesResult } from './iommu-ops.js';
 
 /** The VT-d part of struct dmar_domain for a DMA domain; its struct iommu_domain is the base. */
@@ -109,6 +110,7 @@ export class IntelIommuOps implements IommuOps {
   private domainMapping(d: DmarDomain, iovPfn: number, physPfn: number, nrPages: number, prot: number): number {
     if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -EINVAL;
     const attr = (prot & (DMA_PTE_READ | DMA_PTE_WRITE | DMA_PTE_SNP)) | DMA_FL_PTE_PRESENT;
+    const firstPfn = iovPfn;
     let pte = -1;
     let largepageLvl = 0;
     let lvlPages = 0;
@@ -141,6 +143,7 @@ export class IntelIommuOps implements IommuOps {
       pte += 8;
       if (nrPages === 0 || pte % VTD_PAGE_SIZE === 0 || (largepageLvl > 1 && nrPages < lvlPages)) pte = -1;
     }
+    if (invariantChecks.on) checkPgtableRange(this.pt, d, firstPfn, iovPfn - 1, '__domain_mapping');
     return 0;
   }
 

@@ -29,3 +29,11 @@ export function must<T>(v: T | undefined, what: string): T {
 
 /** Whether the costly invariant checks run (walks of trees and tables after each change). */
 export const invariantChecks = { on: false };
+
+/**
+ * Turn the costly checks on or off for everything that runs after: the test suite's setup turns
+ * them on; the CLI leaves them off unless asked (--paranoid is where a caller would turn them on).
+ */
+export function setInvariantChecks(on: boolean): void {
+  invariantChecks.on = on;
+}

@@ -22,6 +22,9 @@ class Pages implements PageSource {
     return pfn;
   }
   free(): void {}
+  handedOut(pfn: number): boolean {
+    return pfn >= 0x100 && pfn < this.next;
+  }
 }
 
 function mappedAfterUnmap(release: Release, first: number, last: number): number[] {
