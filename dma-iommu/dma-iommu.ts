@@ -16,6 +16,7 @@ import { iommuMapEvent } from '../kernel/trace.js';
 import type { IommuCore } from './iommu.js';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type IommuDomain, type IotlbGather } from './iommu-ops.js';
 import { EINVAL, EIO, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
+import { must } from '../kernel/assert.js';
 
 const GRANULE = 4096;
 
@@ -102,7 +103,7 @@ export function iommuDmaAllocIova(c: DmaIommuContext, dev: Device, dd: DmaDomain
 /** iommu_dma_free_iova: queued with the gather's table pages, or straight back to the caches */
 export function iommuDmaFreeIova(dd: DmaDomain, iova: bigint, size: number, gather: IotlbGather | null, cpu: number): void {
   const pfn = iovaPfn(iova);
-  if (gather !== null && gather.queued) dd.fq!.queueIova(cpu, pfn, size / GRANULE, gather.freelist);
+  if (gather !== null && gather.queued) must(dd.fq ?? undefined, 'the flush queue of the DMA_FQ domain a queued gather came from').queueIova(cpu, pfn, size / GRANULE, gather.freelist);
   else dd.iovad.freeIovaFast(cpu, pfn, size / GRANULE);
 }
 
