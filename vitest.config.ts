@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['properties/**/*.test.ts'],
+    // the model's costly invariant checks (kernel/assert.ts) stay on for the whole suite
+    setupFiles: ['properties/vitest.setup.ts'],
     // Property suites replay fixed seeds; long searches live behind `npm run nightly`.
     testTimeout: 60_000,
     pool: 'threads',

@@ -28,7 +28,7 @@ import {
   type DmaIommuContext,
   type DmaIommuFaults,
 } from './dma-iommu.js';
-import { IntelIommuOps, type IntelIommuFaults } from './intel-iommu.js';
+import { IntelIommuOps, toDmarDomain, type DmarDomain, type IntelIommuFaults } from './intel-iommu.js';
 import { IommuCore, type IommuCoreFaults } from './iommu.js';
 
 /** Every seeded bug of the generic path: the DMA layer, the IOMMU core, the VT-d ops and the 6.1 IOVA allocator. */
@@ -38,7 +38,7 @@ export class DmaIommu implements DmaPath {
   readonly release = '6.1' as const;
   readonly machine: Machine;
   private readonly pt: IntelPageTable;
-  private readonly domains = new Map<Device, DmaDomain>();
+  private readonly domains = new Map<Device, DmaDomain<DmarDomain>>();
   private readonly ctx: DmaIommuContext;
   private readonly byId: DeviceTable;
 
@@ -52,9 +52,10 @@ export class DmaIommu implements DmaPath {
     const m = new Machine('6.1', platform);
     this.machine = m;
     this.pt = new IntelPageTable(m.memory, m.ptPages, '6.1');
+    // the one place the driver is chosen: the generic layer sees only IommuOps
     const ops = new IntelIommuOps(m, this.pt, faults);
     const core = new IommuCore(ops, m.trace, faults);
-    this.ctx = { m, core, ops, domainOf: (d) => this.domain(d), forcedac: platform.forcedac, faults };
+    this.ctx = { m, core, domainOf: (d) => this.domain(d), forcedac: platform.forcedac, faults };
     let strict = platform.strict;
     if (m.hw.caps.cm) {
       m.log.print('DMAR: IOMMU batching disallowed due to virtualization');
@@ -64,15 +65,15 @@ export class DmaIommu implements DmaPath {
     for (const g of probeOrder(devices)) {
       const did = m.dmar.allocDomainId();
       if (typeof g === 'number') continue;
-      const dmar = ops.attach(g.sid, did);
+      const dmar = toDmarDomain(core.attachDevice(g.sid, did));
       const iovad = new IovaDomain('6.1', 4096, 1, platform.cpus, faults);
       for (const r of reserved) iovad.reserveIova(r.lo, r.hi);
       // iommu_get_def_domain_type: untrusted PCI devices always get a strict DMA domain
       const fqDomain = !strict && (!(g.pci && g.untrusted) || faults.lazyUntrusted === true);
-      const dd: DmaDomain = { dmar, iovad, fq: null };
+      const dd: DmaDomain<DmarDomain> = { domain: dmar, iovad, fq: null };
       if (fqDomain) {
         dd.fq = new FlushQueue(platform.cpus, m.clock, {
-          flushAll: () => ops.flushIotlbAll(dmar),
+          flushAll: () => core.flushIotlbAll(dmar),
           // fq_ring_free: the table pages, then the IOVA
           freeEntry: (cpu, e) => {
             this.pt.freeList(e.freelist);
@@ -88,7 +89,7 @@ export class DmaIommu implements DmaPath {
     return this.byId.get(id);
   }
 
-  private domain(dev: Device): DmaDomain {
+  private domain(dev: Device): DmaDomain<DmarDomain> {
     const d = this.domains.get(dev);
     if (d === undefined) throw new Error(`${dev.name} has no DMA domain`);
     return d;
@@ -143,19 +144,19 @@ export class DmaIommu implements DmaPath {
   }
 
   iovaToPhys(dev: Device, addr: bigint): bigint {
-    return this.pt.iovaToPhys(this.domain(dev).dmar, addr);
+    return this.pt.iovaToPhys(this.domain(dev).domain, addr);
   }
 
   iovaPfnToPhysPfn(dev: Device, pfn: number): number {
-    return this.pt.iovaPfnToPhysPfn(this.domain(dev).dmar, pfn);
+    return this.pt.iovaPfnToPhysPfn(this.domain(dev).domain, pfn);
   }
 
   presentLeaves(dev: Device): PresentLeaf[] {
-    return this.pt.leaves(this.domain(dev).dmar);
+    return this.pt.leaves(this.domain(dev).domain);
   }
 
   domainPgtable(dev: Device): DomainPgtable {
-    return this.domain(dev).dmar;
+    return this.domain(dev).domain;
   }
 
   stats(): PathStats {
@@ -163,6 +164,6 @@ export class DmaIommu implements DmaPath {
   }
 
   leaks(): LeakReport {
-    return collectLeaks(this.machine, this.pt, [...this.domains.values()].map((d) => ({ iovad: d.iovad, fq: d.fq, tables: d.dmar })));
+    return collectLeaks(this.machine, this.pt, [...this.domains.values()].map((d) => ({ iovad: d.iovad, fq: d.fq, tables: d.domain })));
   }
 }

@@ -14,14 +14,18 @@ import { sgFromPages, sgPhys, type Scatterlist } from '../kernel/scatterlist.js'
 import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';
 import { iommuMapEvent } from '../kernel/trace.js';
 import type { IommuCore } from './iommu.js';
-import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type DmarDomain, type IntelIommuOps, type IotlbGather } from './intel-iommu.js';
+import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type IommuDomain, type IotlbGather } from './iommu-ops.js';
 import { EINVAL, EIO, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
+import { must } from '../kernel/assert.js';
 
 const GRANULE = 4096;
 
-/** A DMA domain with its cookie: the VT-d domain, the IOVA domain and (DMA_FQ only) the queue. */
-export interface DmaDomain {
-  dmar: DmarDomain;
+/**
+ * A DMA domain with its cookie: the driver's domain (a struct iommu_domain to this layer; the
+ * path that chose the driver keeps its own type in D), the IOVA domain and (DMA_FQ only) the queue.
+ */
+export interface DmaDomain<D extends IommuDomain = IommuDomain> {
+  domain: D;
   iovad: IovaDomain;
   /** cookie->fq_domain: present only for IOMMU_DOMAIN_DMA_FQ */
   fq: FlushQueue | null;
@@ -50,7 +54,6 @@ export interface DmaIommuFaults {
 export interface DmaIommuContext {
   m: Machine;
   core: IommuCore;
-  ops: IntelIommuOps;
   domainOf(dev: Device): DmaDomain;
   /** iommu_dma_forcedac */
   forcedac: boolean;
@@ -89,7 +92,7 @@ export function iommuDmaAllocIova(c: DmaIommuContext, dev: Device, dd: DmaDomain
   const iovaLen = size / GRANULE;
   let limit = dmaLimit;
   if (dev.busDmaLimit !== 0n && (limit === 0n || dev.busDmaLimit < limit)) limit = dev.busDmaLimit;
-  if (dd.dmar.apertureEnd < limit) limit = dd.dmar.apertureEnd;
+  if (dd.domain.apertureEnd < limit) limit = dd.domain.apertureEnd;
   let pfn = 0;
   if (limit > dmaBitMask(32) && !c.forcedac && dev.pci) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, iovaPfn(dmaBitMask(32)), false);
   if (pfn === 0) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, iovaPfn(limit), true);
@@ -100,7 +103,7 @@ export function iommuDmaAllocIova(c: DmaIommuContext, dev: Device, dd: DmaDomain
 /** iommu_dma_free_iova: queued with the gather's table pages, or straight back to the caches */
 export function iommuDmaFreeIova(dd: DmaDomain, iova: bigint, size: number, gather: IotlbGather | null, cpu: number): void {
   const pfn = iovaPfn(iova);
-  if (gather !== null && gather.queued) dd.fq!.queueIova(cpu, pfn, size / GRANULE, gather.freelist);
+  if (gather !== null && gather.queued) must(dd.fq ?? undefined, 'the flush queue of the DMA_FQ domain a queued gather came from').queueIova(cpu, pfn, size / GRANULE, gather.freelist);
   else dd.iovad.freeIovaFast(cpu, pfn, size / GRANULE);
 }
 
@@ -111,9 +114,9 @@ export function iommuDmaUnmap(c: DmaIommuContext, dev: Device, addr: bigint, siz
   addr -= BigInt(off);
   size = iovaAlign(size + off);
   const gather = gatherInit(dd.fq !== null);
-  const unmapped = c.core.unmapFast(dd.dmar, addr, size, gather);
+  const unmapped = c.core.unmapFast(dd.domain, addr, size, gather);
   if (unmapped !== size) c.m.log.print(`WARNING: CPU: ${c.m.trace.cpu} PID: 1 at drivers/iommu/dma-iommu.c: __iommu_dma_unmap`);
-  if (!gather.queued) c.core.iotlbSync(dd.dmar, gather);
+  if (!gather.queued) c.core.iotlbSync(dd.domain, gather);
   iommuDmaFreeIova(dd, addr, size, gather, cpu);
 }
 
@@ -124,7 +127,7 @@ export function iommuDmaMap(c: DmaIommuContext, dev: Device, phys: number, size:
   size = iovaAlign(size + off);
   const iova = iommuDmaAllocIova(c, dev, dd, size, dmaMask, cpu);
   if (iova === 0n) return DMA_MAPPING_ERROR;
-  if (c.core.mapAtomic(dd.dmar, iova, BigInt(phys - off), size, prot) !== 0) {
+  if (c.core.mapAtomic(dd.domain, iova, BigInt(phys - off), size, prot) !== 0) {
     iommuDmaFreeIova(dd, iova, size, null, cpu);
     return DMA_MAPPING_ERROR;
   }
@@ -159,7 +162,7 @@ export function iommuDmaMapPage(c: DmaIommuContext, dev: Device, phys: number, s
 
 /** iommu_dma_unmap_page: find the physical side first (a bounce slot is released after the flush) */
 export function iommuDmaUnmapPage(c: DmaIommuContext, dev: Device, handle: bigint, size: number, dir: DmaDirection, attrs: number, cpu: number): void {
-  const phys = c.ops.iovaToPhys(c.domainOf(dev).dmar, handle);
+  const phys = c.core.iovaToPhys(c.domainOf(dev).domain, handle);
   if (phys === 0n) {
     c.m.log.print(`WARNING: CPU: ${c.m.trace.cpu} PID: 1 at drivers/iommu/dma-iommu.c: iommu_dma_unmap_page`);
     return;
@@ -178,7 +181,7 @@ export function iommuDmaUnmapPage(c: DmaIommuContext, dev: Device, handle: bigin
 /** iommu_dma_sync_single_for_cpu / _for_device: only swiotlb users have anything to do on x86 */
 export function iommuDmaSyncSingle(c: DmaIommuContext, dev: Device, handle: bigint, size: number, dir: DmaDirection, forCpu: boolean): void {
   if (!devUseSwiotlb(dev)) return;
-  const phys = Number(c.ops.iovaToPhys(c.domainOf(dev).dmar, handle));
+  const phys = Number(c.core.iovaToPhys(c.domainOf(dev).domain, handle));
   if (!c.m.swiotlb.isSwiotlbBuffer(phys)) return;
   if (forCpu) c.m.swiotlb.syncForCpu(dev, phys, size, dir);
   // seeded bug (syncForDeviceWholeSlot): 6.1 copies only the caller's size into the slot
@@ -301,7 +304,7 @@ export function iommuDmaMapSg(c: DmaIommuContext, dev: Device, sgl: Scatterlist[
     invalidateSg(sgl, nents);
     return -ENOMEM;
   }
-  const ret = c.core.mapSg(dd.dmar, iova, sgl, nents, prot);
+  const ret = c.core.mapSg(dd.domain, iova, sgl, nents, prot);
   if (ret < 0 || ret < iovaLen) {
     iommuDmaFreeIova(dd, iova, iovaLen, null, cpu);
     invalidateSg(sgl, nents);
@@ -343,7 +346,7 @@ export function iommuDmaAlloc(c: DmaIommuContext, dev: Device, size: number, cpu
   size = iovaAlign(size);
   const count = size / GRANULE;
   const pfns: number[] = [];
-  let orderMask = (dd.dmar.pgsizeBitmap / GRANULE) & ((2 << MAX_ORDER) - 1);
+  let orderMask = (dd.domain.pgsizeBitmap / GRANULE) & ((2 << MAX_ORDER) - 1);
   let left = count;
   while (left > 0) {
     let got = -1;
@@ -369,7 +372,7 @@ export function iommuDmaAlloc(c: DmaIommuContext, dev: Device, size: number, cpu
     return null;
   }
   const sgt = sgFromPages(pfns, size);
-  const ret = c.core.mapSg(dd.dmar, iova, sgt.sgl, sgt.origNents, IOMMU_CACHE | IOMMU_READ | IOMMU_WRITE);
+  const ret = c.core.mapSg(dd.domain, iova, sgt.sgl, sgt.origNents, IOMMU_CACHE | IOMMU_READ | IOMMU_WRITE);
   if (ret < 0 || ret < size) {
     iommuDmaFreeIova(dd, iova, size, null, cpu);
     freePagesSplit(c, pfns);

@@ -8,43 +8,26 @@
  * mode), flush_iotlb_all (domain-selective), iova_to_phys, and attach via a context entry.
  */
 import { hardwareLargepageCaps, lvlToNrPages, alignedNrpages, type DomainPgtable, type IntelPageTable } from '../intel-common/intel-pgtable.js';
-import { ULONG_MAX } from '../kernel/device.js';
 import { DEFAULT_DOMAIN_ADDRESS_WIDTH, domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../intel-common/intel-caps.js';
 import type { Machine } from '../kernel/machine.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
-import { EINVAL, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
+import { EFAULT, EINVAL, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
+import { BUG, invariantChecks } from '../kernel/assert.js';
+import { checkPgtableRange } from '../intel-common/pgtable-invariants.js';
+import { IOMMU_READ, IOMMU_WRITE, iommuIotlbGatherAddPage, type IommuDomain, type IommuOps, type IotlbGather, type MapPagesResult } from './iommu-ops.js';
 
-/** IOMMU_* protection flags of the core API */
-export const IOMMU_READ = 1 << 0;
-export const IOMMU_WRITE = 1 << 1;
-export const IOMMU_CACHE = 1 << 2;
-
-
-/** struct iommu_iotlb_gather */
-export interface IotlbGather {
-  start: bigint;
-  end: bigint;
-  pgsize: number;
-  freelist: number[];
-  queued: boolean;
-}
-
-/** iommu_iotlb_gather_init */
-export function gatherInit(queued = false): IotlbGather {
-  return { start: ULONG_MAX, end: 0n, pgsize: 0, freelist: [], queued };
-}
-
-/** The VT-d part of struct dmar_domain for a DMA domain. */
-export interface DmarDomain extends DomainPgtable {
+/** The VT-d part of struct dmar_domain for a DMA domain; its struct iommu_domain is the base. */
+export interface DmarDomain extends DomainPgtable, IommuDomain {
   did: number;
   gaw: number;
-  /** domain->iommu_superpage */
-  superpage: number;
   /** set_pte_snp: only enforce_cache_coherency sets it, never the DMA API */
   setPteSnp: boolean;
-  pgsizeBitmap: number;
-  apertureEnd: bigint;
+}
+
+/** to_dmar_domain: a domain the core hands back is one this driver allocated */
+export function toDmarDomain(d: IommuDomain): DmarDomain {
+  return d as DmarDomain;
 }
 
 /** Seeded bugs for proving the harness can fail; all off by default. */
@@ -55,7 +38,15 @@ export interface IntelIommuFaults {
   noIotlbSync?: boolean;
 }
 
-export class IntelIommuOps {
+/** SZ_4K, SZ_2M, SZ_1G */
+const SZ_4K = 0x1000;
+const SZ_2M = 0x200000;
+const SZ_1G = 0x40000000;
+
+export class IntelIommuOps implements IommuOps {
+  /** intel_iommu_ops.pgsize_bitmap: 4 KiB; attach adds the superpage sizes */
+  readonly pgsizeBitmap = SZ_4K;
+
   constructor(
     private readonly m: Machine,
     private readonly pt: IntelPageTable,
@@ -63,29 +54,40 @@ export class IntelIommuOps {
   ) {}
 
   /**
-   * intel_iommu_domain_alloc(DMA) → md_domain_init(57), then prepare_domain_attach_device and
-   * domain_attach_iommu for the unit: gaw = min(unit width, MGAW), extra levels knocked out
-   * (the fresh pgd has none present, so the same page stays the root), the next domain id,
-   * domain_update_iommu_cap (superpage level, pgsize_bitmap, aperture), the context entry.
+   * intel_iommu_domain_alloc(DMA) → md_domain_init(57): agaw for 57 bits, a fresh pgd; the
+   * rest waits for attach. Every field is set here so the object keeps one shape.
    */
-  attach(sid: number, did: number): DmarDomain {
-    const caps = this.m.hw.caps;
-    let agaw = widthToAgaw(DEFAULT_DOMAIN_ADDRESS_WIDTH);
+  domainAlloc(did: number): DmarDomain {
+    const agaw = widthToAgaw(DEFAULT_DOMAIN_ADDRESS_WIDTH);
     const pgdPfn = this.m.ptPages.alloc();
+    const gaw = DEFAULT_DOMAIN_ADDRESS_WIDTH;
+    return { did, gaw, agaw, pgdPfn, superpage: 0, setPteSnp: false, pgsizeBitmap: this.pgsizeBitmap, apertureEnd: (1n << BigInt(gaw)) - 1n };
+  }
+
+  /**
+   * intel_iommu_attach_device → prepare_domain_attach_device and domain_attach_iommu for the
+   * unit: gaw = min(unit width, MGAW), extra levels knocked out (the fresh pgd has none present,
+   * so the same page stays the root), domain_update_iommu_cap (superpage level, pgsize_bitmap,
+   * aperture), then the context entry.
+   */
+  attachDev(domain: IommuDomain, sid: number): number {
+    const d = toDmarDomain(domain);
+    const caps = this.m.hw.caps;
     const unitAgaw = iommuCalculateAgaw(caps.sagaw);
-    const gaw = Math.min(agawToWidth(unitAgaw), caps.mgaw);
-    while (unitAgaw < agaw) agaw--;
-    const superpage = domainUpdateIommuSuperpage(caps.superPageVal);
-    const pgsizeBitmap = 0x1000 | (superpage >= 1 ? 0x200000 : 0) | (superpage >= 2 ? 0x40000000 : 0);
-    const d: DmarDomain = { did, gaw, agaw, pgdPfn, superpage, setPteSnp: false, pgsizeBitmap, apertureEnd: (1n << BigInt(gaw)) - 1n };
-    this.m.dmar.contextMapping(sid, did, pgdPfn, agaw);
-    return d;
+    d.gaw = Math.min(agawToWidth(unitAgaw), caps.mgaw);
+    while (unitAgaw < d.agaw) d.agaw--;
+    d.superpage = domainUpdateIommuSuperpage(caps.superPageVal);
+    d.pgsizeBitmap = SZ_4K | (d.superpage >= 1 ? SZ_2M : 0) | (d.superpage >= 2 ? SZ_1G : 0);
+    d.apertureEnd = (1n << BigInt(d.gaw)) - 1n;
+    this.m.dmar.contextMapping(sid, d.did, d.pgdPfn, d.agaw);
+    return 0;
   }
 
   /** intel_iommu_map_pages → intel_iommu_map: returns 0 or a negative errno, and bytes mapped. */
-  mapPages(d: DmarDomain, iova: bigint, paddr: bigint, pgsize: number, pgcount: number, iommuProt: number): { ret: number; mapped: number } {
-    if (pgsize !== 0x1000 && pgsize !== 0x200000 && pgsize !== 0x40000000) return { ret: -22, mapped: 0 };
-    if (((iova | paddr) & BigInt(pgsize - 1)) !== 0n) return { ret: -22, mapped: 0 };
+  mapPages(domain: IommuDomain, iova: bigint, paddr: bigint, pgsize: number, pgcount: number, iommuProt: number): MapPagesResult {
+    const d = toDmarDomain(domain);
+    if (pgsize !== SZ_4K && pgsize !== SZ_2M && pgsize !== SZ_1G) return { ret: -EINVAL, mapped: 0 };
+    if (((iova | paddr) & BigInt(pgsize - 1)) !== 0n) return { ret: -EINVAL, mapped: 0 };
     const size = pgsize * pgcount;
     let prot = 0;
     if (iommuProt & IOMMU_READ) prot |= DMA_PTE_READ;
@@ -94,7 +96,7 @@ export class IntelIommuOps {
     const maxAddr = iova + BigInt(size);
     if (maxAddr > 1n << BigInt(d.gaw)) {
       this.m.log.print(`DMAR: intel_iommu_map: iommu width (${d.gaw}) is not sufficient for the mapped address (${maxAddr.toString(16)})`);
-      return { ret: -14, mapped: 0 };
+      return { ret: -EFAULT, mapped: 0 };
     }
     const ret = this.domainMapping(d, iovaPfn(iova), iovaPfn(paddr), alignedNrpages(iovaOffset(paddr), size), prot);
     return { ret, mapped: ret === 0 ? size : 0 };
@@ -108,6 +110,7 @@ export class IntelIommuOps {
   private domainMapping(d: DmarDomain, iovPfn: number, physPfn: number, nrPages: number, prot: number): number {
     if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -EINVAL;
     const attr = (prot & (DMA_PTE_READ | DMA_PTE_WRITE | DMA_PTE_SNP)) | DMA_FL_PTE_PRESENT;
+    const firstPfn = iovPfn;
     let pte = -1;
     let largepageLvl = 0;
     let lvlPages = 0;
@@ -140,6 +143,7 @@ export class IntelIommuOps {
       pte += 8;
       if (nrPages === 0 || pte % VTD_PAGE_SIZE === 0 || (largepageLvl > 1 && nrPages < lvlPages)) pte = -1;
     }
+    if (invariantChecks.on) checkPgtableRange(this.pt, d, firstPfn, iovPfn - 1, '__domain_mapping');
     return 0;
   }
 
@@ -164,21 +168,22 @@ export class IntelIommuOps {
    * (the walk stops at a superpage or a non-present entry); cleared tables go on the gather's
    * list; the range joins the gather unless the unmap is queued. Returns the size unmapped.
    */
-  unmapPages(d: DmarDomain, iova: bigint, pgsize: number, pgcount: number, gather: IotlbGather, sync: (g: IotlbGather) => void): number {
+  unmapPages(domain: IommuDomain, iova: bigint, pgsize: number, pgcount: number, gather: IotlbGather): number {
+    const d = toDmarDomain(domain);
     let size = pgsize * pgcount;
     const slot = this.pt.pfnToDmaPte(d, iovaPfn(iova), 0);
-    if (slot === null) throw new Error(`BUG: intel_iommu_unmap beyond the domain at 0x${iova.toString(16)}`);
+    if (slot === null) BUG(`intel_iommu_unmap beyond the domain at 0x${iova.toString(16)}`);
     const levelSize = VTD_PAGE_SIZE * lvlToNrPages(slot.level);
     if (size < levelSize) size = levelSize;
     const startPfn = iovaPfn(iova);
     const lastPfn = iovaPfn(iova + BigInt(size) - 1n);
     this.pt.domainUnmap(d, startPfn, lastPfn, gather.freelist);
-    if (!gather.queued) gatherAddPage(gather, iova, size, sync);
+    if (!gather.queued) iommuIotlbGatherAddPage(this, d, gather, iova, size);
     return size;
   }
 
   /** intel_iommu_tlb_sync: one PSI over [start, end] (end inclusive), then free the tables. */
-  iotlbSync(d: DmarDomain, gather: IotlbGather): void {
+  iotlbSync(domain: IommuDomain, gather: IotlbGather): void {
     if (this.faults.noIotlbSync) {
       this.pt.freeList(gather.freelist);
       return;
@@ -186,36 +191,23 @@ export class IntelIommuOps {
     const size = BigInt.asUintN(64, gather.end - gather.start);
     const nrpages = alignedNrpages(iovaOffset(gather.start), Number(size));
     const startPfn = iovaPfn(gather.start);
-    this.m.dmar.flushIotlbPsi(d.did, startPfn, nrpages, gather.freelist.length === 0);
+    this.m.dmar.flushIotlbPsi(toDmarDomain(domain).did, startPfn, nrpages, gather.freelist.length === 0);
     this.pt.freeList(gather.freelist);
   }
 
   /** intel_iommu_iotlb_sync_map → __mapping_notify_one */
-  iotlbSyncMap(d: DmarDomain, iova: bigint, size: number): void {
+  iotlbSyncMap(domain: IommuDomain, iova: bigint, size: number): void {
     if (this.faults.noIotlbSyncMap) return;
-    this.m.dmar.mappingNotify(d.did, iovaPfn(iova), alignedNrpages(iovaOffset(iova), size));
+    this.m.dmar.mappingNotify(toDmarDomain(domain).did, iovaPfn(iova), alignedNrpages(iovaOffset(iova), size));
   }
 
   /** intel_flush_iotlb_all: domain-selective (the flush queue's callback) */
-  flushIotlbAll(d: DmarDomain): void {
-    this.m.dmar.flushDomain(d.did);
+  flushIotlbAll(domain: IommuDomain): void {
+    this.m.dmar.flushDomain(toDmarDomain(domain).did);
   }
 
   /** intel_iommu_iova_to_phys */
-  iovaToPhys(d: DmarDomain, iova: bigint): bigint {
-    return this.pt.iovaToPhys(d, iova);
+  iovaToPhys(domain: IommuDomain, iova: bigint): bigint {
+    return this.pt.iovaToPhys(toDmarDomain(domain), iova);
   }
-}
-
-/**
- * iommu_iotlb_gather_add_page: a range of another page size, or one disjoint from the gathered
- * range, syncs first; then [start, end] widens (end inclusive).
- */
-export function gatherAddPage(g: IotlbGather, iova: bigint, size: number, sync: (g: IotlbGather) => void): void {
-  const end = iova + BigInt(size) - 1n;
-  const disjoint = g.end !== 0n && (end + 1n < g.start || iova > g.end + 1n);
-  if ((g.pgsize !== 0 && g.pgsize !== size) || disjoint) sync(g);
-  g.pgsize = size;
-  if (g.start > iova) g.start = iova;
-  if (g.end < end) g.end = end;
 }

@@ -28,6 +28,8 @@ import {
   pfnLevelOffset,
 } from '../vtd/regs.js';
 import { iovaPfn } from '../kernel/bits.js';
+import { invariantChecks } from '../kernel/assert.js';
+import { checkPgtableRange } from './pgtable-invariants.js';
 
 /** The table-related part of struct dmar_domain. */
 export interface DomainPgtable {
@@ -35,6 +37,8 @@ export interface DomainPgtable {
   pgdPfn: number;
   /** domain->agaw: levels = agaw + 2 */
   agaw: number;
+  /** domain->iommu_superpage: 0 none, 1 = 2 MiB, 2 = 1 GiB (the levels above 4 KiB a leaf may sit at) */
+  superpage: number;
 }
 
 export interface PageSource {
@@ -42,6 +46,8 @@ export interface PageSource {
   alloc(): number;
   /** free_pgtable_page / put_pages_list */
   free(pfn: number): void;
+  /** whether pfn is a page alloc() returned and free() has not taken back (for the invariant checks) */
+  handedOut(pfn: number): boolean;
 }
 
 // lvl_to_nr_pages, pfn_level_offset and the level_mask-based base live with the hardware's
@@ -162,7 +168,7 @@ export class IntelPageTable {
   }
 
   /** dma_pte_clear_range: clear the leaf entries of [start, last]; tables stay. */
-  clearRange(d: DomainPgtable, startPfn: number, lastPfn: number): void {
+  private clearRange(d: DomainPgtable, startPfn: number, lastPfn: number): void {
     do {
       const { addr, largePage } = this.leafPte(d, startPfn);
       if (addr === null) {
@@ -205,6 +211,7 @@ export class IntelPageTable {
       this.pages.free(d.pgdPfn);
       d.pgdPfn = -1;
     }
+    if (invariantChecks.on) checkPgtableRange(this, d, startPfn, lastPfn, 'dma_pte_free_pagetable');
   }
 
   /** dma_pte_list_pagetables: the table under a parent PTE and every table below it. */
@@ -251,6 +258,7 @@ export class IntelPageTable {
       freelist.push(d.pgdPfn);
       d.pgdPfn = -1;
     }
+    if (invariantChecks.on) checkPgtableRange(this, d, startPfn, lastPfn, 'domain_unmap');
   }
 
   /** put_pages_list: release the collected pages */

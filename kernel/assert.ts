@@ -13,6 +13,11 @@ export function BUG_ON(cond: boolean, what: string): void {
   if (cond) throw new InvariantError(`BUG: ${what}`);
 }
 
+/** BUG(): unconditional, for a branch the kernel marks unreachable (narrows like a throw). */
+export function BUG(what: string): never {
+  throw new InvariantError(`BUG: ${what}`);
+}
+
 /**
  * A value the caller knows is there (a map entry of a key it put, a list's existing element):
  * returned, or an InvariantError naming what was expected.
@@ -24,3 +29,11 @@ export function must<T>(v: T | undefined, what: string): T {
 
 /** Whether the costly invariant checks run (walks of trees and tables after each change). */
 export const invariantChecks = { on: false };
+
+/**
+ * Turn the costly checks on or off for everything that runs after: the test suite's setup turns
+ * them on; the CLI leaves them off unless asked (--paranoid is where a caller would turn them on).
+ */
+export function setInvariantChecks(on: boolean): void {
+  invariantChecks.on = on;
+}

@@ -75,12 +75,13 @@ export function __ffs(x: bigint): number {
 /** include/uapi/asm-generic/errno-base.h: the errors the models return, negated as the kernel does */
 export const EIO = 5;
 export const ENOMEM = 12;
+export const EFAULT = 14;
 export const EINVAL = 22;
 export const ENOSPC = 28;
 
 /** The kernel's name of a negated errno ("-EINVAL"), for results and messages. */
 export function errnoName(ret: number): string {
-  const names: Record<number, string> = { [EIO]: 'EIO', [ENOMEM]: 'ENOMEM', [EINVAL]: 'EINVAL', [ENOSPC]: 'ENOSPC' };
+  const names: Record<number, string> = { [EIO]: 'EIO', [ENOMEM]: 'ENOMEM', [EFAULT]: 'EFAULT', [EINVAL]: 'EINVAL', [ENOSPC]: 'ENOSPC' };
   const n = names[-ret];
   return n === undefined ? String(ret) : `-${n}`;
 }

@@ -12,6 +12,7 @@ import type { IovaDomain } from './iova.js';
 import type { Machine } from './machine.js';
 import type { Release } from './release.js';
 import type { SgTable } from './scatterlist.js';
+import { must } from './assert.js';
 
 /** A coherent allocation as the driver holds it: the handle and the CPU's view (pages). */
 export interface CoherentAlloc {
@@ -103,7 +104,7 @@ export class DeviceTable {
   private readonly byId = new Map<string, Device>();
 
   constructor(devices: readonly Device[], ids: readonly string[]) {
-    devices.forEach((d, i) => this.byId.set(ids[i]!, d));
+    devices.forEach((d, i) => this.byId.set(must(ids[i], `a scenario id for ${d.name}`), d));
   }
 
   get(id: string): Device {

@@ -17,37 +17,19 @@
  * linux-source-6.1 6.1.192 has the fixed retry (iova_find_limit), the depot flush and 127.
  */
 import { RbTree, newNode, type IovaNode } from './rbtree.js';
+import { BUG, BUG_ON, invariantChecks, must } from './assert.js';
 import { fls } from './bits.js';
+import { checkIovaTree } from './iova-invariants.js';
+import { IOVA_RANGE_CACHE_MAX_SIZE, initRcaches, iovaMagSize, rcacheGet, rcacheInsert, rcachedPfns, type IovaRcache, type RcacheCounters } from './iova-rcache.js';
 import { orderBase2, roundupPowOfTwo, type Release } from './release.js';
 
-/** log2 of the largest cached range plus one: classes for 1, 2, 4, 8, 16, 32 pages */
-export const IOVA_RANGE_CACHE_MAX_SIZE = 6;
-/** full magazines per size class in the depot */
-export const MAX_GLOBAL_MAGS = 32;
+// iova.h's constants, where iova.c's users have always found them
+export { IOVA_RANGE_CACHE_MAX_SIZE, MAX_GLOBAL_MAGS, iovaMagSize } from './iova-rcache.js';
+
 /** the anchor's pfn_lo/pfn_hi: ~0UL, above every usable pfn */
 export const IOVA_ANCHOR = 2 ** 64;
 
-export function iovaMagSize(release: Release): number {
-  return release === '5.10' ? 128 : 127;
-}
-
-interface CpuRcache {
-  loaded: number[];
-  prev: number[];
-}
-
-interface Rcache {
-  cpu: CpuRcache[];
-  depot: number[][];
-}
-
-export interface IovaCounters {
-  rcacheHits: number;
-  rcacheMisses: number;
-  /** magazines moved into the depot / taken from it / freed because it was full */
-  depotPushes: number;
-  depotPops: number;
-  depotOverflows: number;
+export interface IovaCounters extends RcacheCounters {
   /** alloc_iova calls (the rbtree search) and how many failed */
   slowPathSearches: number;
   slowPathFailures: number;
@@ -86,7 +68,7 @@ export class IovaDomain {
    */
   private readonly reservePfnMax: number;
   max32AllocSize: number;
-  readonly rcaches: Rcache[] = [];
+  readonly rcaches: IovaRcache[];
   readonly magSize: number;
   readonly counters: IovaCounters = {
     rcacheHits: 0,
@@ -109,7 +91,7 @@ export class IovaDomain {
     readonly ncpus: number,
     readonly faults: IovaFaults = {},
   ) {
-    if (granule > 4096 || (granule & (granule - 1)) !== 0) throw new Error('bad IOVA granule');
+    BUG_ON(granule > 4096 || (granule & (granule - 1)) !== 0, 'init_iova_domain: the granule is not a power of two up to PAGE_SIZE');
     const shift = Math.log2(granule);
     this.dma32bitPfn = 2 ** (32 - shift);
     this.reservePfnMax = 2 ** (64 - shift) - 1;
@@ -119,11 +101,7 @@ export class IovaDomain {
     this.cachedNode = this.anchor;
     this.cached32Node = this.anchor;
     this.magSize = iovaMagSize(release);
-    for (let i = 0; i < IOVA_RANGE_CACHE_MAX_SIZE; i++) {
-      const cpu: CpuRcache[] = [];
-      for (let c = 0; c < ncpus; c++) cpu.push({ loaded: [], prev: [] });
-      this.rcaches.push({ cpu, depot: [] });
-    }
+    this.rcaches = initRcaches(ncpus);
   }
 
   // ------------------------------------------------------------------ cached nodes
@@ -143,10 +121,10 @@ export class IovaDomain {
   private cachedDeleteUpdate(free: IovaNode): void {
     const c32 = this.cached32Node;
     if (free === c32 || (free.pfnHi < this.dma32bitPfn && free.pfnLo >= c32.pfnLo)) {
-      this.cached32Node = this.tree.next(free)!;
+      this.cached32Node = must(this.tree.next(free) ?? undefined, 'a node above the freed one (the anchor is above every range)');
     }
     if (free.pfnLo < this.dma32bitPfn) this.max32AllocSize = this.dma32bitPfn;
-    if (free.pfnLo >= this.cachedNode.pfnLo) this.cachedNode = this.tree.next(free)!;
+    if (free.pfnLo >= this.cachedNode.pfnLo) this.cachedNode = must(this.tree.next(free) ?? undefined, 'a node above the freed one (the anchor is above every range)');
   }
 
   /** iova_find_limit (6.1): where the retry starts its walk. */
@@ -201,9 +179,16 @@ export class IovaDomain {
     }
     if (retried) this.counters.retrySuccesses++;
     const n = newNode(candidate, candidate + size - 1);
-    this.tree.insert(n);
+    this.insertRange(n);
     this.cachedInsertUpdate(n);
+    if (invariantChecks.on) checkIovaTree(this, 'alloc_iova');
     return n;
+  }
+
+  /** iova_insert_rbtree: every node a range, never an empty one (the tree finds equal keys) */
+  private insertRange(n: IovaNode): void {
+    BUG_ON(n.pfnLo > n.pfnHi, 'iova_insert_rbtree: a range with pfn_lo > pfn_hi');
+    this.tree.insert(n);
   }
 
   /** alloc_iova(size, limit_pfn (inclusive), size_aligned) */
@@ -223,12 +208,17 @@ export class IovaDomain {
   removeIova(n: IovaNode): void {
     this.cachedDeleteUpdate(n);
     this.tree.remove(n);
+    if (invariantChecks.on) checkIovaTree(this, 'remove_iova');
   }
 
-  /** free_iova: nothing happens if no range contains pfn */
+  /**
+   * free_iova. The kernel returns quietly when no range contains pfn; both DMA layers free only
+   * ranges they were given, and the harness refuses a second unmap, so here that is a model bug.
+   */
   freeIova(pfn: number): void {
     const n = this.tree.findContaining(pfn);
-    if (n !== null) this.removeIova(n);
+    if (n === null) BUG(`free_iova: no range holds pfn 0x${pfn.toString(16)}`);
+    this.removeIova(n);
   }
 
   /**
@@ -238,9 +228,12 @@ export class IovaDomain {
   reserveIova(pfnLo: number, pfnHi: number): IovaNode | null {
     // reserve_iova: WARN_ON((pfn_hi | pfn_lo) > (ULLONG_MAX >> iova_shift(iovad))) → NULL
     if (pfnLo > this.reservePfnMax || pfnHi > this.reservePfnMax) return null;
+    BUG_ON(pfnLo > pfnHi, 'reserve_iova: pfn_lo > pfn_hi');
     let overlap = false;
     for (let n = this.tree.first(); n !== null; n = this.tree.next(n)) {
       if (pfnLo <= n.pfnHi && pfnHi >= n.pfnLo) {
+        // legal in iova.c, but a DMA domain reserves only at set-up, before it hands out a range
+        if (!n.reserved) BUG(`reserve_iova: [0x${pfnLo.toString(16)}, 0x${pfnHi.toString(16)}] over the allocated range [0x${n.pfnLo.toString(16)}, 0x${n.pfnHi.toString(16)}]`);
         // __adjust_overlap_range
         if (pfnLo < n.pfnLo) n.pfnLo = pfnLo;
         if (pfnHi > n.pfnHi) pfnLo = n.pfnHi + 1;
@@ -251,7 +244,8 @@ export class IovaDomain {
       }
     }
     const n = newNode(pfnLo, pfnHi, true);
-    this.tree.insert(n);
+    this.insertRange(n);
+    if (invariantChecks.on) checkIovaTree(this, 'reserve_iova');
     return n;
   }
 
@@ -287,52 +281,18 @@ export class IovaDomain {
     this.freeIova(pfn);
   }
 
-  /** iova_rcache_get: pop a pfn p with p + size - 1 <= limit from the CPU's loaded magazine. */
+  /** iova_rcache_get: from the size class's rcache, a pfn whose range ends below the limit */
   private rcacheGet(cpu: number, size: number, limitPfnExclusive: number): number {
     const log = orderBase2(size);
     if (log >= IOVA_RANGE_CACHE_MAX_SIZE) return 0;
-    const rc = this.rcaches[log]!;
-    const cr = rc.cpu[cpu]!;
-    let has = false;
-    if (cr.loaded.length > 0) {
-      has = true;
-    } else if (cr.prev.length > 0) {
-      [cr.loaded, cr.prev] = [cr.prev, cr.loaded];
-      has = true;
-    } else if (rc.depot.length > 0) {
-      cr.loaded = rc.depot.pop()!;
-      this.counters.depotPops++;
-      has = true;
-    }
-    let pfn = 0;
-    if (has) pfn = magazinePop(cr.loaded, limitPfnExclusive - size);
-    if (pfn !== 0) this.counters.rcacheHits++;
-    else this.counters.rcacheMisses++;
-    return pfn;
+    return rcacheGet(this.rcaches[log]!, this.counters, cpu, size, limitPfnExclusive);
   }
 
-  /** iova_rcache_insert / __iova_rcache_insert */
+  /** iova_rcache_insert: false for a size no class caches */
   private rcacheInsert(cpu: number, pfn: number, size: number): boolean {
     const log = orderBase2(size);
     if (log >= IOVA_RANGE_CACHE_MAX_SIZE) return false;
-    const rc = this.rcaches[log]!;
-    const cr = rc.cpu[cpu]!;
-    let toFree: number[] | null = null;
-    if (cr.loaded.length < this.magSize) {
-      // room in the loaded magazine
-    } else if (cr.prev.length < this.magSize) {
-      [cr.loaded, cr.prev] = [cr.prev, cr.loaded];
-    } else {
-      if (rc.depot.length < MAX_GLOBAL_MAGS) {
-        rc.depot.push(cr.loaded);
-        this.counters.depotPushes++;
-      } else {
-        toFree = cr.loaded;
-        this.counters.depotOverflows++;
-      }
-      cr.loaded = [];
-    }
-    cr.loaded.push(pfn);
+    const toFree = rcacheInsert(this.rcaches[log]!, this.counters, this.magSize, cpu, pfn);
     if (toFree !== null) this.magazineFreePfns(toFree);
     return true;
   }
@@ -341,7 +301,9 @@ export class IovaDomain {
   private magazineFreePfns(mag: number[]): void {
     for (const pfn of mag) {
       const n = this.tree.findContaining(pfn);
-      if (n !== null) this.removeIova(n);
+      // BUG_ON(!iova) in 5.10, WARN_ON in 6.1: a cached range is always in the tree
+      if (n === null) BUG(`iova_magazine_free_pfns: no range holds the cached pfn 0x${pfn.toString(16)}`);
+      this.removeIova(n);
     }
     mag.length = 0;
   }
@@ -373,12 +335,7 @@ export class IovaDomain {
 
   /** Every pfn parked in a magazine or the depot (allocated in the tree, free for reuse). */
   cachedPfns(): Set<number> {
-    const s = new Set<number>();
-    for (const rc of this.rcaches) {
-      for (const c of rc.cpu) for (const p of [...c.loaded, ...c.prev]) s.add(p);
-      for (const m of rc.depot) for (const p of m) s.add(p);
-    }
-    return s;
+    return rcachedPfns(this.rcaches);
   }
 
   /** Ranges handed out and not yet freed: live in the tree and not parked in a cache. */
@@ -386,17 +343,4 @@ export class IovaDomain {
     const cached = this.cachedPfns();
     return this.liveRanges().filter((r) => !cached.has(r.pfnLo));
   }
-}
-
-/** iova_magazine_pop: from the top down, the first pfn <= limit; swap the last into its slot. */
-function magazinePop(mag: number[], limitPfn: number): number {
-  let i = mag.length - 1;
-  while (mag[i]! > limitPfn) {
-    if (i === 0) return 0;
-    i--;
-  }
-  const pfn = mag[i]!;
-  const last = mag.pop()!;
-  if (i < mag.length) mag[i] = last;
-  return pfn;
 }

@@ -9,6 +9,7 @@ import { parseBdf } from '../vtd/entries.js';
 import { VtdHardware, type DmaReadResult, type DmaWriteResult } from '../vtd/hardware.js';
 import { PhysMemory } from '../vtd/memory.js';
 import { PAGE_TABLE_REGION } from '../vtd/regions.js';
+import { BUG, must } from './assert.js';
 import { SimClock } from './clock.js';
 import { DmarUnit } from '../intel-common/dmar.js';
 import { IOVA_FQ_TIMEOUT_NS } from './flush-queue.js';
@@ -55,24 +56,34 @@ export const Q35_BUILTIN_GROUPS: readonly string[] = ['00:00.0', '00:01.0', '00:
  * scenario does not replace) by bus address. Each group's default domain takes the next domain id.
  */
 export function probeOrder<D extends { sid: number }>(devices: readonly D[]): Array<D | number> {
-  const builtins = Q35_BUILTIN_GROUPS.map((b) => parseBdf(b)!).filter((sid) => !devices.some((d) => d.sid === sid));
+  const builtins = Q35_BUILTIN_GROUPS.map((b) => must(parseBdf(b) ?? undefined, `q35's ${b} as a bus address`)).filter((sid) => !devices.some((d) => d.sid === sid));
   const key = (g: D | number): number => (typeof g === 'number' ? g : g.sid);
   return [...devices, ...builtins].sort((a, b) => key(a) - key(b));
 }
 
-/** The unit's page-table pages: lowest free page first, freed pages reused. */
+/**
+ * The unit's page-table pages: lowest free page first, freed pages reused. The pages handed out
+ * are kept in a set (one add or delete per table page, beside zeroing 4 KiB): a page freed twice,
+ * or never handed out, is a BUG at once, and the table checks ask whether an entry's page is one.
+ */
 class PageTablePages implements PageSource {
   private readonly alloc0: PageAllocator;
+  private readonly live = new Set<number>();
   constructor(memory: PhysMemory) {
     this.alloc0 = new PageAllocator(memory, PAGE_TABLE_REGION);
   }
   alloc(): number {
     const p = this.alloc0.allocPages(0);
     if (p < 0) throw new Error('page-table region exhausted');
+    this.live.add(p);
     return p;
   }
   free(pfn: number): void {
+    if (!this.live.delete(pfn)) BUG(`free_pgtable_page of 0x${pfn.toString(16)}, a page not handed out (or freed twice)`);
     this.alloc0.freePages(pfn, 0);
+  }
+  handedOut(pfn: number): boolean {
+    return this.live.has(pfn);
   }
   get inUse(): number {
     return this.alloc0.allocatedPages;

@@ -7,6 +7,7 @@
  * keys and iterators that are invalidated or copied on change, so they would need a node layer on
  * top anyway. Insert, delete, predecessor, successor and search are O(log n) (CLRS chapter 13).
  */
+import { BUG } from './assert.js';
 
 export interface IovaNode {
   pfnLo: number;
@@ -99,12 +100,13 @@ export class RbTree {
     return best;
   }
 
-  /** Insert ordered by pfnLo; equal keys go right (iova_insert_rbtree keeps them distinct). */
+  /** Insert ordered by pfnLo; an equal key is iova_insert_rbtree's WARN_ON ("should not happen"). */
   insert(z: IovaNode): void {
     let y: IovaNode | null = null;
     let x = this.root;
     while (x !== null) {
       y = x;
+      if (z.pfnLo === x.pfnLo) BUG(`iova_insert_rbtree: a second range at pfn 0x${z.pfnLo.toString(16)}`);
       x = z.pfnLo < x.pfnLo ? x.left : x.right;
     }
     z.parent = y;

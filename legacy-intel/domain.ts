@@ -15,6 +15,8 @@ import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth } from '../vtd/regs.js';
 import { EINVAL, ENOMEM } from '../kernel/bits.js';
+import { invariantChecks } from '../kernel/assert.js';
+import { checkPgtableRange } from '../intel-common/pgtable-invariants.js';
 
 /** IOVA_START_PFN */
 const IOVA_START_PFN = 1;
@@ -26,8 +28,6 @@ export interface LegacyDomain extends DomainPgtable {
   iovad: IovaDomain;
   /** null when intel_iommu_strict (no flush queue was created) */
   fq: FlushQueue | null;
-  /** domain->iommu_superpage: 0 none, 1 = 2 MiB, 2 = 1 GiB */
-  superpage: number;
 }
 
 /**
@@ -81,6 +81,7 @@ export function domainMapping5_10(
   if ((prot & (DMA_PTE_READ | DMA_PTE_WRITE)) === 0) return -EINVAL;
   // every leaf gets bit 0 whatever the direction (eea53c581688 in 5.10.y)
   const attr = (prot & (DMA_PTE_READ | DMA_PTE_WRITE | DMA_PTE_SNP)) | DMA_FL_PTE_PRESENT;
+  const firstPfn = iovPfn;
   let sgRes = 0;
   let sgIdx = 0;
   if (sg === null) sgRes = nrPages;
@@ -130,6 +131,7 @@ export function domainMapping5_10(
     if (nrPages === 0 || pte % VTD_PAGE_SIZE === 0 || (largepageLvl > 1 && sgRes < lvlPages)) pte = -1;
     if (sgRes === 0 && nrPages > 0) sgIdx++;
   }
+  if (invariantChecks.on) checkPgtableRange(pt, d, firstPfn, iovPfn - 1, '__domain_mapping');
   return 0;
 }
 

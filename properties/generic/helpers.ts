@@ -61,3 +61,20 @@ export function dsiLine(did: number): string {
   const qw0 = (BigInt(did) << 16n) | 0xe2n;
   return `qi_submit: iotlb_inv dmar0: 0x${qw0.toString(16)} 0x0 0x0 0x0`;
 }
+
+/** The IOVA ranges still allocated in the run's domains (the end state's leak report). */
+export function liveIovas(r: Run): Array<{ pfnLo: number; pfnHi: number }> {
+  return r.model.leaks().liveIovas;
+}
+
+/** The entries of a mapped scatterlist, CPU and DMA fields, as the run left them. */
+export function sgOf(r: Run, name: string): Array<{ dmaAddress: bigint; dmaLength: number; pagePfn: number; offset: number; length: number }> {
+  const m = r.runner.mappings.get(name);
+  if (m?.sgt === undefined) throw new Error(`no sg mapping ${name}`);
+  return m.sgt.sgl.map((s) => ({ dmaAddress: s.dmaAddress, dmaLength: s.dmaLength, pagePfn: s.pagePfn, offset: s.offset, length: s.length }));
+}
+
+/** Expected DMA segments: [dma address, length] pairs. */
+export function segs(...s: Array<[string, number]>): Array<{ dma: string; len: number }> {
+  return s.map(([dma, len]) => ({ dma, len }));
+}

@@ -22,13 +22,16 @@ class Pages implements PageSource {
     return pfn;
   }
   free(): void {}
+  handedOut(pfn: number): boolean {
+    return pfn >= 0x100 && pfn < this.next;
+  }
 }
 
 function mappedAfterUnmap(release: Release, first: number, last: number): number[] {
   const memory = new PhysMemory();
   const pages = new Pages(memory);
   const pt = new IntelPageTable(memory, pages, release);
-  const d = { pgdPfn: pages.alloc(), agaw: 1 }; // 3 levels, 39 bits
+  const d = { pgdPfn: pages.alloc(), agaw: 1, superpage: 0 }; // 3 levels, 39 bits
   for (let pfn = first; pfn <= last; pfn++) {
     const slot = pt.pfnToDmaPte(d, pfn, 1)!;
     const e = makePte(0x5000 + pfn, DMA_PTE_READ | DMA_PTE_WRITE);
