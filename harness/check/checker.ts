@@ -6,15 +6,14 @@
 import type { Device } from '../../kernel/device.js';
 import type { DmaPath } from '../../kernel/dma-api.js';
 import type { TraceEvent } from '../../kernel/trace.js';
-import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import { poolKey, reachDiff, regionOf, type ReachableDiff } from './observe.js';
 import type { PermListener, ReachTracker } from './reach-tracker.js';
 import { PfnList } from './page-map.js';
 import { TargetNames, TraceAccountant, multisetMinus, sameEntries, type StepAccount } from './trace-account.js';
 import type { DeviceAccessPiece } from '../workload/consumers.js';
-import type { Mapping, PathRunner, StepResult } from '../run/path-runner.js';
+import type { PathRunner, StepResult } from '../run/path-runner.js';
+import { compareOp } from '../workload/ops/registry.js';
 import type { Step } from '../workload/scenario.js';
-import { iovaOffset, iovaPfn, pageAlignDown } from '../../kernel/bits.js';
 
 export type DivergenceKind =
   | 'outcome'
@@ -74,237 +73,19 @@ export interface ProbePage {
   mapped: number;
 }
 
-function probePages(r: PathRunner, m: Mapping, pieces: readonly DeviceAccessPiece[]): ProbePage[] {
-  const out: ProbePage[] = [];
-  let at = 0;
-  for (const p of pieces) {
-    let a = p.iova;
-    let left = p.len;
-    while (left > 0) {
-      const n = Math.min(left, 4096 - iovaOffset(a));
-      const page = pageAlignDown(a);
-      const reached = r.model.machine.hw.peek(m.dev.sid, iovaPfn(page), false);
-      const w = r.model.iovaToPhys(m.dev, page);
-      out.push({ iova: page, at, n, reached, mapped: w === 0n ? -1 : iovaPfn(w) });
-      at += n;
-      left -= n;
-      a += BigInt(n);
-    }
-  }
-  return out;
-}
-
 export interface CheckOptions {
   strictIova: boolean;
 }
 
-/**
- * The fault a device sees, normalised: an address beyond the width (reason 0x04) and an
- * unmapped one (0x06 read, 0x05 write) both mean nothing is there. Which one a probe past a
- * buffer hits depends on where each path placed the IOVA (near the top of the width or not),
- * and IOVA placement is not compared.
- */
-function faultClass(r: StepResult): string | undefined {
-  const f = r.fault;
-  if (f === undefined) return undefined;
-  const reason = f.reason === '0x04' ? (f.type === 'read' ? '0x06' : '0x05') : f.reason;
-  return `${reason}/${f.type}`;
-}
-
-function sameFault(a: StepResult, b: StepResult): boolean {
-  return faultClass(a) === faultClass(b);
-}
-
-/** device and CPU observations are equal: same bytes, or the same fault reason and type */
-function sameAccess(a: StepResult, b: StepResult): boolean {
-  if (a.ok !== b.ok) return false;
-  if (a.ok) return a.data === b.data && a.error === b.error;
-  return sameFault(a, b) && a.error === b.error;
-}
-
-function brief(r: StepResult): string {
-  if (r.error !== undefined) return `error ${r.error}`;
-  if (!r.ok) return r.fault !== undefined ? `fault ${r.fault.reason} (${r.fault.type})` : 'failed';
-  if (r.data !== undefined) return `${r.data.length / 2} bytes`;
-  if (r.count !== undefined) return `${r.count} segment(s)`;
-  return r.dma !== undefined ? `ok ${r.dma}` : 'ok';
-}
-
-function firstDiff(a: string, b: string): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return Math.floor(i / 2);
-}
-
-/** Whether an access of a mapping touches bytes outside the buffer or a dead mapping. */
-function isExposureProbe(m: Mapping, offset: number, len: number): boolean {
-  return !m.live || offset < 0 || offset + len > m.size;
-}
-
-/** Compare the step results of one step. */
+/** Compare the step results of one step (its op's compare: workload/ops/). */
 export function compareResults(i: number, step: Step, l: StepResult, g: StepResult, lr: PathRunner, gr: PathRunner, opts: CheckOptions): Divergence[] {
   const out: Divergence[] = [];
-  const map = 'as' in step ? step.as : 'map' in step ? step.map : undefined;
-  const add = (kind: DivergenceKind, detail: string): void => {
-    out.push({ step: i, kind, detail, legacy: l, generic: g, ...(map !== undefined ? { map } : {}) });
-  };
-  switch (step.op) {
-    case 'dma_read':
-    case 'dma_write': {
-      if (sameAccess(l, g)) break;
-      const m = lr.mappings.get(step.map)!;
-      const what = step.op === 'dma_read' ? 'device read' : 'device write';
-      const where = `${step.map}[${step.offset}, +${step.len})`;
-      const kind: DivergenceKind = isExposureProbe(m, step.offset, step.len) ? 'exposure' : step.op === 'dma_read' ? 'device-read' : 'device-write';
-      if (l.ok && g.ok && l.data !== undefined && g.data !== undefined) {
-        add(kind, `${what} of ${where} returns different bytes from byte ${firstDiff(l.data, g.data)}`);
-      } else {
-        add(kind, `${what} of ${where}: legacy ${brief(l)}, generic ${brief(g)}`);
-      }
-      const gm = gr.mappings.get(step.map)!;
-      // where each path's device went, for predicates that need the addresses (a mapping that
-      // failed on one side has no addresses there: that is an outcome divergence of its own)
-      if (kind === 'exposure' && m.ok && gm.ok) {
-        const d = out[out.length - 1]!;
-        d.probe = { legacy: lr.pieces(m, step.offset, step.len), generic: gr.pieces(gm, step.offset, step.len) };
-        if (step.op === 'dma_read' && l.ok && g.ok) d.probePages = { legacy: probePages(lr, m, d.probe.legacy), generic: probePages(gr, gm, d.probe.generic) };
-      }
-      break;
-    }
-    case 'cpu_read':
-      if (!sameAccess(l, g)) add('cpu-memory', `CPU memory at 0x${step.phys.toString(16)} differs from byte ${firstDiff(l.data ?? '', g.data ?? '')}`);
-      break;
-    case 'consumer_walk':
-      if (sameAccess(l, g)) break;
-      if (l.ok && g.ok) add('consumer', `the ${step.consumer} consumer programming the device from ${step.map} reads different bytes from byte ${firstDiff(l.data ?? '', g.data ?? '')}`);
-      else add('consumer', `the ${step.consumer} consumer programming the device from ${step.map}: legacy ${brief(l)}, generic ${brief(g)}`);
-      break;
-    case 'map_sg':
-      if (l.ok !== g.ok) add('outcome', `dma_map_sg of ${step.sg.length} entries: legacy ${brief(l)}, generic ${brief(g)}`);
-      else if (l.ok && l.count !== g.count) add('sg-count', `dma_map_sg returned ${l.count} segment(s) on legacy, ${g.count} on generic`);
-      else if (l.ok && opts.strictIova && JSON.stringify(l.segments) !== JSON.stringify(g.segments)) add('iova', 'map_sg segment addresses differ');
-      break;
-    case 'map_page':
-    case 'alloc_coherent':
-      if (l.ok !== g.ok) add('outcome', `${step.op} of ${step.size} bytes: legacy ${brief(l)}, generic ${brief(g)}`);
-      else if (l.ok && opts.strictIova && l.dma !== g.dma) add('iova', `${step.op} returned ${l.dma} on legacy, ${g.dma} on generic`);
-      break;
-    default:
-      if (l.ok !== g.ok || l.error !== g.error) add('outcome', `${step.op}: legacy ${brief(l)}, generic ${brief(g)}`);
-  }
+  compareOp(step.op, out, i, step, l, g, lr, gr, opts);
   return out;
 }
 
-function sameRuns(a: ReadonlyArray<readonly [number, number]>, b: ReadonlyArray<readonly [number, number]>): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i]![0] !== b[i]![0] || a[i]![1] !== b[i]![1]) return false;
-  return true;
-}
-
-/**
- * The stream and limits of one path's map_sg result: the first `count` segments must address
- * exactly the entries' bytes in order (bounce slots stand for their originals); a segment made
- * of several entries must respect max_seg_size and the segment boundary; every segment must lie
- * under the DMA mask.
- */
-export function checkSgResult(
-  path: 'legacy-intel' | 'dma-iommu',
-  model: DmaPath,
-  m: Mapping,
-  i: number,
-): Divergence[] {
-  const out: Divergence[] = [];
-  if (!m.ok || m.sgt === undefined || m.entries === undefined) return out;
-  const segs = m.sgt.sgl.slice(0, m.count);
-  // the physical runs the segments reach, with bounce slots mapped back to their originals
-  const sw = model.machine.swiotlb;
-  const segRuns: Array<[number, number]> = [];
-  for (const s of segs) {
-    let left = s.dmaLength;
-    // page by page on numbers: the IOVA's page and offset (a 57-bit IOVA is not exact as one number)
-    let pfn = iovaPfn(s.dmaAddress);
-    let off = iovaOffset(s.dmaAddress);
-    while (left > 0) {
-      const n = Math.min(left, VTD_PAGE_SIZE - off);
-      // iova_to_phys: 0 where nothing is mapped
-      const physPfn = model.iovaPfnToPhysPfn(m.dev, pfn);
-      let p = physPfn < 0 ? 0 : physPfn * VTD_PAGE_SIZE + off;
-      if (sw.isSwiotlbBuffer(p)) p = sw.origOf(p);
-      const last = segRuns[segRuns.length - 1];
-      if (last !== undefined && last[0] + last[1] === p) last[1] += n;
-      else segRuns.push([p, n]);
-      left -= n;
-      pfn++;
-      off = 0;
-    }
-  }
-  const entRuns: Array<[number, number]> = [];
-  for (const e of m.entries) {
-    const last = entRuns[entRuns.length - 1];
-    if (last !== undefined && last[0] + last[1] === e.phys) last[1] += e.length;
-    else entRuns.push([e.phys, e.length]);
-  }
-  if (!sameRuns(segRuns, entRuns)) {
-    out.push({
-      step: i,
-      kind: 'sg-stream',
-      path,
-      detail: `on ${path} the ${m.count} returned segment(s) do not address the list's bytes in order`,
-      legacy: path === 'legacy-intel' ? segRuns : 'as the list',
-      generic: path === 'dma-iommu' ? segRuns : 'as the list',
-    });
-    return out;
-  }
-  // which entries make up each segment
-  let e = 0;
-  for (const s of segs) {
-    const first = e;
-    let sum = 0;
-    while (e < m.entries.length && sum < s.dmaLength) sum += m.entries[e++]!.length;
-    const merged = e - first > 1;
-    const maxSeg = m.maxSegSize!;
-    const mask = m.segBoundaryMask!;
-    const end = s.dmaAddress + BigInt(s.dmaLength) - 1n;
-    const add = (rule: 'max-seg' | 'boundary' | 'dma-mask', detail: string, firstEntryExceeds = false): void => {
-      out.push({
-        step: i,
-        kind: 'sg-limits',
-        path,
-        rule,
-        firstEntryExceeds,
-        detail,
-        legacy: path === 'legacy-intel' ? { dma: `0x${s.dmaAddress.toString(16)}`, len: s.dmaLength } : 'within limits',
-        generic: path === 'dma-iommu' ? { dma: `0x${s.dmaAddress.toString(16)}`, len: s.dmaLength } : 'within limits',
-      });
-    };
-    if (merged && s.dmaLength > maxSeg) {
-      add('max-seg', `on ${path} a merged segment of ${s.dmaLength} bytes exceeds max_seg_size ${maxSeg}`, m.entries[first]!.length > maxSeg);
-    }
-    if (merged && mergeCrossesBoundary(s.dmaAddress, m.entries.slice(first, e), mask)) {
-      add('boundary', `on ${path} merging made a segment cross the ${mask.toString(16)} segment boundary`);
-    }
-    if (end > m.dev.dmaMask) add('dma-mask', `on ${path} a segment ends above the DMA mask`);
-  }
-  return out;
-}
-
-/**
- * Whether merging put a segment boundary inside a segment: at a junction between two merged
- * entries, or inside an entry that fits in one boundary window. A boundary inside an entry longer
- * than the window is that entry's own (dma-iommu never splits an entry), not the merge's.
- */
-function mergeCrossesBoundary(start: bigint, entries: ReadonlyArray<{ length: number }>, mask: bigint): boolean {
-  const window = mask + 1n;
-  let at = start;
-  for (const [k, e] of entries.entries()) {
-    const end = at + BigInt(e.length);
-    if (k > 0 && at % window === 0n) return true;
-    const crosses = at / window !== (end - 1n) / window;
-    if (crosses && BigInt(e.length) <= window) return true;
-    at = end;
-  }
-  return false;
-}
+/** map_sg's own rules, checked on each path (runner.ts finds it here with the comparison). */
+export { checkSgResult } from './sg-result.js';
 
 /** One side of a ReachableWatch, told of its tracker's permission changes (a method, not a closure: see PermListener). */
 class PermSide implements PermListener {

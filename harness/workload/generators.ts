@@ -8,13 +8,10 @@
 import fc from 'fast-check';
 import type { Consumer, Dir, MaskWhich, Platform, Scenario, ScenarioDevice, Step } from './scenario.js';
 import { SCENARIO_FORMAT } from './scenario.js';
-
-/** Buffers live in 128 KiB slots from 16 MiB, and 2 MiB-aligned areas from 512 MiB (superpages). */
-const SMALL_BASE = 0x100_0000;
-const SMALL_SLOT = 0x2_0000;
-const SMALL_SLOTS = 48;
-const LARGE_BASE = 0x2000_0000;
-const LARGE_SLOT = 0x40_0000;
+import { LARGE_BASE, SMALL_BASE, SMALL_SLOT, SMALL_SLOTS, bufArb, bufPhys, dirArb, sgEntriesArb, smallBufArb, wholePages, type Buf } from './gen/buffers.js';
+import { exhaustStepArb } from './gen/exhaust.js';
+import { lifeArb, type Life } from './gen/life.js';
+import { must } from '../../kernel/assert.js';
 
 export type GenStep =
   | { k: 'map_page'; dev: number; buf: Buf; dir: Dir; cpu: number }
@@ -34,40 +31,8 @@ export type GenStep =
   | Life
   | { k: 'fill'; dev: number; n: number; cpu: number; reverse: boolean; then: number };
 
-/**
- * One mapping's whole DMA lifecycle (kernel-semantics 4.3, 9.4.7, 10.10): CPU writes, map,
- * device reads, device writes, sync_for_cpu, CPU reads, CPU writes, sync_for_device, device
- * reads, device writes again (so the unmap has data of its own to copy back), unmap, CPU reads.
- * `keep` says which of those twelve steps are there: generated all (or nearly all) present, it
- * shrinks toward fewer, so a failure keeps only the steps it needs.
- */
-export interface Life {
-  k: 'life';
-  dev: number;
-  /** the kind of device wanted: the first device of that kind takes the mapping */
-  untrusted: boolean;
-  dir: Dir;
-  sg: boolean;
-  entries: Buf[];
-  fills: [number, number, number];
-  /** the device write: the whole buffer, or [at % size, +len) */
-  whole: boolean;
-  at: number;
-  len: number;
-  keep: boolean[];
-  cpu: number;
-}
-
-/** the steps of a lifecycle, in order (indices into Life.keep) */
-export const LIFE_STEPS = ['cpu_write', 'map', 'dma_read', 'dma_write', 'sync_for_cpu', 'cpu_read', 'cpu_write', 'sync_for_device', 'dma_read', 'dma_write', 'unmap', 'cpu_read'] as const;
-
-/** A buffer: a slot, an offset in it and a length (phys computed at normalisation). */
-export interface Buf {
-  large: boolean;
-  slot: number;
-  off: number;
-  len: number;
-}
+/** The kinds of generated step (each op's description names those that emit it: ops/). */
+export type GenKind = GenStep['k'];
 
 export interface GenOptions {
   /** consumers the walk steps may use */
@@ -76,126 +41,6 @@ export interface GenOptions {
   maxDevices: number;
   /** 'exhaust': workloads that drive a small IOVA window to exhaustion and back */
   mode?: 'mixed' | 'exhaust';
-}
-
-const dirArb = fc.constantFrom<Dir>('to_device', 'from_device', 'bidirectional');
-
-/** sizes weighted toward the interesting branches: sub-page, page-exact, multi-page, 2 MiB */
-const smallBufArb: fc.Arbitrary<Buf> = fc.record({
-  large: fc.constant(false),
-  slot: fc.nat(SMALL_SLOTS - 1),
-  off: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 0xfff }) }, { weight: 1, arbitrary: fc.integer({ min: 0x1000, max: 0x8000 }) }),
-  len: fc.oneof(
-    { weight: 3, arbitrary: fc.constantFrom(4096, 8192, 12288, 16384, 65536) },
-    { weight: 3, arbitrary: fc.integer({ min: 1, max: 4096 }) },
-    { weight: 2, arbitrary: fc.integer({ min: 4097, max: 0x10000 }) },
-  ),
-});
-
-const largeBufArb: fc.Arbitrary<Buf> = fc.record({
-  large: fc.constant(true),
-  slot: fc.nat(3),
-  off: fc.constantFrom(0, 0, 0x1000),
-  len: fc.constantFrom(0x20_0000, 0x20_0000 + 0x3000, 0x40_0000 - 0x1000),
-});
-
-const bufArb: fc.Arbitrary<Buf> = fc.oneof({ weight: 8, arbitrary: smallBufArb }, { weight: 2, arbitrary: largeBufArb });
-
-/**
- * sg entries: scattered pieces, contiguous runs, the same page twice. Contiguous runs of whole
- * pages weigh most: that is how i915 builds its lists, and what 6.1 merges into fewer segments.
- */
-const sgEntriesArb: fc.Arbitrary<Buf[]> = fc.oneof(
-  { weight: 2, arbitrary: fc.array(smallBufArb, { minLength: 1, maxLength: 6 }) },
-  {
-    weight: 3,
-    arbitrary: fc.record({ slot: fc.nat(SMALL_SLOTS - 1), n: fc.integer({ min: 2, max: 6 }), len: fc.constantFrom(4096, 8192, 2048) }).map(({ slot, n, len }) =>
-      Array.from({ length: n }, (_, i) => ({ large: false, slot, off: i * len, len })),
-    ),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({ slot: fc.nat(SMALL_SLOTS - 1), half: fc.constantFrom(0x400, 0x800) }).map(({ slot, half }) => [
-      { large: false, slot, off: 0, len: half },
-      { large: false, slot, off: half, len: half },
-    ]),
-  },
-);
-
-/**
- * Lifecycle buffers: sub-page, unaligned multi-page, page-aligned, several in one bounce-slot
- * class (2049..4096 bytes: two 2 KiB slots), and over swiotlb's largest mapping (256 KiB).
- */
-const lifeBufArb: fc.Arbitrary<Buf> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.integer({ min: 0, max: 0xfff }), len: fc.integer({ min: 1, max: 4096 }) }) },
-  { weight: 3, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.integer({ min: 0, max: 0xfff }), len: fc.integer({ min: 4097, max: 0x5000 }) }) },
-  { weight: 2, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.constant(0), len: fc.constantFrom(4096, 8192) }) },
-  { weight: 2, arbitrary: fc.record({ large: fc.constant(false), slot: fc.nat(SMALL_SLOTS - 1), off: fc.integer({ min: 0, max: 0xfff }), len: fc.integer({ min: 2049, max: 4096 }) }) },
-  { weight: 1, arbitrary: fc.record({ large: fc.constant(true), slot: fc.nat(3), off: fc.integer({ min: 1, max: 0xfff }), len: fc.integer({ min: 0x4_0001, max: 0x4_0800 }) }) },
-);
-
-/** present, nearly always; shrinks to absent */
-const keepArb = fc.oneof({ withCrossShrink: true }, { weight: 1, arbitrary: fc.constant(false) }, { weight: 40, arbitrary: fc.constant(true) });
-
-function lifeArb(o: GenOptions): fc.Arbitrary<Life> {
-  return fc.record({
-    k: fc.constant('life' as const),
-    dev: fc.nat(o.maxDevices - 1),
-    // untrusted cells need a bounce as well as the device: asked for a little more often
-    untrusted: fc.oneof({ weight: 2, arbitrary: fc.constant(false) }, { weight: 3, arbitrary: fc.constant(true) }),
-    dir: dirArb,
-    sg: fc.boolean(),
-    entries: fc.array(lifeBufArb, { minLength: 1, maxLength: 4 }),
-    fills: fc.tuple(fc.integer({ min: 1, max: 255 }), fc.integer({ min: 1, max: 255 }), fc.integer({ min: 1, max: 255 })),
-    whole: fc.oneof({ withCrossShrink: true }, fc.constant(true), fc.constant(false)),
-    at: fc.nat(0xffff),
-    len: fc.integer({ min: 1, max: 0x2000 }),
-    keep: fc.array(keepArb, { minLength: LIFE_STEPS.length, maxLength: LIFE_STEPS.length }),
-    cpu: fc.nat(1),
-  });
-}
-
-/** Page counts around powers of two: 5.10 rounds them all up, 6.1 only those below 32. */
-const EXHAUST_PAGES = [1, 2, 3, 5, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513] as const;
-
-/**
- * The exhaustion workload: maps, lists and coherent buffers of page counts around powers of
- * two, frees, and fills -- many one-page mappings then all unmapped, so the rcache magazines
- * fill and spill into the depot -- on a platform with a small IOVA window.
- */
-function exhaustStepArb(o: GenOptions): fc.Arbitrary<GenStep> {
-  const dev = fc.nat(o.maxDevices - 1);
-  const cpu = fc.nat(1);
-  const pick = fc.nat(15);
-  const pages = fc.constantFrom(...EXHAUST_PAGES);
-  const buf = fc.record({ slot: fc.nat(3), pages, off: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 0xfff }) }) }).map(
-    ({ slot, pages: n, off }): Buf => ({ large: true, slot, off, len: n * 4096 - (off > 0 ? off : 0) }),
-  );
-  return fc.oneof(
-    { weight: 6, arbitrary: fc.record({ k: fc.constant('map_page' as const), dev, buf, dir: dirArb, cpu }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('map_sg' as const), dev, entries: fc.array(buf, { minLength: 1, maxLength: 3 }), dir: dirArb, cpu }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('alloc' as const), dev, size: pages.map((n) => n * 4096), cpu }) },
-    { weight: 6, arbitrary: fc.record({ k: fc.constant('unmap' as const), pick, cpu }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('free' as const), pick, cpu }) },
-    {
-      weight: 3,
-      arbitrary: fc.record({ k: fc.constant('fill' as const), dev, n: fc.constantFrom(1, 40, 130, 260), cpu, reverse: fc.boolean(), then: fc.constantFrom(1, 33, 257, 512, 513) }),
-    },
-    { weight: 1, arbitrary: fc.record({ k: fc.constant('churn' as const), dev, n: fc.integer({ min: 1, max: 8 }), cpu }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant('mask' as const), dev, bits: fc.constantFrom(30, 32, 64), which: fc.constantFrom<MaskWhich>('both', 'streaming', 'coherent') }) },
-    {
-      weight: 1,
-      arbitrary: fc.record({
-        k: fc.constant('access' as const),
-        write: fc.boolean(),
-        pick,
-        where: fc.constantFrom('inside', 'after', 'dead') as fc.Arbitrary<'inside' | 'before' | 'after' | 'dead'>,
-        at: fc.nat(0xffff),
-        len: fc.integer({ min: 1, max: 256 }),
-        fill: fc.integer({ min: 0, max: 255 }),
-      }),
-    },
-  );
 }
 
 function stepArb(o: GenOptions): fc.Arbitrary<GenStep> {
@@ -268,23 +113,14 @@ export function workloadArb(o: GenOptions): fc.Arbitrary<Workload> {
     fc.record({
       // a second PCI device is of the other kind than the first: workloads of two devices always
       // have a trusted and (if PCI) an untrusted one for the lifecycles to pick from
-      devices: fc.tuple(...Array.from({ length: n }, (_, i) => deviceArb(i))).map((ds) =>
-        ds.map((d, i) => (i === 1 && d.pci ? { ...d, untrusted: !(ds[0]!.pci && ds[0]!.untrusted) } : d)),
-      ),
+      devices: fc.tuple(...Array.from({ length: n }, (_, i) => deviceArb(i))).map((ds) => {
+        const first = must(ds[0], 'a first device');
+        return ds.map((d, i) => (i === 1 && d.pci ? { ...d, untrusted: !(first.pci && first.untrusted) } : d));
+      }),
       // minLength 0: fast-check's array shrinker cannot drop the last item while minLength keeps one
       steps: fc.array(stepArb(o), { minLength: 0, maxLength: o.maxSteps }),
     }),
   );
-}
-
-/** a list made of whole pages, as i915 builds its lists */
-function wholePages(entries: ReadonlyArray<{ phys: number; length: number }>): boolean {
-  return entries.every((e) => e.phys % 4096 === 0 && e.length % 4096 === 0);
-}
-
-export function bufPhys(b: Buf): { phys: number; length: number } {
-  const base = b.large ? LARGE_BASE + b.slot * LARGE_SLOT : SMALL_BASE + b.slot * SMALL_SLOT;
-  return { phys: base + b.off, length: b.len };
 }
 
 /**
@@ -299,11 +135,11 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
   const steps: Step[] = [];
   const pageAligned = new Set<string>();
   let n = 0;
-  const devId = (i: number): string => devices[i % devices.length]!.id;
+  const devId = (i: number): string => must(devices[i % devices.length], 'a device').id;
   const cpuOf = (c: number): number => c % platform.cpus;
   const take = (pick: number, kinds: ReadonlyArray<'single' | 'sg' | 'coherent'>, from = live): number => {
     const idx = from.map((m, i) => (kinds.includes(m.kind) ? i : -1)).filter((i) => i >= 0);
-    return idx.length === 0 ? -1 : idx[pick % idx.length]!;
+    return idx.length === 0 ? -1 : must(idx[pick % idx.length], 'a picked mapping');
   };
   for (const g of w.steps) {
     switch (g.k) {
@@ -332,21 +168,21 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
       case 'free': {
         const i = take(g.pick, g.k === 'unmap' ? ['single', 'sg'] : ['coherent']);
         if (i < 0) break;
-        const m = live.splice(i, 1)[0]!;
+        const m = must(live.splice(i, 1)[0], 'the mapping taken');
         steps.push(g.k === 'unmap' ? { op: 'unmap', map: m.name, cpu: cpuOf(g.cpu) } : { op: 'free_coherent', map: m.name, cpu: cpuOf(g.cpu) });
         dead.push(m);
         break;
       }
       case 'sync': {
         const i = take(g.pick, ['single', 'sg']);
-        if (i >= 0) steps.push({ op: g.forCpu ? 'sync_for_cpu' : 'sync_for_device', map: live[i]!.name });
+        if (i >= 0) steps.push({ op: g.forCpu ? 'sync_for_cpu' : 'sync_for_device', map: must(live[i], 'a live mapping').name });
         break;
       }
       case 'access': {
         const from = g.where === 'dead' ? dead : live;
         const i = take(g.pick, ['single', 'sg', 'coherent'], from);
         if (i < 0) break;
-        const m = from[i]!;
+        const m = must(from[i], 'a picked mapping');
         const offset = g.where === 'before' ? -1 - (g.at % 64) : g.where === 'after' ? m.size + (g.at % 64) : g.at % m.size;
         // a probe write before the buffer stays before it: a device access stops at its first
         // fault, so a write that faults below the buffer on one path only (D5: placement) would
@@ -365,12 +201,13 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
       case 'walk': {
         // i915 builds its lists from whole pages: its iterators are only meaningful on such lists,
         // so an i915-style consumer walks one of those when there is one
-        const c = consumers[g.consumer % consumers.length]!;
+        const c = must(consumers[g.consumer % consumers.length], 'a consumer');
         const wholeLists = live.map((m, k) => (m.kind === 'sg' && pageAligned.has(m.name) ? k : -1)).filter((k) => k >= 0);
-        const i = c !== 'correct' && wholeLists.length > 0 ? wholeLists[g.pick % wholeLists.length]! : take(g.pick, ['sg']);
+        const i = c !== 'correct' && wholeLists.length > 0 ? must(wholeLists[g.pick % wholeLists.length], 'a whole-page list') : take(g.pick, ['sg']);
         if (i < 0) break;
-        const whole = pageAligned.has(live[i]!.name);
-        steps.push({ op: 'consumer_walk', map: live[i]!.name, consumer: c === 'correct' || whole ? c : 'correct' });
+        const walked = must(live[i], 'a live list');
+        const whole = pageAligned.has(walked.name);
+        steps.push({ op: 'consumer_walk', map: walked.name, consumer: c === 'correct' || whole ? c : 'correct' });
         break;
       }
       case 'fq_timeout':
@@ -380,7 +217,7 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
         // a ring-filling churn goes to a trusted device when there is one: an untrusted device's
         // unmaps are flushed at once on both releases and never queue
         const trusted = devices.findIndex((d) => !(d.pci && d.untrusted));
-        const dev = g.n >= 256 && trusted >= 0 ? devices[trusted]!.id : devId(g.dev);
+        const dev = g.n >= 256 && trusted >= 0 ? must(devices[trusted], 'the trusted device').id : devId(g.dev);
         for (let j = 0; j < g.n; j++) {
           const as = `m${n++}`;
           steps.push({ op: 'map_page', dev, phys: SMALL_BASE + (j % SMALL_SLOTS) * SMALL_SLOT, size: 4096, dir: 'to_device', cpu: cpuOf(g.cpu), as });
@@ -419,9 +256,9 @@ export function toScenario(platform: Platform, w: Workload, consumers: readonly 
       }
       case 'life': {
         const want = devices.findIndex((d) => d.pci && d.untrusted === g.untrusted);
-        const dev = devices[want >= 0 ? want : g.dev % devices.length]!.id;
+        const dev = must(devices[want >= 0 ? want : g.dev % devices.length], 'a device').id;
         const sg = g.entries.map(bufPhys);
-        const one = sg[0]!;
+        const one = must(sg[0], 'a first buffer');
         const bufs = g.sg ? sg : [one];
         const size = bufs.reduce((a, e) => a + e.length, 0);
         const cpuWrite = (fill: number): void => {

@@ -1,56 +1,14 @@
 /** The readable text rendering of a dmadiff-result/1 document. */
+import { must } from '../../kernel/assert.js';
 import type { Divergence } from '../check/checker.js';
 import type { StepResult } from '../run/path-runner.js';
 import type { ResultDoc } from '../run/runner.js';
 import type { ImportedFrom, Scenario, Step } from './scenario.js';
-import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
+import { describeOpStep } from './ops/registry.js';
 
-/** Where a relocated buffer address was on the traced machine (import-trace's runs), or undefined. */
-function realAddress(imported: ImportedFrom | undefined, phys: number): number | undefined {
-  for (const r of imported?.phys ?? []) {
-    const model = Number(r.model);
-    if (phys >= model && phys < model + r.pages * VTD_PAGE_SIZE) return Number(r.real) + (phys - model);
-  }
-  return undefined;
-}
-
-/** " (real 0x...)" for an imported scenario's buffer address */
-function real(imported: ImportedFrom | undefined, phys: number): string {
-  const r = realAddress(imported, phys);
-  return r === undefined ? '' : ` (real 0x${r.toString(16)})`;
-}
-
-/** A step in one line; an imported scenario's buffers also by their real address. */
+/** A step in one line; an imported scenario's buffers also by their real address (its op's describe). */
 export function describeStep(s: Step, imported?: ImportedFrom): string {
-  switch (s.op) {
-    case 'map_page':
-      return `map_page ${s.as} = ${s.dev} 0x${s.phys.toString(16)}+${s.size}${real(imported, s.phys)} ${s.dir}`;
-    case 'map_sg':
-      return `map_sg ${s.as} = ${s.dev} ${s.sg.length} entr${s.sg.length === 1 ? 'y' : 'ies'}${real(imported, s.sg[0]!.phys)} ${s.dir}`;
-    case 'alloc_coherent':
-      return `alloc_coherent ${s.as} = ${s.dev} ${s.size}`;
-    case 'unmap':
-    case 'free_coherent':
-    case 'sync_for_cpu':
-    case 'sync_for_device':
-      return `${s.op} ${s.map}`;
-    case 'dma_read':
-    case 'dma_write':
-      return `${s.op} ${s.map}[${s.offset}, +${s.len})`;
-    case 'cpu_read':
-    case 'cpu_write':
-      return `${s.op} 0x${s.phys.toString(16)}+${s.len}`;
-    case 'consumer_walk':
-      return `consumer_walk ${s.map} by ${s.consumer}`;
-    case 'flush_queue_timeout':
-      return 'flush_queue_timeout';
-    case 'set_dma_mask':
-      return `set_dma_mask ${s.dev} ${s.bits} bits (${s.which})`;
-    case 'set_max_seg_size':
-      return `set_max_seg_size ${s.dev} ${s.size}`;
-    case 'set_seg_boundary':
-      return `set_seg_boundary ${s.dev} 0x${s.mask.toString(16)}`;
-  }
+  return describeOpStep(s.op, s, imported);
 }
 
 export function describeResult(r: StepResult): string {
@@ -72,8 +30,8 @@ export function renderText(s: Scenario, doc: ResultDoc): string {
   const g = doc.paths['dma-iommu'].steps;
   s.steps.forEach((st, i) => {
     lines.push(`#${i} ${describeStep(st, s.imported)}`);
-    lines.push(`    legacy-intel (5.10): ${describeResult(l[i]!)}`);
-    lines.push(`    dma-iommu    (6.1):  ${describeResult(g[i]!)}`);
+    lines.push(`    legacy-intel (5.10): ${describeResult(must(l[i], 'a legacy result of every step'))}`);
+    lines.push(`    dma-iommu    (6.1):  ${describeResult(must(g[i], 'a generic result of every step'))}`);
     for (const d of doc.divergences) if (d.step === i) lines.push(`    ${renderDivergence(d)}`);
   });
   for (const d of doc.divergences) if (d.step >= s.steps.length) lines.push(renderDivergence(d));

@@ -62,7 +62,8 @@ export type Step =
   | { op: 'unmap'; map: string; cpu: number }
   | { op: 'alloc_coherent'; dev: string; size: number; cpu: number; as: string }
   | { op: 'free_coherent'; map: string; cpu: number }
-  | { op: 'sync_for_cpu' | 'sync_for_device'; map: string }
+  | { op: 'sync_for_cpu'; map: string }
+  | { op: 'sync_for_device'; map: string }
   | { op: 'dma_read'; map: string; offset: number; len: number }
   | { op: 'dma_write'; map: string; offset: number; len: number; fill: number }
   | { op: 'cpu_read'; phys: number; len: number }
@@ -74,6 +75,13 @@ export type Step =
   | { op: 'set_seg_boundary'; dev: string; mask: bigint };
 
 export type Op = Step['op'];
+
+/** Each op's own step type, by op name (an op's description in ops/ is typed by it). */
+export type StepMap = { [S in Step as S['op']]: S };
+export type StepOf<O extends Op> = StepMap[O];
+
+/** What a mapping is, as steps make and name them. */
+export type MapKind = 'single' | 'sg' | 'coherent';
 
 export interface Scenario {
   format: typeof SCENARIO_FORMAT;

@@ -4,6 +4,7 @@
  * written out here independently of the harness's checker.
  */
 import { readFileSync } from 'node:fs';
+import { diffArrays } from 'diff';
 
 /** One expected step result of a recording: the step index and the fields it must show. */
 export interface OracleExpect {
@@ -86,16 +87,40 @@ export function sub(expected: unknown, actual: unknown): boolean {
   return subsetMismatch(expected, actual) === null;
 }
 
-/** The lines where two traces differ (event or text, or one of them ended), one message each. */
+/**
+ * The lines where two traces differ (event or text), one message each, the traces aligned by a
+ * diff (the diff package's diffArrays): an event missing from or added to the model's trace is one
+ * message, not a shift that marks every line after it. Empty when the traces are equal.
+ */
 export function traceLineDiffs(want: readonly TraceLine[], got: readonly TraceLine[]): string[] {
-  const n = Math.max(want.length, got.length);
+  const show = (l: TraceLine | undefined): string => (l === undefined ? '(none)' : `${l.event}: ${l.text}`);
+  const parts = diffArrays([...want], [...got], { comparator: (a, b) => a.event === b.event && a.text === b.text });
   const bad: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const w = want[i];
-    const g = got[i];
-    if (w === undefined || g === undefined || w.event !== g.event || w.text !== g.text) {
-      bad.push(`line ${i}: want ${w === undefined ? '(none)' : `${w.event}: ${w.text}`}\n          got  ${g === undefined ? '(none)' : `${g.event}: ${g.text}`}`);
+  let w = 0;
+  let g = 0;
+  // lines removed, then lines added in their place: the same lines changed, paired in order
+  let removed: TraceLine[] = [];
+  const pair = (added: readonly TraceLine[]): void => {
+    for (let j = 0; j < Math.max(removed.length, added.length); j++) {
+      const a = removed[j];
+      const b = added[j];
+      bad.push(`line ${w === g ? w : `${w} (got line ${g})`}: want ${show(a)}\n          got  ${show(b)}`);
+      if (a !== undefined) w++;
+      if (b !== undefined) g++;
+    }
+    removed = [];
+  };
+  for (const p of parts) {
+    if (p.removed) {
+      pair([]);
+      removed = p.value;
+    } else if (p.added) pair(p.value);
+    else {
+      pair([]);
+      w += p.count;
+      g += p.count;
     }
   }
+  pair([]);
   return bad;
 }

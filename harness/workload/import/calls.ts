@@ -23,6 +23,7 @@
  */
 import { VTD_PAGE_MASK_LOW } from '../../../vtd/regs.js';
 import { parseDmaMap, parseDmaMapSg, parseDmaUnmap, parseIommuMap, parseIommuUnmap, traceFail, type TraceLine } from './ftrace.js';
+import { must } from '../../../kernel/assert.js';
 
 export interface TracedEntry {
   /** the real physical address, offset included */
@@ -130,7 +131,7 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
         }
         // keyed by its first page: intel_unmap_sg hands intel_unmap the list's first dma address
         // & PAGE_MASK, which is what unmap_single prints
-        sg.set(key(e.dev, pageDown(call.entries[0]!.dma)), call);
+        sg.set(key(e.dev, pageDown(must(call.entries[0], 'a first entry').dma)), call);
         break;
       }
       case 'unmap_single': {
@@ -142,7 +143,7 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
         const g = s === undefined ? sg.get(kg) : undefined;
         if (s !== undefined) {
           single.delete(ks);
-          const ent = s.entries[0]!;
+          const ent = must(s.entries[0], 'the entry of a single');
           if (e.size <= 0 || e.size > ent.length) traceFail(l.line, `unmap_single: size=${e.size} is not 1..${ent.length}, what the map_single on line ${s.line} can hold`);
           if (!s.bounced) ent.length = e.size;
           s.exactLength = true;
@@ -174,16 +175,17 @@ function takeBounceSingles(actions: TracedAction[], single: Map<string, TracedCa
   const n = call.entries.length;
   const found: number[] = [];
   for (let k = actions.length - 1; k >= 0 && found.length < n; k--) {
-    const a = actions[k]!;
+    const a = must(actions[k], 'an action');
     if (a.what !== 'map' || a.call.dev !== call.dev || !a.call.bounced || a.call.kind !== 'single') continue;
-    if (a.call.entries[0]!.dma !== call.entries[n - 1 - found.length]!.dma) return undefined;
+    if (must(a.call.entries[0], 'the entry of a single').dma !== must(call.entries[n - 1 - found.length], 'an entry of the list').dma) return undefined;
     found.push(k);
   }
   if (found.length < n) return undefined;
-  const first = { index: found[found.length - 1]!, line: actions[found[found.length - 1]!]!.call.line };
+  const at = must(found[found.length - 1], 'the first single found');
+  const first = { index: at, line: must(actions[at], 'its action').call.line };
   // highest index first, so the others stay where they are
   for (const k of found) {
-    single.delete(key(call.dev, actions[k]!.call.entries[0]!.dma));
+    single.delete(key(call.dev, must(must(actions[k], 'a found action').call.entries[0], 'its entry').dma));
     actions.splice(k, 1);
   }
   return first;
@@ -244,13 +246,14 @@ export function calls61(lines: readonly TraceLine[], dev: string): Reconstructio
 function splitCall(l: TraceLine, size: number, call: TracedCall, actions: TracedAction[], live: Map<bigint, TracedCall>, growing: Map<number, { call: TracedCall; end: bigint }>, runLine: Map<TracedEntry, number>): void {
   let k = 0;
   let n = 0;
-  while (n < size) n += call.entries[k++]!.length;
-  if (n !== size) traceFail(l.line, `unmap: size=${size} ends inside the run mapped on line ${runLine.get(call.entries[k - 1]!)}`);
+  while (n < size) n += must(call.entries[k++], 'an entry before size').length;
+  if (n !== size) traceFail(l.line, `unmap: size=${size} ends inside the run mapped on line ${runLine.get(must(call.entries[k - 1], 'the last entry counted'))}`);
   const entries = call.entries.slice(k);
-  const rest: TracedCall = { ...call, line: runLine.get(entries[0]!)!, kind: entries.length > 1 ? 'sg' : 'single', entries };
+  const head = must(entries[0], 'an entry past the unmapped ones');
+  const rest: TracedCall = { ...call, line: must(runLine.get(head), 'the line of its run'), kind: entries.length > 1 ? 'sg' : 'single', entries };
   call.entries = call.entries.slice(0, k);
   call.kind = k > 1 ? 'sg' : 'single';
-  live.set(entries[0]!.dma, rest);
+  live.set(head.dma, rest);
   const g = growing.get(call.cpu);
   if (g !== undefined && g.call === call) g.call = rest;
   // actions are in line order: the rest's map goes before the first action after its line
@@ -258,7 +261,7 @@ function splitCall(l: TraceLine, size: number, call: TracedCall, actions: Traced
   let hi = actions.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (actions[mid]!.line < rest.line) lo = mid + 1;
+    if (must(actions[mid], 'an action').line < rest.line) lo = mid + 1;
     else hi = mid;
   }
   actions.splice(lo, 0, { line: rest.line, what: 'map', call: rest });

@@ -4,8 +4,9 @@
  * modelled releases print are understood (kernel-semantics 2.11/10.11 for 5.10's intel_iommu:*,
  * 9.6 for 6.1's iommu:map/unmap); every other event is counted and skipped.
  */
-import { MAX_BUFFER, MAX_SG_ENTRIES } from '../validation.js';
+import { MAX_BUFFER, MAX_SG_ENTRIES } from '../fields.js';
 import { VTD_PAGE_MASK_LOW } from '../../../vtd/regs.js';
+import { must } from '../../../kernel/assert.js';
 
 export class TraceImportError extends Error {}
 
@@ -51,8 +52,9 @@ export function readTraceLines(text: string): TraceLine[] {
     if (isNoise(s)) return;
     const m = LINE.exec(s);
     if (m === null) traceFail(k + 1, `not an ftrace event line (expected "TASK-PID [CPU] ... TIMESTAMP: EVENT: ..."): ${clip(s)}`);
-    const event = m[5]!.includes(':') ? m[5]!.slice(m[5]!.lastIndexOf(':') + 1) : m[5]!;
-    out.push({ line: k + 1, cpu: Number(m[3]), event, text: m[6]! });
+    const name = group(m, 5);
+    const event = name.includes(':') ? name.slice(name.lastIndexOf(':') + 1) : name;
+    out.push({ line: k + 1, cpu: Number(m[3]), event, text: group(m, 6) });
   });
   return out;
 }
@@ -108,6 +110,11 @@ const RE_DMA_UNMAP = new RegExp(`^dev=${DEV} dev_addr=${HEX} size=${DEC}$`);
 const RE_IOMMU_MAP = new RegExp(`^IOMMU: iova=${HEX} - ${HEX} paddr=${HEX} size=${DEC}$`);
 const RE_IOMMU_UNMAP = new RegExp(`^IOMMU: iova=${HEX} - ${HEX} size=${DEC} unmapped_size=${DEC}$`);
 
+/** Group k of a match: no group of the event patterns is optional, so a match has each one. */
+function group(m: RegExpExecArray, k: number): string {
+  return must(m[k], 'a group of a matched event line');
+}
+
 function match(re: RegExp, l: TraceLine, form: string): RegExpExecArray {
   const m = re.exec(l.text.trim());
   if (m === null) traceFail(l.line, `${l.event}: expected "${form}", got ${JSON.stringify(clip(l.text))}`);
@@ -131,7 +138,7 @@ function physRange(l: TraceLine, phys: bigint, from: bigint, n: number): void {
 
 export function parseDmaMap(l: TraceLine): DmaMapEvent {
   const m = match(RE_DMA_MAP, l, 'dev=DDDD:BB:DD.F dev_addr=0x... phys_addr=0x... size=N');
-  const e = { dev: m[1]!.toLowerCase(), devAddr: BigInt(`0x${m[2]}`), physAddr: BigInt(`0x${m[3]}`), size: size(l, m[4]!, 'size') };
+  const e = { dev: group(m, 1).toLowerCase(), devAddr: BigInt(`0x${m[2]}`), physAddr: BigInt(`0x${m[3]}`), size: size(l, group(m, 4), 'size') };
   // map_single's size counts whole pages from phys_addr's page (__intel_map_single); bounce_map_single's is the length
   physRange(l, e.physAddr, l.event === 'map_single' ? e.physAddr & ~BigInt(VTD_PAGE_MASK_LOW) : e.physAddr, e.size);
   return e;
@@ -142,19 +149,19 @@ export function parseDmaMapSg(l: TraceLine): DmaMapSgEvent {
   const index = Number(m[2]);
   const total = Number(m[3]);
   if (index < 1 || index > total || total > MAX_SG_ENTRIES) traceFail(l.line, `${l.event}: entry [${index}/${total}] is not one of 1..${total} (at most ${MAX_SG_ENTRIES} entries)`);
-  const e = { dev: m[1]!.toLowerCase(), index, total, devAddr: BigInt(`0x${m[4]}`), physAddr: BigInt(`0x${m[5]}`), size: size(l, m[6]!, 'size') };
+  const e = { dev: group(m, 1).toLowerCase(), index, total, devAddr: BigInt(`0x${m[4]}`), physAddr: BigInt(`0x${m[5]}`), size: size(l, group(m, 6), 'size') };
   physRange(l, e.physAddr, e.physAddr, e.size);
   return e;
 }
 
 export function parseDmaUnmap(l: TraceLine): DmaUnmapEvent {
   const m = match(RE_DMA_UNMAP, l, 'dev=DDDD:BB:DD.F dev_addr=0x... size=N');
-  return { dev: m[1]!.toLowerCase(), devAddr: BigInt(`0x${m[2]}`), size: size(l, m[3]!, 'size') };
+  return { dev: group(m, 1).toLowerCase(), devAddr: BigInt(`0x${m[2]}`), size: size(l, group(m, 3), 'size') };
 }
 
 export function parseIommuMap(l: TraceLine): IommuMapEvent {
   const m = match(RE_IOMMU_MAP, l, 'IOMMU: iova=0x... - 0x... paddr=0x... size=N');
-  const e = { iova: BigInt(`0x${m[1]}`), paddr: BigInt(`0x${m[3]}`), size: size(l, m[4]!, 'size') };
+  const e = { iova: BigInt(`0x${m[1]}`), paddr: BigInt(`0x${m[3]}`), size: size(l, group(m, 4), 'size') };
   if (BigInt(`0x${m[2]}`) !== e.iova + BigInt(e.size)) traceFail(l.line, 'map: the IOVA range does not end at iova + size');
   physRange(l, e.paddr, e.paddr, e.size);
   return e;
@@ -162,7 +169,7 @@ export function parseIommuMap(l: TraceLine): IommuMapEvent {
 
 export function parseIommuUnmap(l: TraceLine): IommuUnmapEvent {
   const m = match(RE_IOMMU_UNMAP, l, 'IOMMU: iova=0x... - 0x... size=N unmapped_size=N');
-  return { iova: BigInt(`0x${m[1]}`), size: size(l, m[3]!, 'size'), unmappedSize: size(l, m[4]!, 'unmapped_size') };
+  return { iova: BigInt(`0x${m[1]}`), size: size(l, group(m, 3), 'size'), unmappedSize: size(l, group(m, 4), 'unmapped_size') };
 }
 
 /** The release whose driver prints an event (undefined: not an event the import reads). */

@@ -4,7 +4,8 @@
  * buffer area (relocate.ts), with the IOVA the real kernel returned kept as the step's `traced`
  * result; what the trace cannot say is decided here and said in one line.
  */
-import { MAX_ACCESS, ScenarioError, parseScenario } from '../validation.js';
+import { MAX_ACCESS, ScenarioError } from '../fields.js';
+import { parseScenario } from '../validation.js';
 import { IOAPIC_RANGE_END, IOAPIC_RANGE_START, VTD_PAGE_SIZE } from '../../../vtd/regs.js';
 import { hex, type Dir, type Scenario } from '../scenario.js';
 import { formatBdf, parseBdf } from '../../../vtd/entries.js';
@@ -12,6 +13,7 @@ import type { NamedPlatform } from '../../search/property.js';
 import { calls510, calls61, type Reconstruction, type TracedCall } from './calls.js';
 import { readTraceLines, releaseOfEvent, traceFail, TraceImportError } from './ftrace.js';
 import { Relocation } from './relocate.js';
+import { must } from '../../../kernel/assert.js';
 
 export interface ImportOptions {
   /** the file's name, recorded in the scenario */
@@ -53,7 +55,7 @@ export function importTrace(text: string, o: ImportOptions): Imported {
   });
   const first = ours[0];
   if (first === undefined) throw new TraceImportError(`no IOMMU map or unmap events (5.10's intel_iommu:* or 6.1's iommu:map/unmap) in ${lines.length} event line(s)`);
-  const release = releaseOfEvent(first.event)!;
+  const release = must(releaseOfEvent(first.event), 'the release of an event kept for it');
   const other = ours.find((l) => releaseOfEvent(l.event) !== release);
   if (other !== undefined) traceFail(other.line, `${other.event} is a ${releaseOfEvent(other.event)} event, but line ${first.line} began a ${release} trace`);
   let otherDevices = 0;
@@ -94,21 +96,21 @@ export function importTrace(text: string, o: ImportOptions): Imported {
   }
   // a loop, not Math.max(...): one argument an action would overflow the stack on a long trace
   let maxCpu = 0;
-  for (const a of rec.actions) maxCpu = Math.max(maxCpu, a.what === 'map' ? a.call.cpu : a.call.unmapCpu!);
+  for (const a of rec.actions) maxCpu = Math.max(maxCpu, a.what === 'map' ? a.call.cpu : must(a.call.unmapCpu, 'the CPU of an unmap'));
   const name = (c: TracedCall): string => `L${c.line}`;
   const total = (c: TracedCall): number => c.entries.reduce((n, e) => n + e.length, 0);
   const touch = (c: TracedCall): unknown => ({ op: 'dma_read', map: name(c), offset: 0, len: Math.min(total(c), MAX_ACCESS) });
   const steps: unknown[] = [];
   for (const a of rec.actions) {
     const c = a.call;
-    const dev = scenarioBdf(c.dev)!;
+    const dev = must(scenarioBdf(c.dev), 'the scenario device of a kept call');
     if (a.what === 'unmap') {
       if (o.touch) steps.push(touch(c));
-      steps.push({ op: 'unmap', map: name(c), cpu: c.unmapCpu! });
+      steps.push({ op: 'unmap', map: name(c), cpu: must(c.unmapCpu, 'the CPU of an unmap') });
       continue;
     }
     const phys = (e: { phys: bigint }): string => hex(reloc.toModel(Number(e.phys)));
-    const e0 = c.entries[0]!;
+    const e0 = must(c.entries[0], 'a first entry');
     if (c.kind === 'single') {
       steps.push({ op: 'map_page', dev, phys: phys(e0), size: e0.length, dir: o.dir, cpu: c.cpu, as: name(c), traced: { release, dma: hex(e0.dma) } });
     } else {
@@ -131,7 +133,7 @@ export function importTrace(text: string, o: ImportOptions): Imported {
     `${o.mask}-bit DMA masks (--mask)`,
     ...(assumedLengths > 0 ? [`${assumedLengths} never-unmapped map_single length(s) taken as their pages less the offset`] : []),
     `cpus ${Math.max(o.platform.platform.cpus, maxCpu + 1)} on platform ${o.platform.name} (--platform)`,
-    `real pages relocated as ${reloc.runs.length} run(s) from ${hex(reloc.runs[0]!.model)} (offsets, contiguity, sharing and 2 MiB alignment kept)`,
+    `real pages relocated as ${reloc.runs.length} run(s) from ${hex(must(reloc.runs[0], 'a first run').model)} (offsets, contiguity, sharing and 2 MiB alignment kept)`,
   ];
   const summary = parts.join('; ');
   const json = {

@@ -7,6 +7,7 @@
  */
 import { PAGE_TABLE_REGION } from '../../../vtd/regions.js';
 import { VTD_PAGE_SIZE as PAGE, lvlToNrPages, modPow2 } from '../../../vtd/regs.js';
+import { must } from '../../../kernel/assert.js';
 
 /** Where relocated buffers begin: 4 GiB, above the coherent and swiotlb regions. */
 const BUFFER_AREA_START = 0x1_0000_0000;
@@ -36,8 +37,9 @@ export class Relocation {
     let cursor = BUFFER_AREA_START;
     for (let k = 0; k < sorted.length; ) {
       let n = 1;
-      while (k + n < sorted.length && sorted[k + n] === sorted[k]! + n) n++;
-      const real = sorted[k]! * PAGE;
+      const pfn = must(sorted[k], 'a page of the trace');
+      while (k + n < sorted.length && sorted[k + n] === pfn + n) n++;
+      const real = pfn * PAGE;
       // one page of gap at least (apart stays apart), then the real address's place in 2 MiB
       let model = this.runs.length === 0 ? cursor : cursor + PAGE;
       model += modPow2(modPow2(real, SUPERPAGE) - modPow2(model, SUPERPAGE) + SUPERPAGE, SUPERPAGE);
@@ -55,7 +57,7 @@ export class Relocation {
     let hi = this.runs.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const r = this.runs[mid]!;
+      const r = must(this.runs[mid], 'a run');
       const first = r.real / PAGE;
       if (pfn < first) hi = mid - 1;
       else if (pfn >= first + r.pages) lo = mid + 1;
