@@ -185,7 +185,7 @@ export class IovaDomain {
     return n;
   }
 
-  /** iova_insert_rbtree: every node a range, never an empty one (the tree finds equal keys) */
+  /** iova_insert_rbtree: each node a range with pfn_lo <= pfn_hi (RbTree.insert refuses an equal pfn_lo) */
   private insertRange(n: IovaNode): void {
     BUG_ON(n.pfnLo > n.pfnHi, 'iova_insert_rbtree: a range with pfn_lo > pfn_hi');
     this.tree.insert(n);
@@ -237,7 +237,10 @@ export class IovaDomain {
         // __adjust_overlap_range
         if (pfnLo < n.pfnLo) n.pfnLo = pfnLo;
         if (pfnHi > n.pfnHi) pfnLo = n.pfnHi + 1;
-        if (pfnLo >= n.pfnLo && pfnHi <= n.pfnHi) return n;
+        if (pfnLo >= n.pfnLo && pfnHi <= n.pfnHi) {
+          if (invariantChecks.on) checkIovaTree(this, 'reserve_iova');
+          return n;
+        }
         overlap = true;
       } else if (overlap) {
         break;
