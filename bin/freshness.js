@@ -5,7 +5,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The folders whose compiled code the CLI runs (what dist/harness/cli.js imports, transitively). */
-export const RUNTIME_DIRS = ['vtd', 'kernel', 'intel-common', 'legacy-intel', 'dma-iommu', 'harness', 'reports', 'testbench'];
+export const RUNTIME_DIRS = ['vtd', 'kernel', 'intel-common', 'platform', 'legacy-intel', 'dma-iommu', 'harness', 'reports', 'testbench'];
 
 /** Whether `name` is a source file tsc compiles into a runtime .js (tests and declarations are not). */
 function isRuntimeSource(name) {

@@ -9,11 +9,11 @@
  */
 import type { DomainPgtable, PresentLeaf } from '../intel-common/intel-pgtable.js';
 import type { DmaDirection, Device } from '../kernel/device.js';
-import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../platform/dma-api.js';
 import { FlushQueue } from '../kernel/flush-queue.js';
 import { IntelPageTable } from '../intel-common/intel-pgtable.js';
 import { IovaDomain, type IovaFaults } from '../kernel/iova.js';
-import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
+import { Machine, probeOrder, type PlatformConfig } from '../platform/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
 import {
   iommuDmaAlloc,

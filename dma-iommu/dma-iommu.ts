@@ -7,7 +7,7 @@
 import { DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
 import type { FlushQueue } from '../kernel/flush-queue.js';
 import type { IovaDomain } from '../kernel/iova.js';
-import type { Machine } from '../kernel/machine.js';
+import type { Machine } from '../platform/machine.js';
 import { MAX_ORDER } from '../kernel/page-alloc.js';
 import { alignUp } from '../kernel/release.js';
 import { sgFromPages, sgPhys, type Scatterlist } from '../kernel/scatterlist.js';

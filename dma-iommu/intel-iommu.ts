@@ -9,7 +9,7 @@
  */
 import { hardwareLargepageCaps, lvlToNrPages, alignedNrpages, type DomainPgtable, type IntelPageTable } from '../intel-common/intel-pgtable.js';
 import { DEFAULT_DOMAIN_ADDRESS_WIDTH, domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../intel-common/intel-caps.js';
-import type { Machine } from '../kernel/machine.js';
+import type { Machine } from '../platform/machine.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth, widthToAgaw } from '../vtd/regs.js';
 import { EFAULT, EINVAL, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';

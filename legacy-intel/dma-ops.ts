@@ -4,7 +4,7 @@
  */
 import { DMA_MAPPING_ERROR, DmaDirection, devPrefix, dmaBitMask, type Device } from '../kernel/device.js';
 import { alignedNrpages, type IntelPageTable } from '../intel-common/intel-pgtable.js';
-import type { Machine } from '../kernel/machine.js';
+import type { Machine } from '../platform/machine.js';
 import { getOrder } from '../kernel/page-alloc.js';
 import { PAGE_SIZE, alignUp, roundupPowOfTwo } from '../kernel/release.js';
 import type { Scatterlist } from '../kernel/scatterlist.js';

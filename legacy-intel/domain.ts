@@ -10,7 +10,7 @@ import { FlushQueue, type FqEntry } from '../kernel/flush-queue.js';
 import { domainUpdateIommuSuperpage, iommuCalculateAgaw } from '../intel-common/intel-caps.js';
 import { alignedNrpages, hardwareLargepageCaps, lvlToNrPages, type DomainPgtable, type IntelPageTable } from '../intel-common/intel-pgtable.js';
 import { IovaDomain } from '../kernel/iova.js';
-import type { Machine } from '../kernel/machine.js';
+import type { Machine } from '../platform/machine.js';
 import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth } from '../vtd/regs.js';

@@ -8,9 +8,9 @@
  */
 import type { DomainPgtable, PresentLeaf } from '../intel-common/intel-pgtable.js';
 import { DmaDirection, dmaBitMask, type Device } from '../kernel/device.js';
-import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../kernel/dma-api.js';
+import { DeviceTable, collectLeaks, collectStats, type CoherentAlloc, type DmaPath, type LeakReport, type PathStats } from '../platform/dma-api.js';
 import { IntelPageTable } from '../intel-common/intel-pgtable.js';
-import { Machine, probeOrder, type PlatformConfig } from '../kernel/machine.js';
+import { Machine, probeOrder, type PlatformConfig } from '../platform/machine.js';
 import type { SgTable } from '../kernel/scatterlist.js';
 import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import { bounceMapSg, bounceMapSingle, bounceSyncSg, bounceSyncSingle, bounceUnmapSg, bounceUnmapSingle } from './bounce.js';

@@ -6,7 +6,7 @@
  * IOTLB or context-cache entry is filled, reordered or counted.
  */
 import type { Device } from '../kernel/device.js';
-import type { DmaPath } from '../kernel/dma-api.js';
+import type { DmaPath } from '../platform/dma-api.js';
 import type { CachedContext } from '../vtd/context-cache.js';
 import { decodeContext, entryPfn, formatBdf, pteAttrs, pteIsPresent, type ContextEntry } from '../vtd/entries.js';
 import { faultReasonText } from '../vtd/fault.js';

@@ -4,7 +4,7 @@
  * both observations and a one-line explanation.
  */
 import type { Device } from '../../kernel/device.js';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import type { TraceEvent } from '../../kernel/trace.js';
 import { poolKey, reachDiff, regionOf, type ReachableDiff } from './observe.js';
 import type { PermListener, ReachTracker } from './reach-tracker.js';

@@ -9,7 +9,7 @@
  * places them its own way.
  */
 import type { Device } from '../../kernel/device.js';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../../vtd/regions.js';
 import { VTD_PAGE_SIZE, lvlToNrPages } from '../../vtd/regs.js';
 

@@ -5,7 +5,7 @@
  * are learnt as the re-reads walk through them. Each leaf that changes is noted on the devices of
  * its domain: in leafChanges (for the trace audit) and in pending (to be re-probed).
  */
-import type { Machine } from '../../kernel/machine.js';
+import type { Machine } from '../../platform/machine.js';
 import { DMA_PTE_LARGE_PAGE, levelBase, lvlToNrPages, modPow2, pfnLevelOffset, VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import { entryPfn } from '../../vtd/entries.js';
 import { regionOf } from './observe.js';

@@ -9,7 +9,7 @@
  *   one is told to the tracker's listeners (the checker keeps the running difference of the paths).
  */
 import type { Device } from '../../kernel/device.js';
-import type { Machine } from '../../kernel/machine.js';
+import type { Machine } from '../../platform/machine.js';
 import type { CachedContext } from '../../vtd/context-cache.js';
 import { levelBase, lvlToNrPages, modPow2 } from '../../vtd/regs.js';
 import { DENSE_PROBE_LIMIT } from './observe.js';

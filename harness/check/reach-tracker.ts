@@ -18,7 +18,7 @@
  * after every step.
  */
 import type { Device } from '../../kernel/device.js';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import type { CachedContext } from '../../vtd/context-cache.js';
 import { TranslationJournal } from '../../vtd/journal.js';
 import { VTD_PAGE_SIZE, DMA_PTE_READ, agawToLevel, lvlToNrPages } from '../../vtd/regs.js';

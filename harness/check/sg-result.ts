@@ -4,7 +4,7 @@
  * entries respects max_seg_size and the segment boundary, and every segment lies under the mask.
  */
 import { must } from '../../kernel/assert.js';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { iovaOffset, iovaPfn } from '../../kernel/bits.js';
 import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import type { Mapping } from '../run/path-runner.js';

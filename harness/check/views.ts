@@ -13,7 +13,7 @@
  *
  * Pages neither path has written are the same self-describing pattern on both and are skipped.
  */
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { alignUp } from '../../kernel/release.js';
 import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import { reasonHex } from '../../vtd/fault.js';

@@ -4,7 +4,7 @@
  * with this path's own returned addresses.
  */
 import type { DmaDirection, Device } from '../../kernel/device.js';
-import type { CoherentAlloc, DmaPath } from '../../kernel/dma-api.js';
+import type { CoherentAlloc, DmaPath } from '../../platform/dma-api.js';
 import type { SgTable } from '../../kernel/scatterlist.js';
 import type { DmaFault } from '../../vtd/hardware.js';
 import { reasonHex } from '../../vtd/fault.js';

@@ -2,7 +2,7 @@
  * The two DMA paths the harness compares, built from a scenario: each on its own machine with
  * the same platform, its own device structures, and the scenario's reserved IOVA ranges.
  */
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { DmaIommu, type GenericFaults } from '../../dma-iommu/dma-iommu-path.js';
 import type { LegacyFaults } from '../../legacy-intel/dma-ops.js';
 import { LegacyIntel } from '../../legacy-intel/intel-iommu.js';

@@ -4,7 +4,7 @@
  * found (with the allowlist entry that recognises each, if any).
  */
 import { formatTimestamp } from '../../kernel/clock.js';
-import type { PathStats } from '../../kernel/dma-api.js';
+import type { PathStats } from '../../platform/dma-api.js';
 import type { TraceEvent } from '../../kernel/trace.js';
 import type { SeededBugs } from './paths.js';
 import { allowlisted } from '../check/allowlist.js';

@@ -3,7 +3,7 @@
  * reserved IOVA ranges and steps, JSON, 64-bit quantities as hex strings. This module holds the
  * types of a parsed scenario; validation.ts turns JSON into one (or one line of error).
  */
-import type { PlatformConfig } from '../../kernel/machine.js';
+import type { PlatformConfig } from '../../platform/machine.js';
 import type { SeededBug } from '../run/paths.js';
 
 export const SCENARIO_FORMAT = 'dmadiff-scenario/1';

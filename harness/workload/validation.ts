@@ -3,7 +3,7 @@
  * the first problem becomes one line naming where it is (`steps[3].size: ...`).
  */
 import { parseBdf } from '../../vtd/entries.js';
-import { DEFAULT_PLATFORM } from '../../kernel/machine.js';
+import { DEFAULT_PLATFORM } from '../../platform/machine.js';
 import { SEEDED_BUGS, type SeededBug } from '../run/paths.js';
 import { MAX_DEVICES } from '../check/trace-account.js';
 import { RELEASES, U64_MAX, bool, boundaryMask, fail, hexText, int, isObj, oneOf, onlyKeys, show, str, u64 } from './fields.js';

@@ -13,7 +13,7 @@
  */
 import type { SeededBugs } from '../../harness/run/paths.js';
 import type { PathRunner } from '../../harness/run/path-runner.js';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { IOAPIC_RESERVED, runPath, scenarioJson as baseScenarioJson, type Run, type ScenarioOptions } from '../support/scenario.js';
 
 export * from '../support/path-suite.js';

@@ -10,7 +10,7 @@ import { IntelIommuOps } from '../../dma-iommu/intel-iommu.js';
 import { checkPgtableRange } from '../../intel-common/pgtable-invariants.js';
 import { IntelPageTable, type PageSource } from '../../intel-common/intel-pgtable.js';
 import { InvariantError } from '../../kernel/assert.js';
-import { DEFAULT_PLATFORM, Machine } from '../../kernel/machine.js';
+import { DEFAULT_PLATFORM, Machine } from '../../platform/machine.js';
 import { makePte } from '../../vtd/entries.js';
 import { PhysMemory } from '../../vtd/memory.js';
 import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE } from '../../vtd/regs.js';

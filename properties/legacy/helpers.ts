@@ -9,7 +9,7 @@
  * Expected values never come from here: the only computation of "what should be" the suites use
  * is the self-describing memory pattern of ../support/pattern.ts.
  */
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { runPath, scenarioJson, type Run, type ScenarioOptions } from '../support/scenario.js';
 
 export * from '../support/path-suite.js';

@@ -5,7 +5,7 @@
  * (below 4 GiB, top down); with 39 bits (3 levels) both hang off root entry 3, IOVA pfn 0xc0000.
  */
 import { describe, expect, it } from 'vitest';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { mapPage, run, scenarioJson, unmap, type StepJson } from './helpers.js';
 
 /** After step 0, set bit 11 (SNP) in the root table's entry 3. */

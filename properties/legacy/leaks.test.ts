@@ -11,7 +11,7 @@
  * rounded to powers of two (kernel-semantics 10.2, 10.3).
  */
 import { describe, expect, it } from 'vitest';
-import type { LeakReport } from '../../kernel/dma-api.js';
+import type { LeakReport } from '../../platform/dma-api.js';
 import { EDU, FQ_TIMEOUT, allocCoherent, freeCoherent, mapPage, mapSg, runSteps, unmap, type DeviceJson, type StepJson } from './helpers.js';
 
 const P = 0x1000000;

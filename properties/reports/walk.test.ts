@@ -5,7 +5,7 @@
  * fault reason 6 "PTE Read access is not set" for a read through a not-present PTE).
  */
 import { describe, expect, it } from 'vitest';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import { PathRunner } from '../../harness/run/path-runner.js';
 import { createPath, type PathName } from '../../harness/run/paths.js';
 import { parseScenario } from '../../harness/workload/validation.js';
@@ -17,7 +17,7 @@ const PATHS: readonly PathName[] = ['legacy-intel', 'dma-iommu'];
 const DEVFN = 0x20;
 /**
  * Its domain id: groups are probed in bus order with q35's own functions, whose default domains
- * take 2 (00:00.0) and 3 (00:01.0) as on the recorded machine (kernel/machine.ts Q35_BUILTIN_GROUPS),
+ * take 2 (00:00.0) and 3 (00:01.0) as on the recorded machine (platform/machine.ts Q35_BUILTIN_GROUPS),
  * so the nvme at 00:04.0 gets 4.
  */
 const DID = 4;

@@ -12,7 +12,7 @@ import { PathRunner, type StepResult } from '../../harness/run/path-runner.js';
 import { createPath, type PathName } from '../../harness/run/paths.js';
 import type { Scenario } from '../../harness/workload/scenario.js';
 import { parseScenario } from '../../harness/workload/validation.js';
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 import type { QiDesc } from '../../vtd/qi.js';
 
 // ---------------------------------------------------------------- scenario JSON

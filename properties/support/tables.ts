@@ -3,7 +3,7 @@
  * them out (root entry -> context entry -> second-level tables of AW + 2 levels, PS bit 7 ending
  * the walk), independently of the driver's table code.
  */
-import type { DmaPath } from '../../kernel/dma-api.js';
+import type { DmaPath } from '../../platform/dma-api.js';
 
 export interface LeafPte {
   /** the raw 64-bit entry */

@@ -5,14 +5,14 @@
  * the mask setters -- plus the read-only views the checker needs (translations, present PTEs,
  * leaks, counters). Each path owns its machine; the harness drives a model only through this.
  */
-import type { DmaDirection, Device } from './device.js';
-import type { FlushQueue } from './flush-queue.js';
+import type { DmaDirection, Device } from '../kernel/device.js';
+import type { FlushQueue } from '../kernel/flush-queue.js';
 import type { DomainPgtable, IntelPageTable, PresentLeaf } from '../intel-common/intel-pgtable.js';
-import type { IovaDomain } from './iova.js';
+import type { IovaDomain } from '../kernel/iova.js';
 import type { Machine } from './machine.js';
-import type { Release } from './release.js';
-import type { SgTable } from './scatterlist.js';
-import { must } from './assert.js';
+import type { Release } from '../kernel/release.js';
+import type { SgTable } from '../kernel/scatterlist.js';
+import { must } from '../kernel/assert.js';
 
 /** A coherent allocation as the driver holds it: the handle and the CPU's view (pages). */
 export interface CoherentAlloc {

@@ -9,16 +9,16 @@ import { parseBdf } from '../vtd/entries.js';
 import { VtdHardware, type DmaReadResult, type DmaWriteResult } from '../vtd/hardware.js';
 import { PhysMemory } from '../vtd/memory.js';
 import { PAGE_TABLE_REGION } from '../vtd/regions.js';
-import { BUG, must } from './assert.js';
-import { SimClock } from './clock.js';
+import { BUG, must } from '../kernel/assert.js';
+import { SimClock } from '../kernel/clock.js';
 import { DmarUnit } from '../intel-common/dmar.js';
-import { IOVA_FQ_TIMEOUT_NS } from './flush-queue.js';
+import { IOVA_FQ_TIMEOUT_NS } from '../kernel/flush-queue.js';
 import type { PageSource } from '../intel-common/intel-pgtable.js';
-import { KernelLog } from './log.js';
-import { PageAllocator } from './page-alloc.js';
-import type { Release } from './release.js';
-import { Swiotlb } from './swiotlb.js';
-import { TraceRing } from './trace.js';
+import { KernelLog } from '../kernel/log.js';
+import { PageAllocator } from '../kernel/page-alloc.js';
+import type { Release } from '../kernel/release.js';
+import { Swiotlb } from '../kernel/swiotlb.js';
+import { TraceRing } from '../kernel/trace.js';
 
 export interface PlatformConfig {
   agaw: Agaw;
