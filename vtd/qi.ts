@@ -7,13 +7,10 @@
  * loop are VtdHardware's; descriptor encodings and named field decoders are in qi-desc.ts, the
  * register commands' in inv-reg.ts (re-exported here for the drivers that import them from here).
  */
-import type { ContextCache } from './context-cache.js';
-import type { VtdCounters } from './counters.js';
-import type { ContextCoverage, IotlbCoverage } from './coverage.js';
-import type { Iotlb } from './iotlb.js';
 import type { TranslationJournal } from './journal.js';
 import type { PhysMemory } from './memory.js';
 import { decodeCcDescriptor, decodeIotlbDescriptor, decodeWaitDescriptor, qiDescType, type QiDesc } from './qi-desc.js';
+import type { WalkParts } from './walk.js';
 import { InvGranularity, QI_CC_TYPE, QI_DESC_SIZE, QI_DIOTLB_TYPE, QI_IEC_TYPE, QI_IOTLB_TYPE, QI_IWD_TYPE, QI_LENGTH } from './regs.js';
 
 export {
@@ -91,13 +88,7 @@ export function writeQueue(hw: { readonly queueBase: number; readonly memory: Ph
  * walk consults, and memory (for the wait descriptor's status write and the write sequence an
  * invalidation covers up to).
  */
-export interface InvalidationTargets {
-  readonly memory: PhysMemory;
-  readonly iotlb: Iotlb;
-  readonly contextCache: ContextCache;
-  readonly iotlbCoverage: IotlbCoverage;
-  readonly contextCoverage: ContextCoverage;
-  readonly counters: VtdCounters;
+export interface InvalidationTargets extends WalkParts {
   /** cap PSI and MAMV: a page-selective IOTLB invalidation beyond them fails */
   readonly psi: boolean;
   readonly mamv: number;

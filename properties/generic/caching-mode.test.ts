@@ -15,6 +15,8 @@ import { describe, expect, it } from 'vitest';
 import {
   EDU_DID,
   FQ_TIMEOUT,
+  P,
+  PAGE,
   dmaRead,
   iotlbDescs,
   logOf,
@@ -29,8 +31,6 @@ import {
   unmapLine,
 } from './helpers.js';
 
-const P = 0x3400000;
-const PAGE = 4096;
 const CM = { cachingMode: true, strict: false } as const;
 
 describe('iotlb_sync_map under caching mode', () => {

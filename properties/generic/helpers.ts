@@ -33,6 +33,12 @@ export function runSteps(o: ScenarioOptions, faults: SeededBugs = {}, after?: (s
   return run(scenarioJson(o), faults, after);
 }
 
+/** the recordings' buffer pool: clear of every fixed region of the simulated machine */
+export const P = 0x3400000;
+export const PAGE = 4096;
+/** the edu device's source id (00:02.0) */
+export const SID = 0x10;
+
 // ---------------------------------------------------------------- 6.1 trace formats
 
 /** 0x%016llx */

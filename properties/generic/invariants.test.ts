@@ -5,20 +5,10 @@
  * (below 4 GiB, top down); with 39 bits (3 levels) both hang off root entry 3, IOVA pfn 0xc0000.
  */
 import { describe, expect, it } from 'vitest';
-import type { DmaPath } from '../../platform/dma-api.js';
+import { breakRootEntry, brokenRootEntry } from '../support/broken-tables.js';
 import { mapPage, run, scenarioJson, unmap, type StepJson } from './helpers.js';
 
-/** After step 0, set bit 11 (SNP) in the root table's entry 3. */
-function breakRootEntry(step: number, model: DmaPath): void {
-  if (step !== 0) return;
-  const mem = model.machine.memory;
-  const at = model.domainPgtable(model.device('dev')).pgdPfn * 4096 + 3 * 8;
-  const v = mem.readU64(at);
-  mem.writeQword(at, Number(v & 0xffff_ffffn) | 0x800, Number(v >> 32n));
-}
-
-const broken = (after: string, pfns: string): RegExp =>
-  new RegExp(`^page table after ${after} of pfns ${pfns}: the level-3 entry at 0x[0-9a-f]+ \\(iova pfn 0xc0000\\) is a non-leaf entry whose bits are not R\\|W \\(0x803\\)$`);
+const broken = brokenRootEntry;
 
 describe('6.1: the page-table checks run on every map and unmap', () => {
   const after = breakRootEntry;

@@ -9,6 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   FQ_TIMEOUT,
+  P,
+  PAGE,
   allocCoherent,
   dmaRead,
   freeCoherent,
@@ -21,8 +23,6 @@ import {
   type StepJson,
 } from './helpers.js';
 
-const P = 0x3400000;
-const PAGE = 4096;
 const EMPTY = { liveIovas: [], presentPtes: [], busySwiotlbSlots: 0, queued: 0 };
 const UNTRUSTED: DeviceJson = { id: 'u', bdf: '00:03.0', pci: true, untrusted: true, dmaMask: 64 };
 const TRUSTED: DeviceJson = { id: 'dev', bdf: '00:02.0', pci: true, dmaMask: 64 };

@@ -11,11 +11,25 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DMA_MAPPING_ERROR } from '../../kernel/device.js';
-import { EDU_DID, dmaRead, hx, mapLine, mapSg, patternHex, psiLine, runSteps, setBoundary, setMaxSeg, traceOf, unmap, unmapLine } from './helpers.js';
+import {
+  EDU_DID,
+  PAGE,
+  dmaRead,
+  hx,
+  mapLine,
+  mapSg,
+  patternHex,
+  psiLine,
+  runSteps,
+  setBoundary,
+  setMaxSeg,
+  traceOf,
+  unmap,
+  unmapLine,
+} from './helpers.js';
 import { freshSacIova, refMapSg, type SgIn } from './reference.js';
 
 const POOL = 0x3400000;
-const PAGE = 4096;
 
 const entryArb: fc.Arbitrary<SgIn> = fc
   .record({

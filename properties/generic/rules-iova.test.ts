@@ -17,6 +17,8 @@
 import { describe, expect, it } from 'vitest';
 import { DMA_MAPPING_ERROR } from '../../kernel/device.js';
 import {
+  P,
+  PAGE,
   dmaWrite,
   liveIovas,
   logOf,
@@ -31,10 +33,6 @@ import {
   unmapLine,
   type DeviceJson,
 } from './helpers.js';
-
-/** the recordings' buffer pool: clear of every fixed region of the simulated machine */
-const P = 0x3400000;
-const PAGE = 4096;
 
 // ---------------------------------------------------------------------------------------------
 describe('iommu_dma_alloc_iova and alloc_iova_fast (9.3, 9.1.2, 9.1.4)', () => {

@@ -17,6 +17,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   EDU_DID,
+  P,
+  PAGE,
+  SID,
   cpuRead,
   dmaOf,
   dmaRead,
@@ -36,11 +39,6 @@ import {
   unmapLine,
   walkLeaf,
 } from './helpers.js';
-
-const SID = 0x10; // 00:02.0
-/** the recordings' buffer pool: clear of every fixed region of the simulated machine */
-const P = 0x3400000;
-const PAGE = 4096;
 
 // ---------------------------------------------------------------------------------------------
 describe('permission bits (dma_info_to_prot, intel_iommu_map, __domain_mapping: 9.4.1, 9.5.2)', () => {

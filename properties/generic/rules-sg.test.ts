@@ -18,6 +18,9 @@ import { describe, expect, it } from 'vitest';
 import { DMA_MAPPING_ERROR } from '../../kernel/device.js';
 import {
   EDU_DID,
+  P,
+  PAGE,
+  SID,
   dmaRead,
   mapLine,
   mapSg,
@@ -32,11 +35,6 @@ import {
   unmap,
   unmapLine,
 } from './helpers.js';
-
-const SID = 0x10; // 00:02.0
-/** the recordings' buffer pool: clear of every fixed region of the simulated machine */
-const P = 0x3400000;
-const PAGE = 4096;
 
 // ---------------------------------------------------------------------------------------------
 describe('iommu_dma_map_sg and __finalise_sg (9.4.5)', () => {

@@ -16,6 +16,8 @@ import { describe, expect, it } from 'vitest';
 import {
   EDU,
   EDU_DID,
+  P,
+  PAGE,
   allocCoherent,
   dmaRead,
   dmaWrite,
@@ -34,10 +36,6 @@ import {
   unmapLine,
   type DeviceJson,
 } from './helpers.js';
-
-/** the recordings' buffer pool: clear of every fixed region of the simulated machine */
-const P = 0x3400000;
-const PAGE = 4096;
 
 // ---------------------------------------------------------------------------------------------
 describe('strict unmap: iotlb_sync → one PSI (9.4.4, 9.5.5, 9.5.7)', () => {

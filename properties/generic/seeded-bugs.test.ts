@@ -9,10 +9,26 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SeededBugs } from '../../harness/run/paths.js';
-import { cpuRead, dmaRead, dmaWrite, fillHex, logOf, mapLine, mapPage, mapSg, patternHex, runSteps, sync, traceOf, unmap, type DeviceJson, type StepJson } from './helpers.js';
+import {
+  P,
+  PAGE,
+  cpuRead,
+  dmaRead,
+  dmaWrite,
+  fillHex,
+  logOf,
+  mapLine,
+  mapPage,
+  mapSg,
+  patternHex,
+  runSteps,
+  sync,
+  traceOf,
+  unmap,
+  type DeviceJson,
+  type StepJson,
+} from './helpers.js';
 
-const P = 0x3400000;
-const PAGE = 4096;
 const SLOT0 = 0x7beb3000;
 const UNTRUSTED: DeviceJson = { id: 'dev', bdf: '00:02.0', pci: true, untrusted: true, dmaMask: 64 };
 

@@ -14,6 +14,8 @@ import { describe, expect, it } from 'vitest';
 import {
   EDU_DID,
   FQ_TIMEOUT,
+  P,
+  PAGE,
   dmaRead,
   dmaWrite,
   dsiLine,
@@ -29,8 +31,6 @@ import {
   type StepJson,
 } from './helpers.js';
 
-const P = 0x3400000;
-const PAGE = 4096;
 const LAZY = { strict: false } as const;
 const FAULT_06 = { ok: false, fault: { reason: '0x06', type: 'read', addr: '0xfffff000' } };
 

@@ -18,6 +18,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   EDU_DID,
+  P,
+  PAGE,
   cpuRead,
   cpuWrite,
   dmaRead,
@@ -37,8 +39,6 @@ import {
   type StepJson,
 } from './helpers.js';
 
-const P = 0x3400000;
-const PAGE = 4096;
 /** the swiotlb pool as the 6.1 guest placed it: [mem 0x7beb3000-0x7feb3000] */
 const SLOT0 = 0x7beb3000;
 const UNTRUSTED: DeviceJson = { id: 'dev', bdf: '00:02.0', pci: true, untrusted: true, dmaMask: 64 };

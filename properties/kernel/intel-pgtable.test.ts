@@ -6,30 +6,17 @@
  * stay mapped. 6.1 tries 0 + 512 = 512 and clears them.
  */
 import { describe, expect, it } from 'vitest';
-import { IntelPageTable, type PageSource } from '../../intel-common/intel-pgtable.js';
+import { IntelPageTable } from '../../intel-common/intel-pgtable.js';
+import { TablePages } from '../support/broken-tables.js';
 import type { Release } from '../../kernel/release.js';
 import { makePte } from '../../vtd/entries.js';
 import { PhysMemory } from '../../vtd/memory.js';
 import { DMA_PTE_READ, DMA_PTE_WRITE } from '../../vtd/regs.js';
 
-/** table pages from 0x100000 up, a fresh zeroed page each time */
-class Pages implements PageSource {
-  next = 0x100;
-  constructor(private readonly memory: PhysMemory) {}
-  alloc(): number {
-    const pfn = this.next++;
-    for (let i = 0; i < 512; i++) this.memory.writeQword(pfn * 4096 + i * 8, 0, 0);
-    return pfn;
-  }
-  free(): void {}
-  handedOut(pfn: number): boolean {
-    return pfn >= 0x100 && pfn < this.next;
-  }
-}
 
 function mappedAfterUnmap(release: Release, first: number, last: number): number[] {
   const memory = new PhysMemory();
-  const pages = new Pages(memory);
+  const pages = new TablePages(memory);
   const pt = new IntelPageTable(memory, pages, release);
   const d = { pgdPfn: pages.alloc(), agaw: 1, superpage: 0 }; // 3 levels, 39 bits
   for (let pfn = first; pfn <= last; pfn++) {

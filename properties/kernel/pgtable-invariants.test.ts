@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { IntelIommuOps } from '../../dma-iommu/intel-iommu.js';
 import { checkPgtableRange } from '../../intel-common/pgtable-invariants.js';
-import { IntelPageTable, type PageSource } from '../../intel-common/intel-pgtable.js';
+import { IntelPageTable } from '../../intel-common/intel-pgtable.js';
+import { TablePages } from '../support/broken-tables.js';
 import { InvariantError } from '../../kernel/assert.js';
 import { DEFAULT_PLATFORM, Machine } from '../../platform/machine.js';
 import { makePte } from '../../vtd/entries.js';
@@ -17,23 +18,10 @@ import { DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE } from '..
 
 const RW = DMA_PTE_READ | DMA_PTE_WRITE;
 
-class Pages implements PageSource {
-  next = 0x100;
-  constructor(private readonly memory: PhysMemory) {}
-  alloc(): number {
-    const pfn = this.next++;
-    for (let i = 0; i < 512; i++) this.memory.writeQword(pfn * 4096 + i * 8, 0, 0);
-    return pfn;
-  }
-  free(): void {}
-  handedOut(pfn: number): boolean {
-    return pfn >= 0x100 && pfn < this.next;
-  }
-}
 
 function table(superpage = 1): { memory: PhysMemory; pt: IntelPageTable; d: { pgdPfn: number; agaw: number; superpage: number } } {
   const memory = new PhysMemory();
-  const pages = new Pages(memory);
+  const pages = new TablePages(memory);
   const pt = new IntelPageTable(memory, pages, '6.1');
   const d = { pgdPfn: pages.alloc(), agaw: 1, superpage };
   for (const pfn of [0, 0x200]) {
