@@ -37,9 +37,11 @@ export function iommuPgsize(bitmap: number, iova: bigint, paddr: bigint, size: n
   return { pgsize: Number(pgsize), count: Number(left >> BigInt(idx)) };
 }
 
-/** IS_ALIGNED(x, 1 << __ffs(domain->pgsize_bitmap)): aligned to the domain's smallest page */
-function minPageAligned(bitmap: number, x: bigint): boolean {
-  return (x & ((1n << BigInt(__ffs(BigInt(bitmap)))) - 1n)) === 0n;
+/** 1 << __ffs(pgsize_bitmap), on numbers (a bitmap holds sizes below 2^53) */
+function minPagesz(bitmap: number): number {
+  let min = 1;
+  while (min < bitmap && bitmap % (min * 2) === 0) min *= 2;
+  return min;
 }
 
 /** Seeded bugs for proving the harness can fail; all off by default. */
@@ -49,11 +51,24 @@ export interface IommuCoreFaults {
 }
 
 export class IommuCore {
+  /** min_pagesz - 1 as a mask, for the last pgsize_bitmap seen (every domain of a driver shares it) */
+  private maskBitmap = -1;
+  private minPageMask = 0n;
+
   constructor(
     private readonly ops: IommuOps,
     private readonly trace: TraceRing,
     readonly faults: IommuCoreFaults = {},
   ) {}
+
+  /** IS_ALIGNED(x, min_pagesz): aligned to the domain's smallest page */
+  private minPageAligned(bitmap: number, x: bigint): boolean {
+    if (bitmap !== this.maskBitmap) {
+      this.maskBitmap = bitmap;
+      this.minPageMask = BigInt(minPagesz(bitmap) - 1);
+    }
+    return (x & this.minPageMask) === 0n;
+  }
 
   /**
    * The group's default domain: __iommu_domain_alloc (ops->domain_alloc, then the domain gets
@@ -72,7 +87,7 @@ export class IommuCore {
    * `traced` false is the seeded noMapTraceAtomic bug (the event is left out).
    */
   private map(d: IommuDomain, iova: bigint, paddr: bigint, size: number, prot: number, traced = true): number {
-    if (!minPageAligned(d.pgsizeBitmap, iova | paddr | BigInt(size))) return -EINVAL;
+    if (!this.minPageAligned(d.pgsizeBitmap, iova | paddr | BigInt(size))) return -EINVAL;
     const origIova = iova;
     const origPaddr = paddr;
     const origSize = size;
@@ -118,7 +133,7 @@ export class IommuCore {
 
   /** __iommu_unmap: unmap_pages until size is covered (or nothing more); one unmap event. */
   unmapFast(d: IommuDomain, iova: bigint, size: number, g: IotlbGather): number {
-    if (!minPageAligned(d.pgsizeBitmap, iova | BigInt(size))) return 0;
+    if (!this.minPageAligned(d.pgsizeBitmap, iova | BigInt(size))) return 0;
     const orig = iova;
     let unmapped = 0;
     while (unmapped < size) {
