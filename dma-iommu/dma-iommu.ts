@@ -15,7 +15,7 @@ import { SWIOTLB_MAP_ERROR, zeroBouncePadding } from '../kernel/swiotlb.js';
 import { iommuMapEvent } from '../kernel/trace.js';
 import type { IommuCore } from './iommu.js';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, gatherInit, type IommuDomain, type IotlbGather } from './iommu-ops.js';
-import { EINVAL, EIO, ENOMEM, iovaOffset, iovaPfn } from '../kernel/bits.js';
+import { EINVAL, EIO, ENOMEM, iovaOffset, iovaPfn, pfnAddr } from '../kernel/bits.js';
 import { must } from '../kernel/assert.js';
 
 const GRANULE = 4096;
@@ -97,7 +97,7 @@ export function iommuDmaAllocIova(c: DmaIommuContext, dev: Device, dd: DmaDomain
   if (limit > dmaBitMask(32) && !c.forcedac && dev.pci) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, iovaPfn(dmaBitMask(32)), false);
   if (pfn === 0) pfn = dd.iovad.allocIovaFast(cpu, iovaLen, iovaPfn(limit), true);
   if (pfn === 0) c.m.stats.iovaAllocFailures++;
-  return BigInt(pfn) << 12n;
+  return pfnAddr(pfn);
 }
 
 /** iommu_dma_free_iova: queued with the gather's table pages, or straight back to the caches */

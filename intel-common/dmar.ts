@@ -33,6 +33,7 @@ import type { PageSource } from './intel-pgtable.js';
 import { RateLimit, type KernelLog } from '../kernel/log.js';
 import { roundupPowOfTwo, type Release } from '../kernel/release.js';
 import { fmtQiSubmit, type TraceRing } from '../kernel/trace.js';
+import { pfnAddr } from '../kernel/bits.js';
 
 /** QI_DONE in the kernel's desc_status[] */
 const QI_DONE = 2;
@@ -171,7 +172,7 @@ export class DmarUnit {
     }
     const caps = this.hw.caps;
     if (!caps.psi || mask > caps.mamv) this.flushIotlb(did, 0n, 0, InvGranularity.Domain);
-    else this.flushIotlb(did, (BigInt(pfn) << 12n) | (ih ? DMA_TLB_IH_NONLEAF : 0n), mask, InvGranularity.Page);
+    else this.flushIotlb(did, pfnAddr(pfn) | (ih ? DMA_TLB_IH_NONLEAF : 0n), mask, InvGranularity.Page);
   }
 
   /** iommu_flush_write_buffer: only with cap RWBF */

@@ -27,7 +27,7 @@ import {
   modPow2,
   pfnLevelOffset,
 } from '../vtd/regs.js';
-import { iovaPfn } from '../kernel/bits.js';
+import { iovaOffset, iovaPfn, pfnAddr } from '../kernel/bits.js';
 import { invariantChecks } from '../kernel/assert.js';
 import { checkPgtableRange } from './pgtable-invariants.js';
 
@@ -270,7 +270,7 @@ export class IntelPageTable {
   /** iova_to_phys: the physical address behind iova, 0 if nothing is mapped there */
   iovaToPhys(d: DomainPgtable, iova: bigint): bigint {
     const phys = this.iovaPfnToPhysPfn(d, iovaPfn(iova));
-    return phys < 0 ? 0n : (BigInt(phys) << 12n) + (iova & 0xfffn);
+    return phys < 0 ? 0n : pfnAddr(phys) + BigInt(iovaOffset(iova));
   }
 
   /** iova_to_phys at page granularity, on numbers: the physical pfn behind an IOVA pfn, -1 if none. */

@@ -13,6 +13,7 @@ import { VTD_PAGE_SIZE } from '../vtd/regs.js';
 import { domainMapping } from './domain.js';
 import { intelAllocIova, intelUnmap, legacyProt, type LegacyContext } from './dma-ops.js';
 import { traceDmaMap, traceDmaMapSg, traceDmaUnmap } from './trace-events.js';
+import { pfnAddr } from '../kernel/bits.js';
 
 /** bounce_map_single */
 export function bounceMapSingle(c: LegacyContext, dev: Device, paddr: number, size: number, dir: DmaDirection, attrs: number, dmaMask: bigint, cpu: number): bigint {
@@ -34,7 +35,7 @@ export function bounceMapSingle(c: LegacyContext, dev: Device, paddr: number, si
     if (sw.isSwiotlbBuffer(tlb)) sw.unmapSingle(dev, tlb, size, alignedSize, dir, attrs);
     return bounceFailed(c, dev, d.iovad, iovaPfn, nrpages, paddr, size, dir, cpu);
   }
-  const handle = BigInt(iovaPfn) << 12n;
+  const handle = pfnAddr(iovaPfn);
   traceDmaMap(c.m.trace, 'bounce_map_single', dev, handle, paddr, size);
   return handle;
 }

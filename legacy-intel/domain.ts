@@ -14,7 +14,7 @@ import type { Machine } from '../platform/machine.js';
 import { sgPhys, type Scatterlist } from '../kernel/scatterlist.js';
 import { makePte } from '../vtd/entries.js';
 import { DMA_FL_PTE_PRESENT, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE, agawToWidth } from '../vtd/regs.js';
-import { EINVAL, ENOMEM } from '../kernel/bits.js';
+import { EINVAL, ENOMEM, pfnAddr } from '../kernel/bits.js';
 import { invariantChecks } from '../kernel/assert.js';
 import { checkPgtableRange } from '../intel-common/pgtable-invariants.js';
 
@@ -93,7 +93,7 @@ export function domainMapping5_10(
       const s = sg![sgIdx]!;
       const pgoff = s.offset % VTD_PAGE_SIZE;
       sgRes = alignedNrpages(s.offset, s.length);
-      s.dmaAddress = (BigInt(iovPfn) << 12n) + BigInt(pgoff);
+      s.dmaAddress = pfnAddr(iovPfn) + BigInt(pgoff);
       s.dmaLength = s.length;
       physPfn = Math.floor((sgPhys(s) - pgoff) / VTD_PAGE_SIZE);
     }

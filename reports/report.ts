@@ -165,7 +165,7 @@ function iovasOf(r: PathRunner, x: Divergence, side: 'legacy' | 'generic'): Arra
   if (dev !== undefined && typeof fault?.fault?.addr === 'string') out.push({ dev, iova: BigInt(fault.fault.addr), why: 'the faulting address' });
   const seen = new Set<string>();
   return out.filter((w) => {
-    const key = `${w.dev.name}:${w.iova >> 12n}`;
+    const key = `${w.dev.name}:${iovaPfn(w.iova)}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

@@ -22,7 +22,7 @@ import { needsBounce } from '../run/devices.js';
 import type { Divergence } from './checker.js';
 import type { Mapping, PathRunner } from '../run/path-runner.js';
 import type { Scenario, Step } from '../workload/scenario.js';
-import { iovaOffset, iovaPfn } from '../../kernel/bits.js';
+import { iovaOffset, iovaPfn, pfnAddr } from '../../kernel/bits.js';
 
 /** ranges of up to this many pages are rounded by alloc_iova_fast and parked in the rcaches */
 const RCACHE_MAX_PAGES = 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1);
@@ -115,7 +115,7 @@ function findFit(occupied: Array<[number, number]>, size: number, limit: number)
 
 /** dma_32bit_pfn: the first pfn above 4 GiB */
 const DMA_32BIT_PFN = 0x10_0000;
-const FOUR_GIB = BigInt(DMA_32BIT_PFN) << 12n;
+const FOUR_GIB = pfnAddr(DMA_32BIT_PFN);
 
 /**
  * The exhaustion check over a run: a 6.1 IOVA failure although an aligned free range existed.
