@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { invariantChecks, must } from '../kernel/assert.js';
+import { must } from '../kernel/assert.js';
 import { MODELLED_KERNELS } from '../kernel/release.js';
 import type { SeededBugs } from './run/paths.js';
 import { gate, nightly, replay, type Io, type SearchFlags } from './cli/commands.js';
@@ -60,8 +60,6 @@ function program(run: Invocation): Command {
     .action((file: string, o: { json?: boolean; strictIova?: boolean; trace: boolean; paranoid?: boolean; report?: string }) => {
       const s = parseScenarioText(readScenarioFile(file));
       const runOpts = { strictIova: o.strictIova === true, paranoid: o.paranoid === true };
-      // --paranoid also runs the model's costly invariant checks
-      if (runOpts.paranoid) invariantChecks.on = true;
       // a scenario that names seeded bugs (exported from a --broken run) runs with them; with
       // --report, once, the report watching the run
       const reported = o.report !== undefined ? buildFailureWithResult(scenarioInput(file, s, o.trace, runOpts)) : undefined;

@@ -2,7 +2,8 @@
  * Run-time invariants, as the kernel states them with BUG_ON/WARN_ON: a broken invariant is a bug
  * of dmadiff's model (never of the scenario), so it throws an InvariantError the CLI reports as
  * an internal error (exit 3). The cheap ones always run; `invariantChecks` turns on the ones that
- * cost a walk of a structure (on in the test suite, see vitest's setup, and under --paranoid).
+ * cost a walk of a structure (on in the test suite, see vitest's setup). The search leaves them
+ * off: some check what a path writes, and a path's bug is the gate's to report as a divergence.
  */
 export class InvariantError extends Error {
   override readonly name = 'InvariantError';
@@ -32,7 +33,7 @@ export const invariantChecks = { on: false };
 
 /**
  * Turn the costly checks on or off for everything that runs after: the test suite's setup turns
- * them on; the CLI leaves them off unless asked (--paranoid is where a caller would turn them on).
+ * them on; the CLI leaves them off.
  */
 export function setInvariantChecks(on: boolean): void {
   invariantChecks.on = on;

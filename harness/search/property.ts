@@ -5,7 +5,7 @@
  * can be split over shards (chunk c belongs to shard c mod n) and still cover the same runs.
  */
 import fc from 'fast-check';
-import { invariantChecks, must } from '../../kernel/assert.js';
+import { must } from '../../kernel/assert.js';
 import { bugList, type SeededBugs } from '../run/paths.js';
 import { padPages } from '../check/allowlist.js';
 import { needsBounce } from '../run/devices.js';
@@ -218,8 +218,6 @@ export interface Failure {
 /** Evaluate one workload: the tally of the run and the failing divergences. */
 export function evaluate(cfg: SearchConfig, w: Workload, tally: Tally): Divergence[] {
   const s = scenarioOf(cfg, w);
-  // --paranoid also runs the model's costly invariant checks (left on: the process is the search's)
-  if (cfg.paranoid === true) invariantChecks.on = true;
   const doc = runScenario(s, { paranoid: cfg.paranoid === true });
   tally.runs++;
   tally.steps += s.steps.length;
