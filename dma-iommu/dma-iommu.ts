@@ -103,7 +103,7 @@ export function iommuDmaAllocIova(c: DmaIommuContext, dev: Device, dd: DmaDomain
 /** iommu_dma_free_iova: queued with the gather's table pages, or straight back to the caches */
 export function iommuDmaFreeIova(dd: DmaDomain, iova: bigint, size: number, gather: IotlbGather | null, cpu: number): void {
   const pfn = iovaPfn(iova);
-  if (gather !== null && gather.queued) must(dd.fq ?? undefined, 'the flush queue of the DMA_FQ domain a queued gather came from').queueIova(cpu, pfn, size / GRANULE, gather.freelist);
+  if (gather !== null && gather.queued) must(dd.fq, 'the flush queue of the DMA_FQ domain a queued gather came from').queueIova(cpu, pfn, size / GRANULE, gather.freelist);
   else dd.iovad.freeIovaFast(cpu, pfn, size / GRANULE);
 }
 

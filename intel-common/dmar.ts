@@ -17,7 +17,9 @@
 import type { VtdHardware } from '../vtd/hardware.js';
 import { writeContextEntry } from '../vtd/entries.js';
 import { decodeFaultRecord, dmarFaultLine } from '../vtd/fault.js';
-import { ccDescriptor, contextCommand, iotlbCommand, iotlbDescriptor, qiTypeName, waitDescriptor, writeQueue, type QiDesc } from '../vtd/qi.js';
+import { writeQueue } from '../vtd/qi.js';
+import { ccDescriptor, iotlbDescriptor, qiTypeName, waitDescriptor, type QiDesc } from '../vtd/qi-desc.js';
+import { contextCommand, iotlbCommand } from '../vtd/inv-reg.js';
 import {
   CONTEXT_TT_MULTI_LEVEL,
   DMA_CCMD_MASK_NOBIT,

@@ -23,8 +23,8 @@ export function BUG(what: string): never {
  * A value the caller knows is there (a map entry of a key it put, a list's existing element):
  * returned, or an InvariantError naming what was expected.
  */
-export function must<T>(v: T | undefined, what: string): T {
-  if (v === undefined) throw new InvariantError(`expected ${what}`);
+export function must<T>(v: T | null | undefined, what: string): T {
+  if (v === undefined || v === null) throw new InvariantError(`expected ${what}`);
   return v;
 }
 

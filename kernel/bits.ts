@@ -77,11 +77,11 @@ export const EIO = 5;
 export const ENOMEM = 12;
 export const EFAULT = 14;
 export const EINVAL = 22;
-export const ENOSPC = 28;
+
+const ERRNO_NAMES: Readonly<Record<number, string>> = { [EIO]: 'EIO', [ENOMEM]: 'ENOMEM', [EFAULT]: 'EFAULT', [EINVAL]: 'EINVAL' };
 
 /** The kernel's name of a negated errno ("-EINVAL"), for results and messages. */
 export function errnoName(ret: number): string {
-  const names: Record<number, string> = { [EIO]: 'EIO', [ENOMEM]: 'ENOMEM', [EFAULT]: 'EFAULT', [EINVAL]: 'EINVAL', [ENOSPC]: 'ENOSPC' };
-  const n = names[-ret];
+  const n = ERRNO_NAMES[-ret];
   return n === undefined ? String(ret) : `-${n}`;
 }

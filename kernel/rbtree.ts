@@ -7,7 +7,6 @@
  * keys and iterators that are invalidated or copied on change, so they would need a node layer on
  * top anyway. Insert, delete, predecessor, successor and search are O(log n) (CLRS chapter 13).
  */
-import { BUG } from './assert.js';
 
 export interface IovaNode {
   pfnLo: number;
@@ -100,13 +99,17 @@ export class RbTree {
     return best;
   }
 
-  /** Insert ordered by pfnLo; an equal key is iova_insert_rbtree's WARN_ON ("should not happen"). */
+  /**
+   * Insert ordered by pfnLo. An equal key is iova_insert_rbtree's WARN_ON(1): the node is left
+   * out and the tree unchanged, as the kernel returns (it cannot happen: allocation and
+   * reservation never start two ranges at one pfn).
+   */
   insert(z: IovaNode): void {
     let y: IovaNode | null = null;
     let x = this.root;
     while (x !== null) {
       y = x;
-      if (z.pfnLo === x.pfnLo) BUG(`iova_insert_rbtree: a second range at pfn 0x${z.pfnLo.toString(16)}`);
+      if (z.pfnLo === x.pfnLo) return;
       x = z.pfnLo < x.pfnLo ? x.left : x.right;
     }
     z.parent = y;

@@ -33,7 +33,7 @@ export interface LegacyContext {
 
 /** DOMAIN_MAX_ADDR(gaw): the address of the last page of the width */
 function domainMaxAddr(gaw: number): bigint {
-  return ((1n << BigInt(gaw - 12)) - 1n) << 12n;
+  return pfnAddr(2 ** (gaw - 12) - 1);
 }
 
 const DMA_BIT_MASK_32 = dmaBitMask(32);

@@ -6,7 +6,8 @@
  */
 import { vtdConfig, type Agaw, type Superpage } from '../vtd/caps.js';
 import { parseBdf } from '../vtd/entries.js';
-import { VtdHardware, type DmaReadResult, type DmaWriteResult } from '../vtd/hardware.js';
+import { VtdHardware } from '../vtd/hardware.js';
+import { type DmaReadResult, type DmaWriteResult } from '../vtd/dma.js';
 import { PhysMemory } from '../vtd/memory.js';
 import { PAGE_TABLE_REGION } from '../vtd/regions.js';
 import { BUG, must } from '../kernel/assert.js';
@@ -56,7 +57,7 @@ export const Q35_BUILTIN_GROUPS: readonly string[] = ['00:00.0', '00:01.0', '00:
  * scenario does not replace) by bus address. Each group's default domain takes the next domain id.
  */
 export function probeOrder<D extends { sid: number }>(devices: readonly D[]): Array<D | number> {
-  const builtins = Q35_BUILTIN_GROUPS.map((b) => must(parseBdf(b) ?? undefined, `q35's ${b} as a bus address`)).filter((sid) => !devices.some((d) => d.sid === sid));
+  const builtins = Q35_BUILTIN_GROUPS.map((b) => must(parseBdf(b), `q35's ${b} as a bus address`)).filter((sid) => !devices.some((d) => d.sid === sid));
   const key = (g: D | number): number => (typeof g === 'number' ? g : g.sid);
   return [...devices, ...builtins].sort((a, b) => key(a) - key(b));
 }

@@ -22,7 +22,8 @@ import { FaultRecording } from './fault.js';
 import { decodeContextCommand, decodeIotlbCommand, decodeIva } from './inv-reg.js';
 import { Iotlb } from './iotlb.js';
 import { PhysMemory } from './memory.js';
-import { QiLog, VtdInvalidation, type QiDesc } from './qi.js';
+import { QiLog, VtdInvalidation } from './qi.js';
+import { type QiDesc } from './qi-desc.js';
 import {
   DMA_CCMD_CAIG_SHIFT,
   DMA_CCMD_ICC,
@@ -35,9 +36,6 @@ import {
   VTD_PAGE_SIZE,
 } from './regs.js';
 import { VtdTranslation } from './walk.js';
-
-export type { DmaFault, DmaReadResult, DmaWriteResult } from './dma.js';
-export type { VtdCounters } from './counters.js';
 
 export class VtdHardware {
   readonly cap: bigint;

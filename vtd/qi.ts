@@ -5,29 +5,13 @@
  * vtd_iotlb_flush() and vtd_context_cache_invalidate() do); the log of processed descriptors; and
  * the driver's side of the queue (writeQueue). The queue registers (IQA, IQH, IQT) and the fetch
  * loop are VtdHardware's; descriptor encodings and named field decoders are in qi-desc.ts, the
- * register commands' in inv-reg.ts (re-exported here for the drivers that import them from here).
+ * register commands' in inv-reg.ts.
  */
 import type { TranslationJournal } from './journal.js';
 import type { PhysMemory } from './memory.js';
 import { decodeCcDescriptor, decodeIotlbDescriptor, decodeWaitDescriptor, qiDescType, type QiDesc } from './qi-desc.js';
 import type { WalkParts } from './walk.js';
 import { InvGranularity, QI_CC_TYPE, QI_DESC_SIZE, QI_DIOTLB_TYPE, QI_IEC_TYPE, QI_IOTLB_TYPE, QI_IWD_TYPE, QI_LENGTH } from './regs.js';
-
-export {
-  ccDescriptor,
-  decodeCcDescriptor,
-  decodeIotlbDescriptor,
-  decodeWaitDescriptor,
-  iotlbDescriptor,
-  qiDescType,
-  qiTypeName,
-  waitDescriptor,
-  type CcDescFields,
-  type IotlbDescFields,
-  type QiDesc,
-  type WaitDescFields,
-} from './qi-desc.js';
-export { contextCommand, iotlbCommand } from './inv-reg.js';
 
 /** descriptors a QiLog keeps, at least */
 const QI_LOG_KEPT = 4096;

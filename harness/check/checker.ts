@@ -7,9 +7,12 @@ import type { Device } from '../../kernel/device.js';
 import type { DmaPath } from '../../platform/dma-api.js';
 import type { TraceEvent } from '../../kernel/trace.js';
 import { poolKey, reachDiff, regionOf, type ReachableDiff } from './observe.js';
-import type { PermListener, ReachTracker } from './reach-tracker.js';
+import type { ReachTracker } from './reach-tracker.js';
+import type { PermListener } from './reach-probes.js';
 import { PfnList } from './page-map.js';
-import { TargetNames, TraceAccountant, multisetMinus, sameEntries, type StepAccount } from './trace-account.js';
+import { TraceAccountant, multisetMinus, sameEntries } from './trace-account.js';
+import { TargetNames } from './trace-targets.js';
+import { type StepAccount } from './trace-events.js';
 import type { DeviceAccessPiece } from '../workload/consumers.js';
 import type { PathRunner, StepResult } from '../run/path-runner.js';
 import { compareOp } from '../workload/ops/registry.js';
@@ -83,9 +86,6 @@ export function compareResults(i: number, step: Step, l: StepResult, g: StepResu
   compareOp(step.op, out, i, step, l, g, lr, gr, opts);
   return out;
 }
-
-/** map_sg's own rules, checked on each path (runner.ts finds it here with the comparison). */
-export { checkSgResult } from './sg-result.js';
 
 /** One side of a ReachableWatch, told of its tracker's permission changes (a method, not a closure: see PermListener). */
 class PermSide implements PermListener {
@@ -170,7 +170,6 @@ export class ReachableWatch {
     const pfns = [...this.differing[k]!].sort((x, y) => x - y);
     return reachDiff(pfns, (pfn) => this.a.perm(k, pfn), (pfn) => this.b.perm(k, pfn), pa, pb);
   }
-
 
   check(i: number, legacy: DmaPath): Divergence[] {
     this.a.update();

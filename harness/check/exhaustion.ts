@@ -15,7 +15,7 @@
  */
 import { dmaBitMask, type Device } from '../../kernel/device.js';
 import { alignedNrpages } from '../../intel-common/intel-pgtable.js';
-import { IOVA_RANGE_CACHE_MAX_SIZE } from '../../kernel/iova.js';
+import { IOVA_RANGE_CACHE_MAX_SIZE } from '../../kernel/iova-rcache.js';
 import { roundupPowOfTwo } from '../../kernel/release.js';
 import { sgLayout } from './allowlist.js';
 import { needsBounce } from '../run/devices.js';

@@ -28,8 +28,6 @@ import type { PfnList } from './page-map.js';
 import { LeafShadow, coveringLeafBase, leafPerm, leafPhys } from './reach-leaves.js';
 import { DeviceReach, reachOf, reachPerm, reachTarget, type PermListener } from './reach-probes.js';
 
-export type { PermListener } from './reach-probes.js';
-
 export class ReachTracker {
   private readonly journal = new TranslationJournal();
   private readonly devs: DeviceReach[];

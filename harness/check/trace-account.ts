@@ -23,10 +23,8 @@ import { PfnList } from './page-map.js';
 import { reachTarget } from './reach-probes.js';
 import type { ReachTracker } from './reach-tracker.js';
 import { TraceShadow, ascending } from './trace-events.js';
-import { hex, type TargetNames } from './trace-targets.js';
-
-export { MAX_DEVICES, TargetNames } from './trace-targets.js';
-export type { StepAccount } from './trace-events.js';
+import { hex } from '../workload/scenario.js';
+import type { TargetNames } from './trace-targets.js';
 
 export class TraceAccountant extends TraceShadow {
   /**

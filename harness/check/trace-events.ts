@@ -15,7 +15,8 @@ import { SWIOTLB_REGION, inRegion } from '../../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import type { PathRunner } from '../run/path-runner.js';
 import { PageMap, PfnList } from './page-map.js';
-import { DEVICE_UNIT, MAX_DEVICES, PathTargets, bounceTarget, hex, type TargetNames } from './trace-targets.js';
+import { hex } from '../workload/scenario.js';
+import { DEVICE_UNIT, MAX_DEVICES, PathTargets, bounceTarget, type TargetNames } from './trace-targets.js';
 
 /** An event's numbers, as its emitter carried them beside the text (never parsed back from it). */
 function fields(e: TraceEvent): Record<string, bigint> {
@@ -140,9 +141,9 @@ export class TraceShadow implements TraceObserver {
    * call the step made (6.1's events belong to it).
    */
   apply(events: readonly TraceEvent[], from: number, stepDevice: Device | undefined): StepAccount {
-    let any = false;
-    for (let k = from; k < events.length && !any; k++) any = isAccounted(events[k]!);
-    if (!any) return NOTHING;
+    let accounted = false;
+    for (let k = from; k < events.length && !accounted; k++) accounted = isAccounted(events[k]!);
+    if (!accounted) return NOTHING;
     const acc = { mapped: [] as number[], unmapped: [] as number[], problems: [] as string[] };
     this.acc = acc;
     const stepDev = stepDevice === undefined ? -1 : this.byName.get(stepDevice.name)!;

@@ -13,6 +13,7 @@ import type { Device } from '../../kernel/device.js';
 import { COHERENT_REGION, SWIOTLB_REGION, inRegion } from '../../vtd/regions.js';
 import { VTD_PAGE_SIZE } from '../../vtd/regs.js';
 import type { PathRunner } from '../run/path-runner.js';
+import { hex } from '../workload/scenario.js';
 
 const T_PHYS = 0;
 const T_BOUNCE = 1;
@@ -28,8 +29,6 @@ export const MAX_DEVICES = 2 ** 11;
 
 /** The "b:" target of the byte address a bounced page stands for. */
 export const bounceTarget = (addr: number): number => addr * KINDS + T_BOUNCE;
-
-export const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /**
  * The names of coherent buffers, as numbers both paths' accountants share: page k of buffer

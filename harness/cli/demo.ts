@@ -6,10 +6,11 @@
 import { vtdConfig } from '../../vtd/caps.js';
 import { formatBdf, parseBdf } from '../../vtd/entries.js';
 import { dmarFaultLine } from '../../vtd/fault.js';
-import { VtdHardware, type DmaFault } from '../../vtd/hardware.js';
+import { VtdHardware } from '../../vtd/hardware.js';
+import { type DmaFault } from '../../vtd/dma.js';
 import { TableProgrammer } from '../../testbench/vtd-program.js';
 import { DMA_PTE_READ } from '../../vtd/regs.js';
-import { qiTypeName } from '../../vtd/qi.js';
+import { qiTypeName } from '../../vtd/qi-desc.js';
 import { iovaPfn } from '../../kernel/bits.js';
 import { must } from '../../kernel/assert.js';
 

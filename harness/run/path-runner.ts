@@ -6,7 +6,7 @@
 import type { DmaDirection, Device } from '../../kernel/device.js';
 import type { CoherentAlloc, DmaPath } from '../../platform/dma-api.js';
 import type { SgTable } from '../../kernel/scatterlist.js';
-import type { DmaFault } from '../../vtd/hardware.js';
+import type { DmaFault } from '../../vtd/dma.js';
 import { reasonHex } from '../../vtd/fault.js';
 import { must } from '../../kernel/assert.js';
 import type { DeviceAccessPiece } from '../workload/consumers.js';

@@ -10,7 +10,7 @@ import { renderDivergence } from '../workload/render.js';
 import { failing, runScenario } from '../run/runner.js';
 import type { SeededBug } from '../run/paths.js';
 import type { Consumer, Scenario } from '../workload/scenario.js';
-import { ScenarioError } from '../workload/validation.js';
+import { ScenarioError } from '../workload/fields.js';
 
 /** The flags an entry is judged against. */
 export interface ReplayFlags {

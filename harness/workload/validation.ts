@@ -5,14 +5,11 @@
 import { parseBdf } from '../../vtd/entries.js';
 import { DEFAULT_PLATFORM } from '../../platform/machine.js';
 import { SEEDED_BUGS, type SeededBug } from '../run/paths.js';
-import { MAX_DEVICES } from '../check/trace-account.js';
+import { MAX_DEVICES } from '../check/trace-targets.js';
 import { RELEASES, U64_MAX, bool, boundaryMask, fail, hexText, int, isObj, oneOf, onlyKeys, show, str, u64 } from './fields.js';
 import { OPS, isOp } from './ops/registry.js';
 import { StepReader } from './ops/reader.js';
 import { SCENARIO_FORMAT, type Platform, type ImportedFrom, type Reserved, type Scenario, type ScenarioDevice, type Step } from './scenario.js';
-
-/** the error of a bad scenario (its one line names the field), where the CLI and the corpus look for it */
-export { ScenarioError } from './fields.js';
 
 function parsePlatform(v: unknown): Platform {
   const w = 'platform';

@@ -10,7 +10,8 @@ import { toScenario, workloadArb, type GenKind } from '../../harness/workload/ge
 import { OPS } from '../../harness/workload/ops/registry.js';
 import { describeStep } from '../../harness/workload/render.js';
 import { CONSUMERS, type Op } from '../../harness/workload/scenario.js';
-import { ScenarioError, parseScenario } from '../../harness/workload/validation.js';
+import { parseScenario } from '../../harness/workload/validation.js';
+import { ScenarioError } from '../../harness/workload/fields.js';
 import { PLATFORM_MATRIX } from '../../harness/search/property.js';
 import { HAND, OPS as FORMAT_OPS, REQUIRED, steps, type Obj } from './bad-input-bases.js';
 

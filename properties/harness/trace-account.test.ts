@@ -10,7 +10,8 @@ import { failing, runScenario, type ResultDoc } from '../../harness/run/runner.j
 import { createPath } from '../../harness/run/paths.js';
 import { PathRunner } from '../../harness/run/path-runner.js';
 import { ReachTracker } from '../../harness/check/reach-tracker.js';
-import { TargetNames, TraceAccountant } from '../../harness/check/trace-account.js';
+import { TraceAccountant } from '../../harness/check/trace-account.js';
+import { TargetNames } from '../../harness/check/trace-targets.js';
 import { parseScenario } from '../../harness/workload/validation.js';
 import { DEV, DEV_NAME, TmpFiles, cli, loadFixture, runJson as run, scenarioJson } from './helpers.js';
 

@@ -23,7 +23,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IOVA_RANGE_CACHE_MAX_SIZE, IovaDomain } from '../../kernel/iova.js';
+import { IovaDomain } from '../../kernel/iova.js';
+import { IOVA_RANGE_CACHE_MAX_SIZE } from '../../kernel/iova-rcache.js';
 import { RELEASES, type Release } from '../../kernel/release.js';
 
 const START_PFN = 1;

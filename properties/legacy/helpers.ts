@@ -16,6 +16,11 @@ export * from '../support/path-suite.js';
 export { scenarioJson } from '../support/scenario.js';
 
 /** The prefix dev_printk gives the scenario devices' messages ("<driver> <device>: "). */
+/** a buffer area clear of every fixed region of the simulated machine */
+export const P = 0x1000000;
+/** the edu device's source id (00:02.0) */
+export const SID = 0x10;
+
 export const DEV_PREFIX = 'dmadiff 0000:00:02.0: ';
 
 /** Parse, build the legacy path, run every step (`after` sees the model after each one). */

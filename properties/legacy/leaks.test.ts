@@ -12,9 +12,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { LeakReport } from '../../platform/dma-api.js';
-import { EDU, FQ_TIMEOUT, allocCoherent, freeCoherent, mapPage, mapSg, runSteps, unmap, type DeviceJson, type StepJson } from './helpers.js';
+import { allocCoherent, EDU, FQ_TIMEOUT, freeCoherent, mapPage, mapSg, P, runSteps, unmap, type DeviceJson, type StepJson } from './helpers.js';
 
-const P = 0x1000000;
 const U: DeviceJson = { id: 'u', bdf: '00:03.0', pci: true, untrusted: true, dmaMask: 64 };
 
 const MAPS: StepJson[] = [

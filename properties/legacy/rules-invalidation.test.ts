@@ -15,22 +15,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  allocCoherent,
   EDU,
   EDU_DID,
   FQ_TIMEOUT,
-  allocCoherent,
   freeCoherent,
   iotlbDescs,
   iotlbQw0,
   mapPage,
   mapSg,
+  P,
   psiQw1,
   runSteps,
   traceOf,
   unmap,
 } from './helpers.js';
-
-const P = 0x1000000; // a buffer area clear of every fixed region
 
 describe('invalidation (map notify, iommu_flush_iotlb_psi, iommu_flush_iova)', () => {
   it('caching mode: one page-selective flush per map call, at the map pfn with AM = log2(next_pow2(npages))', () => {

@@ -14,14 +14,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  DEV_PREFIX,
-  EDU,
   allLog,
   allocCoherent,
+  DEV_PREFIX,
   dmaRead,
+  EDU,
   logOf,
   mapPage,
   mapSg,
+  P,
   patternHex,
   runSteps,
   setMask,
@@ -29,8 +30,6 @@ import {
   unmap,
   type DeviceJson,
 } from './helpers.js';
-
-const P = 0x1000000; // a buffer area clear of every fixed region
 
 describe('IOVA allocation (intel_alloc_iova, alloc_iova_fast, 5.10 iova.c)', () => {
   it('a 64-bit mask tries below 4 GiB first: top-down from pfn 0xfffff', () => {

@@ -14,24 +14,23 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  EDU,
-  EDU_DID,
   allLog,
   contextOf,
   cpuRead,
   dmaRead,
   dmaWrite,
+  EDU,
+  EDU_DID,
   logOf,
   mapPage,
   mapSg,
+  P,
   patternHex,
   runSteps,
+  SID,
   unmap,
   walkLeaf,
 } from './helpers.js';
-
-const SID = 0x10; // 00:02.0
-const P = 0x1000000; // a buffer area clear of every fixed region
 
 describe('permission bits (__domain_mapping: attr = prot & (R|W|SNP) | bit 0)', () => {
   const steps = [

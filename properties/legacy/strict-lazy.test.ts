@@ -13,11 +13,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  FQ_TIMEOUT,
   dmaRead,
+  FQ_TIMEOUT,
   iotlbDescs,
   logOf,
   mapPage,
+  P,
   patternHex,
   psiQw1,
   runSteps,
@@ -25,7 +26,6 @@ import {
   type StepJson,
 } from './helpers.js';
 
-const P = 0x1000000;
 const READ_FAULT = { ok: false, fault: { reason: '0x06', type: 'read', addr: '0xfffff000' } };
 const CM_LINE = 'DMAR: Disable batched IOTLB flush due to virtualization';
 

@@ -13,7 +13,7 @@ import { createPath, type PathName } from '../../harness/run/paths.js';
 import type { Scenario } from '../../harness/workload/scenario.js';
 import { parseScenario } from '../../harness/workload/validation.js';
 import type { DmaPath } from '../../platform/dma-api.js';
-import type { QiDesc } from '../../vtd/qi.js';
+import type { QiDesc } from '../../vtd/qi-desc.js';
 
 // ---------------------------------------------------------------- scenario JSON
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InvGranularity } from '../../vtd/regs.js';
-import { decodeIotlbDescriptor, iotlbDescriptor, ccDescriptor, qiTypeName, waitDescriptor } from '../../vtd/qi.js';
+import { decodeIotlbDescriptor, iotlbDescriptor, ccDescriptor, qiTypeName, waitDescriptor } from '../../vtd/qi-desc.js';
 import { A, A_WORD, RW, iovaOf, read8, rig } from './helpers.js';
 
 describe('register-based invalidation (no QI)', () => {

@@ -21,9 +21,9 @@
  * one iommu_unmap of the call's size, so a smaller unmap closes the first runs only (the rest was
  * another call, at the next IOVA) and a larger one cannot be.
  */
-import { VTD_PAGE_MASK_LOW } from '../../../vtd/regs.js';
 import { parseDmaMap, parseDmaMapSg, parseDmaUnmap, parseIommuMap, parseIommuUnmap, traceFail, type TraceLine } from './ftrace.js';
 import { must } from '../../../kernel/assert.js';
+import { iovaOffset, pageAlignDown } from '../../../kernel/bits.js';
 
 export interface TracedEntry {
   /** the real physical address, offset included */
@@ -65,10 +65,6 @@ export interface Reconstruction {
   orphanUnmaps: number;
 }
 
-/** An address's offset in its 4 KiB page, and the page's address. */
-const pageOffset = (a: bigint): number => Number(a & BigInt(VTD_PAGE_MASK_LOW));
-const pageDown = (a: bigint): bigint => a & ~BigInt(VTD_PAGE_MASK_LOW);
-
 /** An sg list being read entry by entry, per device and CPU. */
 interface OpenList {
   line: number;
@@ -95,7 +91,7 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
         const bounced = l.event === 'bounce_map_single';
         // __intel_map_single prints aligned_nrpages(paddr, size) pages: the length is at most
         // that less the offset (bounce_map_single prints the length itself)
-        const length = bounced ? e.size : e.size - pageOffset(e.physAddr);
+        const length = bounced ? e.size : e.size - iovaOffset(e.physAddr);
         if (length <= 0) traceFail(l.line, `${l.event}: size=${e.size} leaves no byte after the offset of phys_addr`);
         const call: TracedCall = { line: l.line, cpu: l.cpu, dev: e.dev, kind: 'single', bounced, entries: [{ phys: e.physAddr, length, dma: e.devAddr }], exactLength: bounced };
         actions.push({ line: l.line, what: 'map', call });
@@ -131,14 +127,14 @@ export function calls510(lines: readonly TraceLine[], keep: (dev: string) => boo
         }
         // keyed by its first page: intel_unmap_sg hands intel_unmap the list's first dma address
         // & PAGE_MASK, which is what unmap_single prints
-        sg.set(key(e.dev, pageDown(must(call.entries[0], 'a first entry').dma)), call);
+        sg.set(key(e.dev, pageAlignDown(must(call.entries[0], 'a first entry').dma)), call);
         break;
       }
       case 'unmap_single': {
         const e = parseDmaUnmap(l);
         if (!keep(e.dev)) break;
         const ks = key(e.dev, e.devAddr);
-        const kg = key(e.dev, pageDown(e.devAddr));
+        const kg = key(e.dev, pageAlignDown(e.devAddr));
         const s = single.get(ks);
         const g = s === undefined ? sg.get(kg) : undefined;
         if (s !== undefined) {

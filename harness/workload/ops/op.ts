@@ -80,6 +80,9 @@ export function mappingField(kinds: readonly MapKind[]): FieldSpec {
   return { type: 'mapping', required: true, kinds };
 }
 
+/** the mappings the streaming DMA API takes back (dma_unmap_*, dma_sync_*): not coherent buffers */
+export const STREAMING: readonly MapKind[] = ['single', 'sg'];
+
 export const DEVICE: FieldSpec = { type: 'device', required: true };
 export const CPU: FieldSpec = { type: 'cpu', required: false };
 export const NEW_MAPPING: FieldSpec = { type: 'new-mapping', required: true };

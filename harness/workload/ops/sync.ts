@@ -2,9 +2,7 @@
 import type { PathRunner, StepResult } from '../../run/path-runner.js';
 import { compareOutcome } from '../../check/step-compare.js';
 import type { StepOf } from '../scenario.js';
-import { mappingField, type OpDescription } from './op.js';
-
-const STREAMING = ['single', 'sg'] as const;
+import { STREAMING, mappingField, type OpDescription } from './op.js';
 
 function sync(r: PathRunner, step: StepOf<'sync_for_cpu'> | StepOf<'sync_for_device'>): StepResult {
   const m = r.mapping(step.map);

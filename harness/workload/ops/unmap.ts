@@ -5,9 +5,8 @@
 import type { PathRunner, StepResult } from '../../run/path-runner.js';
 import { compareOutcome } from '../../check/step-compare.js';
 import type { StepOf } from '../scenario.js';
-import { CPU, mappingField, type OpDescription } from './op.js';
+import { CPU, STREAMING, mappingField, type OpDescription } from './op.js';
 
-const STREAMING = ['single', 'sg'] as const;
 const COHERENT = ['coherent'] as const;
 
 /** The mapping ended as its kind says; a failed or ended one is an error of the step. */
