@@ -55,13 +55,14 @@ export class IntelIommuOps implements IommuOps {
 
   /**
    * intel_iommu_domain_alloc(DMA) → md_domain_init(57): agaw for 57 bits, a fresh pgd; the
-   * rest waits for attach. Every field is set here so the object keeps one shape.
+   * rest waits for attach. Every field is set here so the object keeps one shape; pgsize_bitmap
+   * is the core's to give (__iommu_domain_alloc), so it starts empty.
    */
   domainAlloc(did: number): DmarDomain {
     const agaw = widthToAgaw(DEFAULT_DOMAIN_ADDRESS_WIDTH);
     const pgdPfn = this.m.ptPages.alloc();
     const gaw = DEFAULT_DOMAIN_ADDRESS_WIDTH;
-    return { did, gaw, agaw, pgdPfn, superpage: 0, setPteSnp: false, pgsizeBitmap: this.pgsizeBitmap, apertureEnd: (1n << BigInt(gaw)) - 1n };
+    return { did, gaw, agaw, pgdPfn, superpage: 0, setPteSnp: false, pgsizeBitmap: 0, apertureEnd: (1n << BigInt(gaw)) - 1n };
   }
 
   /**
@@ -77,7 +78,8 @@ export class IntelIommuOps implements IommuOps {
     d.gaw = Math.min(agawToWidth(unitAgaw), caps.mgaw);
     while (unitAgaw < d.agaw) d.agaw--;
     d.superpage = domainUpdateIommuSuperpage(caps.superPageVal);
-    d.pgsizeBitmap = SZ_4K | (d.superpage >= 1 ? SZ_2M : 0) | (d.superpage >= 2 ? SZ_1G : 0);
+    // domain_update_iommu_cap: pgsize_bitmap |= domain_super_pgsize_bitmap()
+    d.pgsizeBitmap |= (d.superpage >= 1 ? SZ_2M : 0) | (d.superpage >= 2 ? SZ_1G : 0);
     d.apertureEnd = (1n << BigInt(d.gaw)) - 1n;
     this.m.dmar.contextMapping(sid, d.did, d.pgdPfn, d.agaw);
     return 0;
